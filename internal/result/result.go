@@ -1,0 +1,195 @@
+// Package result defines result v1: the one JSON document that every job
+// ends with, whoever writes it (runner or dispatcher).
+package result
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// APIVersion identifies the document format.
+const APIVersion = "guestkit.io/result/v1"
+
+// Status is the outcome of a job.
+type Status string
+
+const (
+	// StatusCompleted: the runner did its work; the report is in Data.
+	StatusCompleted Status = "completed"
+	// StatusFailed: infrastructure or an unexpected error; may be retried.
+	StatusFailed Status = "failed"
+	// StatusTimeout: the job's timeout_seconds or Job deadline expired.
+	StatusTimeout Status = "timeout"
+	// StatusRejected: the spec or the image is invalid; retrying cannot help.
+	StatusRejected Status = "rejected"
+)
+
+// Phase says where a job was when it ended.
+type Phase string
+
+const (
+	PhaseSpec     Phase = "spec"     // reading and validating the spec
+	PhaseFetch    Phase = "fetch"    // getting the image
+	PhaseProbe    Phase = "probe"    // format, backing file and checksum checks
+	PhaseLaunch   Phase = "launch"   // starting the libguestfs appliance
+	PhaseInspect  Phase = "inspect"  // reading the guest
+	PhaseProfile  Phase = "profile"  // evaluating rules
+	PhaseUpload   Phase = "upload"   // writing the result
+	PhaseSchedule Phase = "schedule" // Kubernetes: the pod never ran to the end
+)
+
+// Result is result v1.
+type Result struct {
+	APIVersion     string      `json:"api_version"`
+	JobID          string      `json:"job_id"`
+	Operation      string      `json:"operation,omitempty"`
+	Status         Status      `json:"status"`
+	ExitCode       int         `json:"exit_code"`
+	Attempt        int         `json:"attempt,omitempty"`
+	IdempotencyKey string      `json:"idempotency_key,omitempty"`
+	Runner         Runner      `json:"runner"`
+	Kubernetes     *Kubernetes `json:"kubernetes,omitempty"`
+	StartedAt      time.Time   `json:"started_at"`
+	FinishedAt     time.Time   `json:"finished_at"`
+	// DurationSeconds is FinishedAt-StartedAt, kept for consumers that do not
+	// parse times.
+	DurationSeconds float64         `json:"duration_seconds"`
+	Image           *Image          `json:"image,omitempty"`
+	Accelerator     *Accelerator    `json:"accelerator,omitempty"`
+	Error           *Error          `json:"error,omitempty"`
+	Warnings        []string        `json:"warnings,omitempty"`
+	Data            json.RawMessage `json:"data,omitempty"`
+}
+
+// Runner identifies what wrote the result.
+type Runner struct {
+	Name    string `json:"name"` // guestkit-runner or guestkit-dispatcher
+	Version string `json:"version"`
+	Host    string `json:"host,omitempty"`
+}
+
+// Kubernetes identifies the pod that ran the job, when there was one.
+type Kubernetes struct {
+	Namespace string `json:"namespace,omitempty"`
+	Job       string `json:"job,omitempty"`
+	Pod       string `json:"pod,omitempty"`
+	Node      string `json:"node,omitempty"`
+}
+
+// Image holds facts about the disk image, as probed, not as claimed.
+type Image struct {
+	URI string `json:"uri"`
+	// Format is the detected format (qcow2, raw, vmdk, vdi, vhdx, ...).
+	Format string `json:"format,omitempty"`
+	// DeclaredFormat is what the spec said, when it said something.
+	DeclaredFormat string `json:"declared_format,omitempty"`
+	VirtualSize    int64  `json:"virtual_size,omitempty"`
+	FileSize       int64  `json:"file_size,omitempty"`
+	// SHA256 is set only when the checksum was computed and verified.
+	SHA256 string `json:"sha256,omitempty"`
+}
+
+// Accelerator records how the appliance ran.
+type Accelerator struct {
+	Requested string `json:"requested"` // auto, kvm or tcg
+	Used      string `json:"used"`      // kvm or tcg
+	// Fallback explains why auto did not use KVM.
+	Fallback string `json:"fallback,omitempty"`
+}
+
+// Error describes why a job did not complete.
+type Error struct {
+	Code      Code   `json:"code"`
+	Message   string `json:"message"`
+	Phase     Phase  `json:"phase"`
+	Retryable bool   `json:"retryable"`
+	// Fields lists every validation problem, for rejected specs.
+	Fields []FieldError `json:"fields,omitempty"`
+	// Details carries facts such as a pod's termination reason or log tail.
+	Details map[string]string `json:"details,omitempty"`
+}
+
+// FieldError is one validation problem: the field path and the bad value.
+type FieldError struct {
+	Field   string `json:"field"`
+	Value   string `json:"value,omitempty"`
+	Message string `json:"message"`
+}
+
+// Code is a stable machine-readable error code.
+type Code string
+
+const (
+	CodeSpecInvalid          Code = "spec_invalid"
+	CodeSpecUnsupported      Code = "spec_unsupported_operation"
+	CodeSpecConflict         Code = "spec_conflict"
+	CodeImageNotFound        Code = "image_not_found"
+	CodeImageUnreadable      Code = "image_unreadable"
+	CodeImageEmpty           Code = "image_empty"
+	CodeImageFormat          Code = "image_format_unsupported"
+	CodeImageFormatMismatch  Code = "image_format_mismatch"
+	CodeImageBackingFile     Code = "image_backing_file"
+	CodeImageCorrupt         Code = "image_corrupt"
+	CodeImageChecksum        Code = "image_checksum_mismatch"
+	CodeImageTooLarge        Code = "image_too_large"
+	CodeImageNoOS            Code = "image_no_os"
+	CodeTimeout              Code = "timeout"
+	CodeApplianceFailed      Code = "appliance_failed"
+	CodeInfrastructure       Code = "infrastructure"
+	CodeUploadFailed         Code = "upload_failed"
+	CodeInternal             Code = "internal"
+	CodePodFailed            Code = "pod_failed"
+	CodeDeadlineExceeded     Code = "deadline_exceeded"
+	CodeBackoffLimitExceeded Code = "backoff_limit_exceeded"
+)
+
+// Exit codes of guestkit-runner. They are a public contract: the
+// dispatcher's podFailurePolicy fails a Job at once on the non-retryable
+// ones (2, 3, 4).
+const (
+	ExitCompleted    = 0  // the job completed; for profiles, compliant
+	ExitInternal     = 1  // a bug: unexpected error
+	ExitNoncompliant = 2  // completed, findings at or above the threshold (as OpenSCAP)
+	ExitBadSpec      = 3  // the spec is invalid or unsupported: rejected
+	ExitBadImage     = 4  // the image is invalid, unsafe or has no OS: rejected
+	ExitInfra        = 5  // infrastructure failure: retryable
+	ExitTimeout      = 6  // timeout_seconds expired
+	ExitUploadFailed = 7  // the result could not be stored; it is on stderr
+	ExitUsage        = 64 // bad command line (EX_USAGE)
+)
+
+// NonRetryableExitCodes are the exit codes for which retrying is useless.
+func NonRetryableExitCodes() []int32 {
+	return []int32{ExitNoncompliant, ExitBadSpec, ExitBadImage}
+}
+
+// ExitCodeFor maps a final status and error to the runner's exit code.
+func ExitCodeFor(s Status, e *Error, noncompliant bool) int {
+	switch s {
+	case StatusCompleted:
+		if noncompliant {
+			return ExitNoncompliant
+		}
+		return ExitCompleted
+	case StatusTimeout:
+		return ExitTimeout
+	case StatusRejected:
+		if e != nil && isSpecCode(e.Code) {
+			return ExitBadSpec
+		}
+		return ExitBadImage
+	}
+	if e != nil {
+		switch e.Code {
+		case CodeUploadFailed:
+			return ExitUploadFailed
+		case CodeInternal:
+			return ExitInternal
+		}
+	}
+	return ExitInfra
+}
+
+func isSpecCode(c Code) bool {
+	return c == CodeSpecInvalid || c == CodeSpecUnsupported || c == CodeSpecConflict
+}
