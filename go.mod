@@ -45,5 +45,8 @@ require (
 	golang.org/x/sys v0.48.0 // indirect
 	golang.org/x/text v0.42.0 // indirect
 	gopkg.in/ini.v1 v1.67.3 // indirect
+	libguestfs.org/guestfs v1.48.6
 	sigs.k8s.io/yaml v1.6.0 // indirect
 )
+
+replace libguestfs.org/guestfs => ./internal/thirdparty/guestfs

@@ -31,12 +31,21 @@ type Owner struct {
 // report or rule parses is legitimately larger.
 const DefaultMaxFile = 4 << 20
 
+// LimitedReader is implemented by filesystems that read a bounded file in
+// fewer round trips than Stat+Open+Read.
+type LimitedReader interface {
+	ReadFileLimit(name string, max int64) ([]byte, error)
+}
+
 // ErrTooLarge is returned (wrapped) when a file exceeds the read bound.
 var ErrTooLarge = errors.New("file exceeds read limit")
 
 // ReadFile reads name, refusing files larger than max bytes, so that a
 // hostile 2 GB /etc/passwd costs nothing.
 func ReadFile(fsys fs.FS, name string, max int64) ([]byte, error) {
+	if r, ok := fsys.(LimitedReader); ok {
+		return r.ReadFileLimit(name, max)
+	}
 	fi, err := fs.Stat(fsys, name)
 	if err != nil {
 		return nil, err

@@ -1,0 +1,318 @@
+package libguestfs
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"libguestfs.org/guestfs"
+
+	"guestkit.io/batch/internal/guest"
+	"guestkit.io/batch/internal/inspect"
+)
+
+var _ inspect.Backend = (*Session)(nil)
+
+// Roots runs libguestfs inspection (inspect_os).
+func (s *Session) Roots(ctx context.Context) ([]string, error) {
+	var roots []string
+	err := s.call(ctx, "inspect_os", func(g *guestfs.Guestfs) error {
+		var err error
+		roots, err = g.Inspect_os()
+		return err
+	})
+	sort.Strings(roots)
+	return roots, err
+}
+
+// OSFacts gathers what virt-inspector prints for a root, except
+// applications, which need the root mounted.
+func (s *Session) OSFacts(ctx context.Context, root string) (inspect.OS, error) {
+	os := inspect.OS{Root: root}
+	err := s.call(ctx, "inspect_get", func(g *guestfs.Guestfs) error {
+		str := func(f func(string) (string, error), dst *string) error {
+			v, err := f(root)
+			if err != nil {
+				return err
+			}
+			if v != "unknown" {
+				*dst = v
+			}
+			return nil
+		}
+		for _, f := range []struct {
+			get func(string) (string, error)
+			dst *string
+		}{
+			{g.Inspect_get_type, &os.Type},
+			{g.Inspect_get_distro, &os.Distro},
+			{g.Inspect_get_product_name, &os.ProductName},
+			{g.Inspect_get_product_variant, &os.ProductVariant},
+			{g.Inspect_get_arch, &os.Arch},
+			{g.Inspect_get_hostname, &os.Hostname},
+			{g.Inspect_get_package_format, &os.PackageFormat},
+			{g.Inspect_get_package_management, &os.PackageManagement},
+			{g.Inspect_get_osinfo, &os.OSInfo},
+			{g.Inspect_get_format, &os.Format},
+		} {
+			if err := str(f.get, f.dst); err != nil {
+				return err
+			}
+		}
+		var err error
+		if os.MajorVersion, err = g.Inspect_get_major_version(root); err != nil {
+			return err
+		}
+		if os.MinorVersion, err = g.Inspect_get_minor_version(root); err != nil {
+			return err
+		}
+		if os.Live, err = g.Inspect_is_live(root); err != nil {
+			return err
+		}
+		if os.Netinst, err = g.Inspect_is_netinst(root); err != nil {
+			return err
+		}
+		if os.Multipart, err = g.Inspect_is_multipart(root); err != nil {
+			return err
+		}
+		if os.Type == "windows" {
+			if os.WindowsSystemroot, err = g.Inspect_get_windows_systemroot(root); err != nil {
+				return err
+			}
+			// Both exist only when the registry could be read.
+			if v, err := g.Inspect_get_windows_current_control_set(root); err == nil {
+				os.WindowsCCS = v
+			}
+			if m, err := g.Inspect_get_drive_mappings(root); err == nil && len(m) > 0 {
+				os.DriveMappings = m
+			}
+		}
+		mps, err := g.Inspect_get_mountpoints(root)
+		if err != nil {
+			return err
+		}
+		for p, dev := range mps {
+			os.Mountpoints = append(os.Mountpoints, inspect.Mountpoint{Path: p, Device: dev})
+		}
+		// virt-inspector's order: longest path first.
+		sort.Slice(os.Mountpoints, func(i, j int) bool {
+			a, b := os.Mountpoints[i].Path, os.Mountpoints[j].Path
+			if len(a) != len(b) {
+				return len(a) > len(b)
+			}
+			return a < b
+		})
+		devs, err := g.Inspect_get_filesystems(root)
+		if err != nil {
+			return err
+		}
+		for _, d := range devs {
+			os.Filesystems = append(os.Filesystems, filesystem(g, d))
+		}
+		return nil
+	})
+	if err != nil {
+		return os, fmt.Errorf("inspect %s: %w", root, err)
+	}
+	return os, nil
+}
+
+// filesystem reads type, label and UUID with one blkid call instead of
+// three vfs_* calls; both read the same superblock fields.
+func filesystem(g *guestfs.Guestfs, dev string) inspect.Filesystem {
+	fs := inspect.Filesystem{Device: dev}
+	if tags, err := g.Blkid(dev); err == nil {
+		fs.Type, fs.Label, fs.UUID = tags["TYPE"], tags["LABEL"], tags["UUID"]
+	} else if t, err := g.Vfs_type(dev); err == nil {
+		fs.Type = t
+	}
+	return fs
+}
+
+// Mount mounts the root's filesystems read-only, shortest mountpoint first.
+func (s *Session) Mount(ctx context.Context, root string) (guest.FS, []inspect.Problem, error) {
+	var probs []inspect.Problem
+	err := s.call(ctx, "mount", func(g *guestfs.Guestfs) error {
+		mps, err := g.Inspect_get_mountpoints(root)
+		if err != nil {
+			return err
+		}
+		paths := make([]string, 0, len(mps))
+		for p := range mps {
+			paths = append(paths, p)
+		}
+		sort.Slice(paths, func(i, j int) bool {
+			if len(paths[i]) != len(paths[j]) {
+				return len(paths[i]) < len(paths[j])
+			}
+			return paths[i] < paths[j]
+		})
+		for _, p := range paths {
+			if err := g.Mount_ro(mps[p], p); err != nil {
+				if p == "/" {
+					return fmt.Errorf("mount %s on /: %w", mps[p], err)
+				}
+				// As virt-inspector does: a broken /home must not hide /.
+				probs = append(probs, inspect.Problem{Section: "mount", Path: p, Message: fmt.Sprintf("mount %s: %v", mps[p], err)})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, probs, err
+	}
+	return s.FS(ctx), probs, nil
+}
+
+// Unmount unmounts everything.
+func (s *Session) Unmount(ctx context.Context) error {
+	return s.call(ctx, "umount_all", func(g *guestfs.Guestfs) error { return g.Umount_all() })
+}
+
+// Applications lists installed packages (inspect_list_applications2).
+func (s *Session) Applications(ctx context.Context, root string) ([]inspect.Application, error) {
+	var apps []inspect.Application
+	err := s.call(ctx, "inspect_list_applications2", func(g *guestfs.Guestfs) error {
+		list, err := g.Inspect_list_applications2(root)
+		if err != nil {
+			return err
+		}
+		for _, a := range *list {
+			apps = append(apps, inspect.Application{
+				Name: a.App2_name, DisplayName: a.App2_display_name, Epoch: int(a.App2_epoch),
+				Version: a.App2_version, Release: a.App2_release, Arch: a.App2_arch,
+				InstallPath: a.App2_install_path, Publisher: a.App2_publisher, URL: a.App2_url,
+				SourcePackage: a.App2_source_package, Summary: a.App2_summary, Description: a.App2_description,
+			})
+		}
+		return nil
+	})
+	return apps, err
+}
+
+// Storage describes devices, partitions, LVM and every filesystem.
+func (s *Session) Storage(ctx context.Context) (inspect.Storage, []inspect.Problem, error) {
+	st := inspect.Storage{Devices: []inspect.Device{}, Partitions: []inspect.Partition{}, Filesystems: []inspect.Filesystem{}}
+	var probs []inspect.Problem
+	note := func(section, path string, err error) {
+		probs = append(probs, inspect.Problem{Section: section, Path: path, Message: err.Error()})
+	}
+	err := s.call(ctx, "storage", func(g *guestfs.Guestfs) error {
+		devs, err := g.List_devices()
+		if err != nil {
+			return err
+		}
+		for _, d := range devs {
+			dev := inspect.Device{Name: d}
+			if dev.Size, err = g.Blockdev_getsize64(d); err != nil {
+				note("storage", d, err)
+			}
+			pt, err := g.Part_get_parttype(d)
+			if err != nil {
+				// No partition table: a whole-disk filesystem or LVM.
+				st.Devices = append(st.Devices, dev)
+				continue
+			}
+			dev.Partition = pt
+			st.Devices = append(st.Devices, dev)
+			parts, err := g.Part_list(d)
+			if err != nil {
+				note("storage", d, err)
+				continue
+			}
+			for _, p := range *parts {
+				part := inspect.Partition{
+					Name:   partName(d, int(p.Part_num)),
+					Device: d, Number: int(p.Part_num),
+					Start: int64(p.Part_start), Size: int64(p.Part_size),
+				}
+				switch pt {
+				case "msdos":
+					if id, err := g.Part_get_mbr_id(d, int(p.Part_num)); err == nil {
+						part.Type = fmt.Sprintf("0x%02x", id)
+					}
+				case "gpt":
+					if t, err := g.Part_get_gpt_type(d, int(p.Part_num)); err == nil {
+						part.Type = strings.ToLower(t)
+					}
+				}
+				st.Partitions = append(st.Partitions, part)
+			}
+		}
+		if lvm, err := lvmInfo(g); err != nil {
+			note("lvm", "", err)
+		} else if lvm != nil {
+			st.LVM = lvm
+		}
+		fss, err := g.List_filesystems()
+		if err != nil {
+			return err
+		}
+		names := make([]string, 0, len(fss))
+		for d := range fss {
+			names = append(names, d)
+		}
+		sort.Strings(names)
+		for _, d := range names {
+			fs := inspect.Filesystem{Device: d, Type: fss[d]}
+			if fs.Type != "unknown" && fs.Type != "" {
+				if tags, err := g.Blkid(d); err == nil {
+					fs.Label, fs.UUID = tags["LABEL"], tags["UUID"]
+				}
+			} else {
+				fs.Type = ""
+			}
+			if size, err := g.Blockdev_getsize64(d); err == nil {
+				fs.Size = size
+			}
+			st.Filesystems = append(st.Filesystems, fs)
+		}
+		return nil
+	})
+	return st, probs, err
+}
+
+func partName(dev string, n int) string {
+	if c := dev[len(dev)-1]; c >= '0' && c <= '9' { // nvme0n1 -> nvme0n1p1
+		return fmt.Sprintf("%sp%d", dev, n)
+	}
+	return fmt.Sprintf("%s%d", dev, n)
+}
+
+// lvmInfo lists PVs, VGs and LVs; nil when the disk has no LVM.
+func lvmInfo(g *guestfs.Guestfs) (*inspect.LVM, error) {
+	pvs, err := g.Pvs_full()
+	if err != nil {
+		return nil, err
+	}
+	if len(*pvs) == 0 {
+		return nil, nil
+	}
+	l := &inspect.LVM{PVs: []inspect.PV{}, VGs: []inspect.VG{}, LVs: []inspect.LV{}}
+	// The bindings cannot copy the uuid fields of the *_full structs, so
+	// UUIDs come from the *uuid calls.
+	for _, p := range *pvs {
+		uuid, _ := g.Pvuuid(p.Pv_name)
+		l.PVs = append(l.PVs, inspect.PV{Name: p.Pv_name, UUID: uuid, Size: int64(p.Pv_size)})
+	}
+	vgs, err := g.Vgs_full()
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range *vgs {
+		uuid, _ := g.Vguuid(v.Vg_name)
+		l.VGs = append(l.VGs, inspect.VG{Name: v.Vg_name, UUID: uuid, Size: int64(v.Vg_size), Free: int64(v.Vg_free)})
+	}
+	lvs, err := g.Lvs() // "/dev/VG/LV"
+	if err != nil {
+		return nil, err
+	}
+	for _, dev := range lvs {
+		vg, lv, _ := strings.Cut(strings.TrimPrefix(dev, "/dev/"), "/")
+		uuid, _ := g.Lvuuid(dev)
+		size, _ := g.Blockdev_getsize64(dev)
+		l.LVs = append(l.LVs, inspect.LV{Name: lv, VG: vg, UUID: uuid, Size: size})
+	}
+	return l, nil
+}

@@ -1,0 +1,304 @@
+// Package libguestfs runs the libguestfs appliance on one disk image. It is
+// the only package that imports the libguestfs bindings: inspection and
+// profiling see the guest through guest.FS and inspect.Backend.
+package libguestfs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/sirupsen/logrus"
+	"libguestfs.org/guestfs"
+
+	"guestkit.io/batch/internal/result"
+)
+
+// Accelerator choices.
+const (
+	AccelAuto = "auto"
+	AccelKVM  = "kvm"
+	AccelTCG  = "tcg"
+)
+
+// Options configure a launch.
+type Options struct {
+	Image  string
+	Format string // required: never let qemu guess
+	Accel  string // auto (default), kvm or tcg
+	// MemoryMB is the appliance memory (0: libguestfs default).
+	MemoryMB int
+	// KVMDevice is checked before trying KVM (default /dev/kvm).
+	KVMDevice string
+	Log       logrus.FieldLogger
+}
+
+// Session is one launched appliance with one read-only drive.
+type Session struct {
+	mu    sync.Mutex // a handle runs one call at a time
+	g     *guestfs.Guestfs
+	accel result.Accelerator
+	pid   atomic.Int64 // read by the context watcher without the lock
+	log   logrus.FieldLogger
+	stop  func() bool
+}
+
+// LaunchError is a failure to start the appliance.
+type LaunchError struct {
+	Accel string
+	Err   error
+}
+
+func (e *LaunchError) Error() string {
+	return fmt.Sprintf("launch appliance (%s): %v", e.Accel, e.Err)
+}
+
+func (e *LaunchError) Unwrap() error { return e.Err }
+
+// Launch starts the appliance. With AccelAuto it uses KVM when /dev/kvm is
+// usable and falls back to TCG when KVM is missing or qemu dies with it, as
+// it does on hosts with broken nested virtualisation. When ctx ends, the
+// appliance is killed and every pending call fails.
+func Launch(ctx context.Context, opts Options) (*Session, error) {
+	if opts.Format == "" {
+		return nil, errors.New("launch: image format is required")
+	}
+	if opts.Log == nil {
+		opts.Log = logrus.New()
+	}
+	if opts.KVMDevice == "" {
+		opts.KVMDevice = "/dev/kvm"
+	}
+	req := opts.Accel
+	if req == "" {
+		req = AccelAuto
+	}
+	switch req {
+	case AccelTCG:
+		return launchOnce(ctx, opts, true, result.Accelerator{Requested: req})
+	case AccelKVM:
+		if err := kvmUsable(opts.KVMDevice); err != nil {
+			return nil, &LaunchError{Accel: AccelKVM, Err: err}
+		}
+		return launchOnce(ctx, opts, false, result.Accelerator{Requested: req})
+	case AccelAuto:
+	default:
+		return nil, fmt.Errorf("launch: unknown accelerator %q (want auto, kvm or tcg)", req)
+	}
+	if err := kvmUsable(opts.KVMDevice); err != nil {
+		return launchOnce(ctx, opts, true, result.Accelerator{Requested: req, Fallback: err.Error()})
+	}
+	s, err := launchOnce(ctx, opts, false, result.Accelerator{Requested: req})
+	if err == nil || ctx.Err() != nil {
+		return s, err
+	}
+	reason := "KVM launch failed: " + lastLine(err.Error())
+	opts.Log.WithFields(logrus.Fields{"image": opts.Image, "error": err}).Warn("KVM launch failed, falling back to TCG")
+	return launchOnce(ctx, opts, true, result.Accelerator{Requested: req, Fallback: reason})
+}
+
+func launchOnce(ctx context.Context, opts Options, tcg bool, acc result.Accelerator) (*Session, error) {
+	name := AccelKVM
+	if tcg {
+		name = AccelTCG
+	}
+	g, err := guestfs.Create()
+	if err != nil {
+		return nil, &LaunchError{Accel: name, Err: err}
+	}
+	s := &Session{g: g, accel: acc, log: opts.Log}
+	fail := func(err error) (*Session, error) {
+		g.Close()
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("launch appliance: %w", ctx.Err())
+		}
+		return nil, &LaunchError{Accel: name, Err: err}
+	}
+	settings := []string{}
+	if tcg {
+		settings = append(settings, "force_tcg")
+	}
+	if err := g.Set_backend("direct"); err != nil {
+		return fail(err)
+	}
+	if err := g.Set_backend_settings(settings); err != nil {
+		return fail(err)
+	}
+	if opts.MemoryMB > 0 {
+		if err := g.Set_memsize(opts.MemoryMB); err != nil {
+			return fail(err)
+		}
+	}
+	// No network: an untrusted guest gets no way out.
+	if err := g.Set_network(false); err != nil {
+		return fail(err)
+	}
+	if err := g.Set_identifier("guestkit"); err != nil {
+		return fail(err)
+	}
+	abs, err := filepath.Abs(opts.Image)
+	if err != nil {
+		return fail(err)
+	}
+	if err := g.Add_drive(abs, &guestfs.OptargsAdd_drive{
+		Readonly_is_set: true, Readonly: true,
+		Format_is_set: true, Format: opts.Format,
+	}); err != nil {
+		return fail(err)
+	}
+	// Until launch returns there is no pid to kill; the watcher then kills
+	// our qemu children directly.
+	s.stop = context.AfterFunc(ctx, s.kill)
+	if err := g.Launch(); err != nil {
+		s.stop()
+		return fail(err)
+	}
+	pid, err := g.Get_pid()
+	if err == nil {
+		s.pid.Store(int64(pid))
+	}
+	if ctx.Err() != nil {
+		s.Close()
+		return nil, fmt.Errorf("launch appliance: %w", ctx.Err())
+	}
+	s.accel.Used = name
+	if !tcg && pid > 0 && !usesKVM(pid) {
+		s.accel.Used = AccelTCG
+		s.accel.Fallback = "qemu did not open /dev/kvm"
+	}
+	return s, nil
+}
+
+// Accelerator says what was requested and used.
+func (s *Session) Accelerator() result.Accelerator { return s.accel }
+
+// Close shuts the appliance down. It is safe to call twice.
+func (s *Session) Close() error {
+	if s.stop != nil {
+		s.stop()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.g == nil {
+		return nil
+	}
+	g := s.g
+	s.g = nil
+	if err := g.Close(); err != nil {
+		return fmt.Errorf("close appliance: %s", err.Errmsg)
+	}
+	return nil
+}
+
+// kill ends qemu without taking the handle lock, so that a blocked call
+// returns. It runs from the context watcher.
+func (s *Session) kill() {
+	if pid := int(s.pid.Load()); pid > 0 {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		s.log.WithField("pid", pid).Warn("appliance killed: job context ended")
+		return
+	}
+	for _, p := range qemuChildren() {
+		_ = syscall.Kill(p, syscall.SIGKILL)
+		s.log.WithField("pid", p).Warn("appliance killed during launch: job context ended")
+	}
+}
+
+// call runs fn with the handle, serialised, and fails after Close.
+func (s *Session) call(ctx context.Context, op string, fn func(g *guestfs.Guestfs) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.g == nil {
+		return fmt.Errorf("%s: appliance closed", op)
+	}
+	err := fn(s.g)
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("%s: %w", op, ctx.Err())
+	}
+	return err
+}
+
+// kvmUsable opens the KVM device and asks its API version, which is what
+// fails when the device is absent or not ours.
+func kvmUsable(dev string) error {
+	f, err := os.OpenFile(dev, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("KVM unavailable: %w", err)
+	}
+	defer f.Close()
+	const kvmGetAPIVersion = 0xAE00
+	v, _, errno := syscall.Syscall(syscall.SYS_IOCTL, f.Fd(), kvmGetAPIVersion, 0)
+	if errno != 0 {
+		return fmt.Errorf("KVM unavailable: %s: KVM_GET_API_VERSION: %w", dev, errno)
+	}
+	if v != 12 {
+		return fmt.Errorf("KVM unavailable: %s: API version %d, want 12", dev, v)
+	}
+	return nil
+}
+
+// usesKVM reports whether process pid holds /dev/kvm open.
+func usesKVM(pid int) bool {
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	for _, e := range ents {
+		if t, err := os.Readlink(filepath.Join(dir, e.Name())); err == nil && t == "/dev/kvm" {
+			return true
+		}
+	}
+	return false
+}
+
+// qemuChildren lists our child processes that run qemu.
+func qemuChildren() []int {
+	self := os.Getpid()
+	ents, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...
+		s := string(stat)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		comm := s[strings.IndexByte(s, '(')+1 : i]
+		f := strings.Fields(s[i+1:])
+		if len(f) < 2 || f[1] != strconv.Itoa(self) || !strings.HasPrefix(comm, "qemu") {
+			continue
+		}
+		pids = append(pids, pid)
+	}
+	return pids
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	if len(s) > 300 {
+		s = s[:300]
+	}
+	return s
+}

@@ -1,0 +1,1 @@
+/usr/share/gocode/src/libguestfs.org/guestfs/guestfs.go
