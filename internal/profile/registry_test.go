@@ -1,0 +1,49 @@
+package profile
+
+import (
+	"regexp"
+	"slices"
+	"testing"
+)
+
+func TestRegistryIntegrity(t *testing.T) {
+	rules := Rules()
+	if len(rules) < 40 {
+		t.Fatalf("%d rules, want at least 40", len(rules))
+	}
+	seen := map[string]bool{}
+	idRe := regexp.MustCompile(`^([a-z0-9_-]+|CIS-[A-Z0-9.-]+)$`)
+	for _, r := range rules {
+		if seen[r.ID] {
+			t.Errorf("duplicate rule id %s", r.ID)
+		}
+		seen[r.ID] = true
+		if !idRe.MatchString(r.ID) {
+			t.Errorf("%s: id style", r.ID)
+		}
+		if r.Title == "" || r.Remediation == "" || r.Eval == nil || r.Severity.Rank() == 0 || r.Severity == SeverityNone {
+			t.Errorf("%s: incomplete rule", r.ID)
+		}
+		if len(r.Profiles) == 0 {
+			t.Errorf("%s: in no profile", r.ID)
+		}
+		if !r.Legacy && !slices.ContainsFunc([]string{"security", "compliance", "hardening"}, func(p string) bool { return slices.Contains(r.Profiles, p) }) {
+			t.Errorf("%s: in no seed profile", r.ID)
+		}
+	}
+	for _, id := range []string{"CIS-SSH-001", "CIS-SSH-002", "CIS-FW-001", "CIS-1.6.1.1", "CIS-5.4.1.1", "CIS-2.2.1", "CIS-1.1.3"} {
+		if !seen[id] {
+			t.Errorf("legacy id %s missing", id)
+		}
+	}
+	for _, p := range Profiles() {
+		if len(p.Rules) == 0 {
+			t.Errorf("profile %s is empty", p.Name)
+		}
+		for _, id := range p.Rules {
+			if !seen[id] {
+				t.Errorf("profile %s names unknown rule %s", p.Name, id)
+			}
+		}
+	}
+}

@@ -1,0 +1,378 @@
+package profile
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"guestkit.io/batch/internal/guestconf"
+)
+
+// grubConfigs are the generated GRUB configurations, Debian's then RHEL's.
+func grubConfigs() []string { return []string{"boot/grub/grub.cfg", "boot/grub2/grub.cfg"} }
+
+func findGrubCfg(e *Env) []string {
+	var out []string
+	for _, c := range grubConfigs() {
+		if guestconf.Exists(e.FS(), c) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func grubApplies() Applicability {
+	return Applicability{When: func(e *Env) (bool, string) {
+		if len(findGrubCfg(e)) > 0 {
+			return true, ""
+		}
+		return false, "no GRUB configuration (/boot/grub/grub.cfg, /boot/grub2/grub.cfg): another boot loader, or /boot not mounted"
+	}}
+}
+
+// kernelCmdlines collects kernel command lines from everywhere a boot
+// configuration keeps them: /etc/default/grub (+ grub.d), grub.cfg linux
+// lines, BLS entries and /etc/kernel/cmdline. Read errors are skipped: the
+// command line is supporting evidence, not the rule's main input.
+func kernelCmdlines(e *Env) []guestconf.KV {
+	var out []guestconf.KV
+	defs := []string{"etc/default/grub"}
+	if more, err := guestconf.Glob(e.FS(), "/etc/default/grub.d/*.cfg"); err == nil {
+		defs = append(defs, more...)
+	}
+	for _, f := range defs {
+		data, err := guestconf.ReadFile(e.FS(), f)
+		if err != nil {
+			continue
+		}
+		for _, kv := range guestconf.ParseEqualKV(data, guestconf.Abs(f)) {
+			if kv.Key == "GRUB_CMDLINE_LINUX" || kv.Key == "GRUB_CMDLINE_LINUX_DEFAULT" {
+				out = append(out, kv)
+			}
+		}
+	}
+	cfgs := findGrubCfg(e)
+	if bls, err := guestconf.Glob(e.FS(), "/boot/loader/entries/*.conf"); err == nil {
+		cfgs = append(cfgs, bls...)
+	}
+	cfgs = append(cfgs, "etc/kernel/cmdline")
+	for _, f := range cfgs {
+		data, err := guestconf.ReadFile(e.FS(), f)
+		if err != nil {
+			continue
+		}
+		for i, l := range strings.Split(string(data), "\n") {
+			fl := strings.Fields(l)
+			if f == "etc/kernel/cmdline" && len(fl) > 0 {
+				out = append(out, guestconf.KV{Key: "cmdline", Value: strings.Join(fl, " "), Source: guestconf.Source{File: "/etc/kernel/cmdline", Line: i + 1}})
+				continue
+			}
+			if len(fl) > 1 && (fl[0] == "linux" || fl[0] == "linux16" || fl[0] == "linuxefi" || fl[0] == "options") {
+				out = append(out, guestconf.KV{Key: fl[0], Value: strings.Join(fl[1:], " "), Source: guestconf.Source{File: guestconf.Abs(f), Line: i + 1}})
+			}
+		}
+	}
+	return out
+}
+
+// cmdlineArg finds kernel arguments matching pred.
+func cmdlineArgs(e *Env, pred func(arg string) bool) []Evidence {
+	var out []Evidence
+	for _, c := range kernelCmdlines(e) {
+		for _, a := range strings.Fields(strings.Trim(c.Value, `"'`)) {
+			if pred(a) {
+				out = append(out, at(c.Source, a, "on the kernel command line ("+c.Key+")"))
+			}
+		}
+	}
+	return out
+}
+
+func grubPassword(_ context.Context, e *Env) Outcome {
+	var ev []Evidence
+	for _, c := range findGrubCfg(e) {
+		data, err := guestconf.ReadFile(e.FS(), c)
+		if err != nil {
+			return readFailure(err)
+		}
+		var su, pw *Evidence
+		for i, l := range strings.Split(string(data), "\n") {
+			t := strings.TrimSpace(l)
+			src := guestconf.Source{File: guestconf.Abs(c), Line: i + 1}
+			if strings.HasPrefix(t, "set superusers=") && su == nil {
+				x := at(src, t, "superuser set")
+				su = &x
+			}
+			if f := strings.Fields(t); len(f) >= 3 && f[0] == "password_pbkdf2" && pw == nil {
+				shown := "<hash>"
+				if strings.Contains(f[2], "GRUB2_PASSWORD") {
+					shown = f[2]
+				}
+				x := at(src, "password_pbkdf2 "+f[1]+" "+shown, "PBKDF2 password set")
+				pw = &x
+			}
+		}
+		if su == nil || pw == nil {
+			ev = append(ev, Evidence{File: guestconf.Abs(c), Note: "no `set superusers=` with a `password_pbkdf2` line: anyone at the console can edit boot entries"})
+			continue
+		}
+		if !strings.Contains(pw.Value, "GRUB2_PASSWORD") {
+			return pass(*su, *pw)
+		}
+		// RHEL's 01_users sources user.cfg and uses ${GRUB2_PASSWORD} from it.
+		uc := strings.TrimSuffix(c, "grub.cfg") + "user.cfg"
+		d, err := guestconf.ReadFile(e.FS(), uc)
+		if err != nil && !isNotExist(err) {
+			return readFailure(err)
+		}
+		if kv, ok := guestconf.Last(guestconf.ParseEqualKV(d, guestconf.Abs(uc)), "GRUB2_PASSWORD", false); ok && strings.HasPrefix(kv.Value, "grub.pbkdf2.") {
+			return pass(*su, *pw, at(kv.Source, "GRUB2_PASSWORD=<hash>", "password hash in user.cfg"))
+		}
+		ev = append(ev, *su, *pw, Evidence{File: guestconf.Abs(uc), Note: "no GRUB2_PASSWORD=grub.pbkdf2... hash: the password is empty and not enforced (run grub2-setpassword)"})
+	}
+	return fail(ev...)
+}
+
+func selinuxApplies() Applicability {
+	return Applicability{When: func(e *Env) (bool, string) {
+		if e.OS().Family == "rhel" || guestconf.Exists(e.FS(), "etc/selinux/config") {
+			return true, ""
+		}
+		return false, fmt.Sprintf("SELinux is not configured (no /etc/selinux/config) on a %s-family guest", orUnknown(e.OS().Family))
+	}}
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
+
+// selinuxConfig reads a key of /etc/selinux/config.
+func selinuxConfig(e *Env, key string) (guestconf.KV, bool, error) {
+	data, err := guestconf.ReadFile(e.FS(), "etc/selinux/config")
+	if err != nil {
+		return guestconf.KV{}, false, err
+	}
+	kv, ok := guestconf.Last(guestconf.ParseEqualKV(data, "/etc/selinux/config"), key, false)
+	return kv, ok, nil
+}
+
+// selinuxMode decides whether SELinux enforces at boot; allowPermissive
+// relaxes it to "not disabled".
+func selinuxMode(e *Env, allowPermissive bool) Outcome {
+	kv, ok, err := selinuxConfig(e, "SELINUX")
+	if err != nil {
+		if isNotExist(err) {
+			return fail(Evidence{File: "/etc/selinux/config", Note: "does not exist: SELinux is disabled"})
+		}
+		return readFailure(err)
+	}
+	if !ok {
+		return fail(Evidence{File: "/etc/selinux/config", Note: "no SELINUX= line: SELinux is disabled"})
+	}
+	v := strings.ToLower(kv.Value)
+	good := v == "enforcing" || (allowPermissive && v == "permissive")
+	ev := []Evidence{at(kv.Source, "SELINUX="+kv.Value, "")}
+	if good {
+		ev[0].Note = "SELinux mode at boot"
+	} else {
+		ev[0].Note = "SELinux is not enforcing"
+	}
+	off := cmdlineArgs(e, func(a string) bool {
+		return a == "selinux=0" || (!allowPermissive && a == "enforcing=0")
+	})
+	if len(off) > 0 {
+		good = false
+		ev = append(ev, off...)
+	}
+	return decide(good, ev...)
+}
+
+func apparmorConfigured(_ context.Context, e *Env) Outcome {
+	var ev []Evidence
+	good := true
+	if e.PackagesKnown() {
+		if p, ok := e.Installed("apparmor"); ok {
+			ev = append(ev, Evidence{Value: p.Name + " " + p.Version, Note: "package installed"})
+		} else {
+			good = false
+			ev = append(ev, note("package apparmor is not installed"))
+		}
+	} else if guestconf.Exists(e.FS(), "etc/apparmor.d") {
+		ev = append(ev, fileNote("etc/apparmor.d", "AppArmor profiles present (package list unknown)"))
+	} else {
+		return notChecked("package list unknown and /etc/apparmor.d does not exist")
+	}
+	off := cmdlineArgs(e, func(a string) bool {
+		return a == "apparmor=0" || (strings.HasPrefix(a, "security=") && a != "security=apparmor")
+	})
+	if len(off) > 0 {
+		good = false
+		for i := range off {
+			off[i].Note = "disables AppArmor " + off[i].Note
+		}
+		ev = append(ev, off...)
+	} else {
+		ev = append(ev, note("no apparmor=0 or other security= module on the kernel command line"))
+	}
+	return decide(good, ev...)
+}
+
+// modprobeDirs are the modprobe.d directories, highest priority first.
+func modprobeDirs() []string {
+	return []string{"etc/modprobe.d", "run/modprobe.d", "usr/local/lib/modprobe.d", "usr/lib/modprobe.d", "lib/modprobe.d"}
+}
+
+func moduleDisabled(mod string) func(context.Context, *Env) Outcome {
+	norm := func(s string) string { return strings.ReplaceAll(s, "-", "_") }
+	return func(_ context.Context, e *Env) Outcome {
+		files, err := guestconf.Fragments(e.FS(), modprobeDirs(), ".conf")
+		if err != nil {
+			return readFailure(err)
+		}
+		var inst, bl *Evidence
+		for _, f := range files {
+			data, err := guestconf.ReadFile(e.FS(), f)
+			if err != nil {
+				return readFailure(err)
+			}
+			for i, l := range strings.Split(string(data), "\n") {
+				fl := strings.Fields(l)
+				if len(fl) < 2 || norm(fl[1]) != norm(mod) {
+					continue
+				}
+				src := guestconf.Source{File: guestconf.Abs(f), Line: i + 1}
+				switch fl[0] {
+				case "install":
+					if inst == nil && len(fl) >= 3 {
+						cmd := strings.Join(fl[2:], " ")
+						ok := cmd == "/bin/false" || cmd == "/bin/true" || cmd == "/usr/bin/false" || cmd == "/usr/bin/true"
+						x := at(src, strings.Join(fl, " "), "")
+						if ok {
+							x.Note = "loading runs a no-op instead"
+						} else {
+							x.Note = "install command does not prevent loading"
+						}
+						inst = &x
+					}
+				case "blacklist":
+					if bl == nil {
+						x := at(src, strings.Join(fl, " "), "not loaded automatically")
+						bl = &x
+					}
+				}
+			}
+		}
+		var ev []Evidence
+		good := true
+		if inst == nil || !strings.HasPrefix(inst.Note, "loading runs") {
+			good = false
+		}
+		if inst != nil {
+			ev = append(ev, *inst)
+		} else {
+			ev = append(ev, note("no `install %s /bin/false` in %s", mod, joinList(absAll(modprobeDirs()))))
+		}
+		if bl != nil {
+			ev = append(ev, *bl)
+		} else {
+			good = false
+			ev = append(ev, note("no `blacklist %s` in modprobe.d", mod))
+		}
+		return decide(good, ev...)
+	}
+}
+
+func bootRules() []Rule {
+	hard, comp := []string{"hardening"}, []string{"compliance"}
+	return []Rule{
+		{
+			ID: "grub2_password", Title: "GRUB requires a password to edit boot entries", Severity: SeverityHigh,
+			References:  References{CISDebian: "1.4.1", CISRHEL: "1.4.1", ComplianceAsCode: "grub2_password", PCIDSS: []string{"2.2.6"}},
+			Remediation: "Debian: add `set superusers=\"root\"` and `password_pbkdf2 root <grub-mkpasswd-pbkdf2 hash>` to /etc/grub.d/40_custom and run update-grub. RHEL: grub2-setpassword.",
+			Profiles:    hard,
+			Applies:     grubApplies(),
+			Eval:        grubPassword,
+		},
+		{
+			ID: "file_permissions_grub2_cfg", Title: "grub.cfg is mode 0600 and owned by root", Severity: SeverityMedium,
+			References:  References{CISDebian: "1.4.2", CISRHEL: "1.4.2", ComplianceAsCode: "file_permissions_grub2_cfg", PCIDSS: []string{"2.2.6"}},
+			Remediation: "chown root:root grub.cfg && chmod 0600 grub.cfg (/boot/grub/grub.cfg or /boot/grub2/grub.cfg); update-grub on Debian writes 0444 again unless fixed after each run.",
+			Profiles:    hard,
+			Applies:     grubApplies(),
+			Eval: func(_ context.Context, e *Env) Outcome {
+				var ev []Evidence
+				status := StatusPass
+				for _, c := range findGrubCfg(e) {
+					o := checkPerms(e, c, 0o600, []uint32{0}, func() Outcome { return Outcome{Status: StatusPass} })
+					ev = append(ev, o.Evidence...)
+					if statusRank(o.Status) > statusRank(status) {
+						status = o.Status
+					}
+				}
+				return Outcome{Status: status, Evidence: ev}
+			},
+		},
+		{
+			ID: "selinux_state", Title: "SELinux is enforcing", Severity: SeverityHigh,
+			References:  References{CISDebian: "1.3.1.5", CISRHEL: "1.3.1.5", ComplianceAsCode: "selinux_state", PCIDSS: []string{"2.2.1"}},
+			Remediation: "Set `SELINUX=enforcing` in /etc/selinux/config, remove selinux=0/enforcing=0 from the kernel command line, and relabel (touch /.autorelabel).",
+			Profiles:    comp,
+			Applies:     selinuxApplies(),
+			Eval:        func(_ context.Context, e *Env) Outcome { return selinuxMode(e, false) },
+		},
+		{
+			ID: "selinux_policytype", Title: "SELinux uses the targeted (or mls) policy", Severity: SeverityMedium,
+			References:  References{CISDebian: "1.3.1.3", CISRHEL: "1.3.1.3", ComplianceAsCode: "selinux_policytype", PCIDSS: []string{"2.2.1"}},
+			Remediation: "Set `SELINUXTYPE=targeted` in /etc/selinux/config.",
+			Profiles:    comp,
+			Applies:     selinuxApplies(),
+			Eval: func(_ context.Context, e *Env) Outcome {
+				kv, ok, err := selinuxConfig(e, "SELINUXTYPE")
+				if err != nil {
+					if isNotExist(err) {
+						return fail(Evidence{File: "/etc/selinux/config", Note: "does not exist: no SELinux policy"})
+					}
+					return readFailure(err)
+				}
+				if !ok {
+					return fail(Evidence{File: "/etc/selinux/config", Note: "no SELINUXTYPE= line"})
+				}
+				v := strings.ToLower(kv.Value)
+				return decide(v == "targeted" || v == "mls", at(kv.Source, "SELINUXTYPE="+kv.Value, "want targeted or mls"))
+			},
+		},
+		{
+			ID: "apparmor_configured", Title: "AppArmor is installed and not disabled at boot", Severity: SeverityHigh,
+			References:  References{CISDebian: "1.3.1.2", ComplianceAsCode: "grub2_enable_apparmor", PCIDSS: []string{"2.2.1"}},
+			Remediation: "Install apparmor (apt install apparmor apparmor-utils) and remove apparmor=0 or security=<other> from GRUB_CMDLINE_LINUX in /etc/default/grub, then update-grub.",
+			Profiles:    comp,
+			Applies:     Applicability{Families: []string{"debian", "suse"}},
+			Eval:        apparmorConfigured,
+		},
+		{
+			ID: "kernel_module_cramfs_disabled", Title: "The cramfs module cannot be loaded", Severity: SeverityLow,
+			References:  References{CISDebian: "1.1.1.1", CISRHEL: "1.1.1.1", ComplianceAsCode: "kernel_module_cramfs_disabled"},
+			Remediation: "Create /etc/modprobe.d/cramfs.conf with `install cramfs /bin/false` and `blacklist cramfs`.",
+			Profiles:    hard,
+			Eval:        moduleDisabled("cramfs"),
+		},
+	}
+}
+
+// statusRank orders statuses for combining: pass < notchecked < error < fail.
+func statusRank(s Status) int {
+	switch s {
+	case StatusPass:
+		return 0
+	case StatusNotChecked:
+		return 1
+	case StatusError:
+		return 2
+	case StatusFail:
+		return 3
+	}
+	return 0
+}

@@ -1,0 +1,542 @@
+package profile
+
+import (
+	"context"
+	"fmt"
+	"path"
+	"strings"
+
+	"guestkit.io/batch/internal/guestconf"
+)
+
+// pkgRemoved fails when any of names is installed.
+func pkgRemoved(names ...string) func(context.Context, *Env) Outcome {
+	return func(_ context.Context, e *Env) Outcome {
+		if !e.PackagesKnown() {
+			return notChecked(e.pkgsWhy)
+		}
+		var bad []Evidence
+		for _, n := range names {
+			if p, ok := e.Installed(n); ok {
+				bad = append(bad, Evidence{Value: strings.TrimSpace(p.Name + " " + p.Version), Note: "package installed"})
+			}
+		}
+		if len(bad) > 0 {
+			return fail(bad...)
+		}
+		return pass(note("none of %s is installed (%d packages listed)", joinList(names), len(e.pkgs)))
+	}
+}
+
+// pkgInstalled passes when any of names is installed.
+func pkgInstalled(names ...string) func(context.Context, *Env) Outcome {
+	return func(_ context.Context, e *Env) Outcome {
+		if !e.PackagesKnown() {
+			return notChecked(e.pkgsWhy)
+		}
+		if p, ok := e.Installed(names...); ok {
+			return pass(Evidence{Value: strings.TrimSpace(p.Name + " " + p.Version), Note: "package installed"})
+		}
+		return fail(note("none of %s is installed (%d packages listed)", joinList(names), len(e.pkgs)))
+	}
+}
+
+// unitStates describes units; enabled lists the ones that start at boot.
+func unitStates(e *Env, units ...string) (enabled, all []Evidence, err error) {
+	for _, u := range units {
+		st, err := e.Systemd().Unit(u)
+		if err != nil {
+			return nil, nil, err
+		}
+		switch {
+		case st.Masked:
+			all = append(all, Evidence{File: st.Evidence[0].File, Value: u, Note: "masked (links to /dev/null)"})
+		case st.Enabled:
+			ev := Evidence{File: st.Evidence[0].File, Value: u, Note: "enabled"}
+			if st.UnitFile != "" {
+				ev.Note = "enabled; unit file " + st.UnitFile
+			}
+			enabled = append(enabled, ev)
+			all = append(all, ev)
+		case st.UnitFile != "":
+			all = append(all, Evidence{File: st.UnitFile, Value: u, Note: "installed, not enabled"})
+		default:
+			all = append(all, Evidence{Value: u, Note: "no unit file"})
+		}
+	}
+	return enabled, all, nil
+}
+
+// unitsDisabled passes when none of units is enabled.
+func unitsDisabled(units ...string) func(context.Context, *Env) Outcome {
+	return func(_ context.Context, e *Env) Outcome {
+		on, all, err := unitStates(e, units...)
+		if err != nil {
+			return readFailure(err)
+		}
+		if len(on) > 0 {
+			return fail(on...)
+		}
+		return pass(all...)
+	}
+}
+
+// superServerEntries finds services that inetd or xinetd would start.
+// Entries count only when the super-server itself is present.
+func superServerEntries(e *Env, names []string) ([]Evidence, error) {
+	var out []Evidence
+	inetd := guestconf.Exists(e.FS(), "usr/sbin/inetd") || guestconf.Exists(e.FS(), "usr/sbin/xinetd")
+	if _, ok := e.Installed("openbsd-inetd", "inetutils-inetd", "rlinetd", "xinetd"); ok {
+		inetd = true
+	}
+	if !inetd {
+		return nil, nil
+	}
+	data, err := guestconf.ReadFile(e.FS(), "etc/inetd.conf")
+	if err != nil && !isNotExist(err) {
+		return nil, err
+	}
+	for i, l := range strings.Split(string(data), "\n") {
+		f := strings.Fields(l)
+		if len(f) == 0 || strings.HasPrefix(f[0], "#") {
+			continue
+		}
+		svc := f[0]
+		if j := strings.LastIndexByte(svc, ':'); j >= 0 {
+			svc = svc[j+1:] // host:service
+		}
+		for _, n := range names {
+			if svc == n {
+				out = append(out, Evidence{File: "/etc/inetd.conf", Line: i + 1, Value: strings.TrimSpace(l), Note: "inetd starts " + n})
+			}
+		}
+	}
+	files := []string{"etc/xinetd.conf"}
+	if more, err := guestconf.Glob(e.FS(), "/etc/xinetd.d/*"); err == nil {
+		files = append(files, more...)
+	}
+	for _, f := range files {
+		data, err := guestconf.ReadFile(e.FS(), f)
+		if err != nil {
+			if isNotExist(err) {
+				continue
+			}
+			return nil, err
+		}
+		cur, curLine, disabled := "", 0, false
+		for i, l := range strings.Split(string(data), "\n") {
+			t := strings.TrimSpace(l)
+			switch {
+			case strings.HasPrefix(t, "service "):
+				cur, curLine, disabled = strings.TrimSpace(strings.TrimPrefix(t, "service ")), i+1, false
+			case cur != "" && strings.HasPrefix(t, "disable"):
+				_, v, _ := strings.Cut(t, "=")
+				disabled = strings.TrimSpace(v) == "yes"
+			case cur != "" && strings.HasPrefix(t, "}"):
+				for _, n := range names {
+					if cur == n && !disabled {
+						out = append(out, Evidence{File: guestconf.Abs(f), Line: curLine, Value: "service " + cur, Note: "xinetd service not disabled (disable = yes missing)"})
+					}
+				}
+				cur = ""
+			}
+		}
+	}
+	return out, nil
+}
+
+// networkServiceDisabled fails when a unit or a super-server entry starts
+// the service.
+func networkServiceDisabled(inetdNames []string, units ...string) func(context.Context, *Env) Outcome {
+	return func(_ context.Context, e *Env) Outcome {
+		on, all, err := unitStates(e, units...)
+		if err != nil {
+			return readFailure(err)
+		}
+		sup, err := superServerEntries(e, inetdNames)
+		if err != nil {
+			return readFailure(err)
+		}
+		if len(on)+len(sup) > 0 {
+			return fail(append(on, sup...)...)
+		}
+		return pass(append(all, note("no inetd.conf or xinetd.d entry starts %s", joinList(inetdNames)))...)
+	}
+}
+
+// firewallActive looks for a host firewall that starts at boot.
+func firewallActive(_ context.Context, e *Env) Outcome {
+	var seen []Evidence
+	// ufw: its unit loads the rules only with ENABLED=yes.
+	if data, err := guestconf.ReadFile(e.FS(), "etc/ufw/ufw.conf"); err == nil {
+		kv, ok := guestconf.Last(guestconf.ParseEqualKV(data, "/etc/ufw/ufw.conf"), "ENABLED", false)
+		on, _, err := unitStates(e, "ufw.service")
+		if err != nil {
+			return readFailure(err)
+		}
+		if ok && strings.EqualFold(kv.Value, "yes") && len(on) > 0 {
+			return pass(at(kv.Source, "ENABLED="+kv.Value, "ufw is enabled"), on[0])
+		}
+		if ok {
+			seen = append(seen, at(kv.Source, "ENABLED="+kv.Value, "ufw installed; needs ENABLED=yes and ufw.service enabled"))
+		}
+	} else if !isNotExist(err) {
+		return readFailure(err)
+	}
+	type fw struct {
+		unit  string
+		rules []string // a rules file that must exist, if any
+	}
+	for _, f := range []fw{
+		{"firewalld.service", nil},
+		{"nftables.service", []string{"etc/nftables.conf", "etc/sysconfig/nftables.conf"}},
+		{"netfilter-persistent.service", []string{"etc/iptables/rules.v4"}},
+		{"iptables.service", []string{"etc/sysconfig/iptables", "etc/iptables/iptables.rules"}},
+		{"iptables", []string{"etc/iptables/rules-save"}}, // Alpine OpenRC
+	} {
+		on, all, err := unitStates(e, f.unit)
+		if err != nil {
+			return readFailure(err)
+		}
+		if len(on) == 0 {
+			if all[0].Note != "no unit file" {
+				seen = append(seen, all[0])
+			}
+			continue
+		}
+		if f.rules == nil {
+			return pass(on...)
+		}
+		for _, r := range f.rules {
+			if guestconf.Exists(e.FS(), r) {
+				return pass(on[0], fileNote(r, "rules file loaded at boot"))
+			}
+		}
+		seen = append(seen, Evidence{File: on[0].File, Value: f.unit, Note: "enabled but no rules file: " + joinList(absAll(f.rules))})
+	}
+	return fail(append(seen, note("no host firewall starts at boot (ufw, firewalld, nftables, iptables)"))...)
+}
+
+// chronySources collects server/pool/peer/refclock lines of chrony's
+// configuration, following include, confdir and sourcedir like chronyd.
+func chronySources(e *Env) (conf string, sources []Evidence, err error) {
+	for _, c := range []string{"etc/chrony/chrony.conf", "etc/chrony.conf"} {
+		if guestconf.Exists(e.FS(), c) {
+			conf = c
+			break
+		}
+	}
+	if conf == "" {
+		return "", nil, nil
+	}
+	var read func(name string, directives bool, depth int) error
+	read = func(name string, directives bool, depth int) error {
+		if depth > 10 {
+			return fmt.Errorf("%s: include nested too deep", guestconf.Abs(name))
+		}
+		data, err := guestconf.ReadFile(e.FS(), name)
+		if err != nil {
+			return err
+		}
+		for i, l := range strings.Split(string(data), "\n") {
+			f := strings.Fields(l)
+			if len(f) == 0 || strings.HasPrefix(f[0], "#") || strings.HasPrefix(f[0], "!") || strings.HasPrefix(f[0], ";") || strings.HasPrefix(f[0], "%") {
+				continue
+			}
+			src := guestconf.Source{File: guestconf.Abs(name), Line: i + 1}
+			switch strings.ToLower(f[0]) {
+			case "server", "pool", "peer", "refclock":
+				if len(f) > 1 {
+					sources = append(sources, at(src, strings.Join(f, " "), "time source"))
+				}
+			case "include", "confdir", "sourcedir":
+				if !directives {
+					continue
+				}
+				for _, arg := range f[1:] {
+					var files []string
+					switch strings.ToLower(f[0]) {
+					case "include":
+						files, err = guestconf.Glob(e.FS(), arg)
+					case "sourcedir":
+						files, err = guestconf.Glob(e.FS(), path.Join(arg, "*.sources"))
+					case "confdir":
+						files, err = guestconf.Glob(e.FS(), path.Join(arg, "*.conf"))
+					}
+					if err != nil {
+						return err
+					}
+					for _, fn := range files {
+						if err := read(fn, strings.ToLower(f[0]) != "sourcedir", depth+1); err != nil && !isNotExist(err) {
+							return err
+						}
+					}
+				}
+			}
+		}
+		return nil
+	}
+	return guestconf.Abs(conf), sources, read(conf, true, 0)
+}
+
+func timeSync(_ context.Context, e *Env) Outcome {
+	var seen []Evidence
+	conf, srcs, err := chronySources(e)
+	if err != nil {
+		return readFailure(err)
+	}
+	if conf != "" {
+		on, all, err := unitStates(e, "chrony.service", "chronyd.service")
+		if err != nil {
+			return readFailure(err)
+		}
+		if len(on) > 0 && len(srcs) > 0 {
+			return pass(append(on[:1], srcs...)...)
+		}
+		seen = append(seen, all...)
+		if len(srcs) == 0 {
+			seen = append(seen, Evidence{File: conf, Note: "chrony has no server, pool, peer or refclock line"})
+		}
+	}
+	on, all, err := unitStates(e, "systemd-timesyncd.service")
+	if err != nil {
+		return readFailure(err)
+	}
+	if len(on) > 0 {
+		ntp, found, err := guestconf.SystemdConfigValue(e.FS(), "timesyncd.conf", "Time", "NTP")
+		if err != nil {
+			return readFailure(err)
+		}
+		if found {
+			return pass(on[0], at(ntp.Source, "NTP="+ntp.Value, "time servers"))
+		}
+		fb, found, err := guestconf.SystemdConfigValue(e.FS(), "timesyncd.conf", "Time", "FallbackNTP")
+		if err != nil {
+			return readFailure(err)
+		}
+		if found && fb.Value != "" {
+			return pass(on[0], at(fb.Source, "FallbackNTP="+fb.Value, "fallback time servers"))
+		}
+		return pass(on[0], note("no NTP= or FallbackNTP= set: timesyncd uses the servers from DHCP or its compiled-in fallback list"))
+	}
+	seen = append(seen, all...)
+	for _, c := range []string{"etc/ntp.conf", "etc/ntpsec/ntp.conf"} {
+		data, err := guestconf.ReadFile(e.FS(), c)
+		if err != nil {
+			if isNotExist(err) {
+				continue
+			}
+			return readFailure(err)
+		}
+		var s []Evidence
+		for i, l := range strings.Split(string(data), "\n") {
+			f := strings.Fields(l)
+			if len(f) > 1 && (f[0] == "server" || f[0] == "pool") {
+				s = append(s, Evidence{File: guestconf.Abs(c), Line: i + 1, Value: strings.Join(f, " "), Note: "time source"})
+			}
+		}
+		on, all, err := unitStates(e, "ntp.service", "ntpd.service", "ntpsec.service")
+		if err != nil {
+			return readFailure(err)
+		}
+		if len(on) > 0 && len(s) > 0 {
+			return pass(append(on[:1], s...)...)
+		}
+		seen = append(seen, all...)
+	}
+	return fail(append(seen, note("no time synchronisation daemon (chrony, systemd-timesyncd, ntpd) is enabled with a time source"))...)
+}
+
+func aideScheduled(_ context.Context, e *Env) Outcome {
+	on, _, err := unitStates(e, "dailyaidecheck.timer", "aidecheck.timer")
+	if err != nil {
+		return readFailure(err)
+	}
+	if len(on) > 0 {
+		return pass(on...)
+	}
+	var files []string
+	for _, p := range []string{"/etc/crontab", "/etc/cron.d/*", "/etc/cron.daily/*", "/etc/cron.weekly/*", "/var/spool/cron/crontabs/root", "/var/spool/cron/root"} {
+		m, err := guestconf.Glob(e.FS(), p)
+		if err != nil {
+			return readFailure(err)
+		}
+		files = append(files, m...)
+	}
+	for _, f := range files {
+		data, err := guestconf.ReadFile(e.FS(), f)
+		if err != nil {
+			if isNotExist(err) {
+				continue
+			}
+			return readFailure(err)
+		}
+		for i, l := range strings.Split(string(data), "\n") {
+			t := strings.TrimSpace(l)
+			if strings.HasPrefix(t, "#") || !strings.Contains(t, "aide") {
+				continue
+			}
+			if strings.Contains(t, "/aide") || strings.Contains(t, "aide ") || strings.Contains(t, "aide.wrapper") {
+				return pass(Evidence{File: guestconf.Abs(f), Line: i + 1, Value: t, Note: "AIDE runs from cron"})
+			}
+		}
+	}
+	return fail(note("no cron job (/etc/crontab, /etc/cron.d, cron.daily, cron.weekly, root's crontab) or timer runs AIDE"))
+}
+
+func serviceRules() []Rule {
+	sec, comp, hard := []string{"security"}, []string{"compliance"}, []string{"hardening"}
+	return []Rule{
+		{
+			ID: "package_audit_installed", Title: "The audit daemon is installed", Severity: SeverityMedium,
+			References:  References{CISDebian: "6.2.1.1", CISRHEL: "6.2.1.1", ComplianceAsCode: "package_audit_installed", PCIDSS: []string{"10.2.1"}},
+			Remediation: "Install auditd (Debian: apt install auditd audispd-plugins; RHEL: dnf install audit).",
+			Profiles:    comp,
+			Eval:        pkgInstalled("auditd", "audit"),
+		},
+		{
+			ID: "service_auditd_enabled", Title: "The audit daemon starts at boot", Severity: SeverityMedium,
+			References:  References{CISDebian: "6.2.1.2", CISRHEL: "6.2.1.2", ComplianceAsCode: "service_auditd_enabled", PCIDSS: []string{"10.2.1", "10.3.1"}},
+			Remediation: "systemctl enable auditd",
+			Profiles:    comp,
+			Eval: func(_ context.Context, e *Env) Outcome {
+				on, all, err := unitStates(e, "auditd.service", "auditd")
+				if err != nil {
+					return readFailure(err)
+				}
+				if len(on) > 0 {
+					return pass(on...)
+				}
+				return fail(all...)
+			},
+		},
+		{
+			ID: "host_firewall_enabled", Title: "A host firewall starts at boot (ufw, firewalld, nftables or iptables)", Severity: SeverityHigh,
+			References:  References{CISDebian: "4.2.1", CISRHEL: "4.1.2", ComplianceAsCode: "service_firewalld_enabled", PCIDSS: []string{"1.4.1"}},
+			Remediation: "Debian/Ubuntu: apt install ufw && ufw enable. RHEL: dnf install firewalld && systemctl enable firewalld.",
+			Profiles:    sec,
+			Eval:        firewallActive,
+		},
+		{
+			ID: "service_avahi-daemon_disabled", Title: "Avahi (mDNS) does not start at boot", Severity: SeverityMedium,
+			References:  References{CISDebian: "2.1.1", CISRHEL: "2.1.1", ComplianceAsCode: "service_avahi-daemon_disabled", PCIDSS: []string{"2.2.4"}},
+			Remediation: "systemctl disable --now avahi-daemon.service avahi-daemon.socket (or remove avahi-daemon).",
+			Profiles:    hard,
+			Eval:        unitsDisabled("avahi-daemon.service", "avahi-daemon.socket"),
+		},
+		{
+			ID: "service_cups_disabled", Title: "CUPS printing does not start at boot", Severity: SeverityLow,
+			References:  References{CISDebian: "2.1.12", CISRHEL: "2.1.12", ComplianceAsCode: "service_cups_disabled", PCIDSS: []string{"2.2.4"}},
+			Remediation: "systemctl disable --now cups.service cups.socket cups.path (or remove cups).",
+			Profiles:    hard,
+			Eval:        unitsDisabled("cups.service", "cups.socket", "cups.path"),
+		},
+		{
+			ID: "package_telnet-server_removed", Title: "No telnet server package is installed", Severity: SeverityHigh,
+			References:  References{CISDebian: "2.1.19", CISRHEL: "2.1.19", ComplianceAsCode: "package_telnet-server_removed", PCIDSS: []string{"2.2.4"}},
+			Remediation: "Remove the telnet server (apt purge telnetd inetutils-telnetd; dnf remove telnet-server).",
+			Profiles:    sec,
+			Eval:        pkgRemoved("telnetd", "inetutils-telnetd", "telnetd-ssl", "telnet-server"),
+		},
+		{
+			ID: "package_rsh-server_removed", Title: "No rsh server package is installed", Severity: SeverityHigh,
+			References:  References{CISDebian: "2.2.2", CISRHEL: "2.2.2", ComplianceAsCode: "package_rsh-server_removed", PCIDSS: []string{"2.2.4"}},
+			Remediation: "Remove the rsh server (apt purge rsh-server rsh-redone-server; dnf remove rsh-server).",
+			Profiles:    sec,
+			Eval:        pkgRemoved("rsh-server", "rsh-redone-server"),
+		},
+		{
+			ID: "package_tftp-server_removed", Title: "No TFTP server package is installed", Severity: SeverityMedium,
+			References:  References{CISDebian: "2.1.18", CISRHEL: "2.1.18", ComplianceAsCode: "package_tftp-server_removed", PCIDSS: []string{"2.2.4"}},
+			Remediation: "Remove the TFTP server (apt purge tftpd-hpa tftpd atftpd; dnf remove tftp-server).",
+			Profiles:    hard,
+			Eval:        pkgRemoved("tftpd-hpa", "tftpd", "atftpd", "tftp-server"),
+		},
+		{
+			ID: "package_xinetd_removed", Title: "No inetd super-server (xinetd, inetd) is installed", Severity: SeverityLow,
+			References:  References{CISDebian: "2.1.20", CISRHEL: "2.1.20", ComplianceAsCode: "package_xinetd_removed", PCIDSS: []string{"2.2.4"}},
+			Remediation: "Remove xinetd and inetd (apt purge xinetd openbsd-inetd inetutils-inetd; dnf remove xinetd).",
+			Profiles:    hard,
+			Eval:        pkgRemoved("xinetd", "openbsd-inetd", "inetutils-inetd", "rlinetd"),
+		},
+		{
+			ID: "package_telnet_removed", Title: "The telnet client is not installed", Severity: SeverityLow,
+			References:  References{CISDebian: "2.2.4", CISRHEL: "2.2.4", ComplianceAsCode: "package_telnet_removed", PCIDSS: []string{"2.2.4"}},
+			Remediation: "Remove the telnet client (apt purge telnet inetutils-telnet; dnf remove telnet).",
+			Profiles:    hard,
+			Eval:        pkgRemoved("telnet", "inetutils-telnet"),
+		},
+		{
+			ID: "package_rsh_removed", Title: "The rsh client is not installed", Severity: SeverityLow,
+			References:  References{CISDebian: "2.2.2", CISRHEL: "2.2.2", ComplianceAsCode: "package_rsh_removed", PCIDSS: []string{"2.2.4"}},
+			Remediation: "Remove the rsh client (apt purge rsh-client rsh-redone-client; dnf remove rsh).",
+			Profiles:    hard,
+			Eval:        pkgRemoved("rsh-client", "rsh-redone-client", "rsh"),
+		},
+		{
+			ID: "service_telnet_disabled", Title: "No telnet service starts (systemd socket, inetd, xinetd)", Severity: SeverityHigh,
+			References:  References{ComplianceAsCode: "service_telnet_disabled", PCIDSS: []string{"2.2.4"}},
+			Remediation: "Disable telnet: systemctl disable telnet.socket, comment it out of /etc/inetd.conf, set `disable = yes` in /etc/xinetd.d/telnet.",
+			Profiles:    sec,
+			Eval:        networkServiceDisabled([]string{"telnet"}, "telnet.socket", "telnetd.socket", "telnetd.service"),
+		},
+		{
+			ID: "service_rsh_disabled", Title: "No rsh, rlogin or rexec service starts", Severity: SeverityHigh,
+			References:  References{ComplianceAsCode: "service_rsh_disabled", PCIDSS: []string{"2.2.4"}},
+			Remediation: "Disable rsh.socket, rlogin.socket and rexec.socket, and the shell, login and exec entries of inetd/xinetd.",
+			Profiles:    sec,
+			Eval:        networkServiceDisabled([]string{"shell", "login", "exec", "rsh", "rlogin", "rexec"}, "rsh.socket", "rlogin.socket", "rexec.socket"),
+		},
+		{
+			ID: "service_tftp_disabled", Title: "No TFTP service starts", Severity: SeverityMedium,
+			References:  References{ComplianceAsCode: "service_tftp_disabled", PCIDSS: []string{"2.2.4"}},
+			Remediation: "Disable tftp.socket, tftp.service, tftpd-hpa.service and the tftp entries of inetd/xinetd.",
+			Profiles:    hard,
+			Eval:        networkServiceDisabled([]string{"tftp"}, "tftp.socket", "tftp.service", "tftpd-hpa.service", "atftpd.service"),
+		},
+		{
+			ID: "time_sync_configured", Title: "Time is synchronised (chrony, systemd-timesyncd or ntpd enabled with a source)", Severity: SeverityMedium,
+			References:  References{CISDebian: "2.3.1.1", CISRHEL: "2.3.1", ComplianceAsCode: "service_chronyd_or_ntpd_enabled", PCIDSS: []string{"10.6.1", "10.6.2"}},
+			Remediation: "Install and enable chrony (or systemd-timesyncd) with at least one server or pool line.",
+			Profiles:    comp,
+			Eval:        timeSync,
+		},
+		{
+			ID: "chronyd_specify_remote_server", Title: "chrony has at least one time source", Severity: SeverityMedium,
+			References:  References{CISDebian: "2.3.3.1", CISRHEL: "2.3.2", ComplianceAsCode: "chronyd_specify_remote_server", PCIDSS: []string{"10.6.2"}},
+			Remediation: "Add `pool 2.pool.ntp.org iburst` (or your servers) to chrony.conf or a file in its sourcedir/confdir.",
+			Profiles:    comp,
+			Applies: Applicability{When: whenInstalledOrFile("chrony", []string{"chrony"},
+				[]string{"etc/chrony/chrony.conf", "etc/chrony.conf"})},
+			Eval: func(_ context.Context, e *Env) Outcome {
+				conf, srcs, err := chronySources(e)
+				if err != nil {
+					return readFailure(err)
+				}
+				if conf == "" {
+					return fail(note("chrony is installed but has no chrony.conf"))
+				}
+				if len(srcs) == 0 {
+					return fail(Evidence{File: conf, Note: "no server, pool, peer or refclock line in chrony.conf, its include files, confdir or sourcedir"})
+				}
+				return pass(srcs...)
+			},
+		},
+		{
+			ID: "package_aide_installed", Title: "AIDE (file integrity monitoring) is installed", Severity: SeverityMedium,
+			References:  References{CISDebian: "6.3.1", CISRHEL: "6.3.1", ComplianceAsCode: "package_aide_installed", PCIDSS: []string{"11.5.2"}},
+			Remediation: "Install AIDE (apt install aide aide-common; dnf install aide) and initialise its database.",
+			Profiles:    comp,
+			Eval:        pkgInstalled("aide"),
+		},
+		{
+			ID: "aide_periodic_cron_checking", Title: "AIDE runs periodically", Severity: SeverityMedium,
+			References:  References{CISDebian: "6.3.2", CISRHEL: "6.3.2", ComplianceAsCode: "aide_periodic_cron_checking", PCIDSS: []string{"11.5.2"}},
+			Remediation: "Schedule `aide --check` daily, in /etc/cron.d or with dailyaidecheck.timer.",
+			Profiles:    comp,
+			Applies: Applicability{When: whenInstalledOrFile("AIDE", []string{"aide"},
+				[]string{"usr/bin/aide", "usr/sbin/aide", "etc/aide/aide.conf", "etc/aide.conf"})},
+			Eval: aideScheduled,
+		},
+	}
+}
