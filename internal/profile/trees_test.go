@@ -1,0 +1,161 @@
+package profile
+
+import (
+	"context"
+	"io/fs"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func allProfiles() []string {
+	var out []string
+	for _, p := range Profiles() {
+		out = append(out, p.Name)
+	}
+	return out
+}
+
+func evalTree(t *testing.T, name string) *Report {
+	t.Helper()
+	m, pkgs := loadTree(t, name)
+	rep, err := Evaluate(context.Background(), Target{FS: m, Packages: pkgs}, Options{Profiles: allProfiles(), IncludeRemediation: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+func result(rep *Report, id string) RuleResult {
+	for _, r := range rep.Results {
+		if r.ID == id {
+			return r
+		}
+	}
+	return RuleResult{}
+}
+
+func TestHardenedTreesHaveNoFailures(t *testing.T) {
+	for _, tc := range []struct {
+		tree, family string
+		na           []string // rules expected notapplicable
+	}{
+		{"debian-hardened", "debian", []string{"selinux_state", "selinux_policytype", "CIS-1.6.1.1", "ensure_gpgcheck_globally_activated", "ensure_gpgcheck_never_disabled"}},
+		{"rhel-hardened", "rhel", []string{"apparmor_configured", "apt_conf_disallow_unauthenticated", "apt_sources_no_trusted",
+			"sysctl_net_ipv6_conf_all_accept_redirects", "sysctl_net_ipv6_conf_default_accept_redirects"}},
+	} {
+		t.Run(tc.tree, func(t *testing.T) {
+			rep := evalTree(t, tc.tree)
+			if rep.OS.Family != tc.family {
+				t.Errorf("family = %q", rep.OS.Family)
+			}
+			for _, r := range rep.Results {
+				want := StatusPass
+				if slices.Contains(tc.na, r.ID) {
+					want = StatusNotApplicable
+				}
+				if r.Status != want {
+					t.Errorf("%s: %s, want %s\n%s", r.ID, r.Status, want, evidenceText(r.Evidence))
+				}
+				if r.Status == StatusPass && len(r.Evidence) == 0 {
+					t.Errorf("%s: pass without evidence", r.ID)
+				}
+			}
+			if rep.Noncompliant || rep.HardeningIndex != 100 || rep.Summary.ByStatus.Fail != 0 {
+				t.Errorf("noncompliant=%v index=%d summary=%+v", rep.Noncompliant, rep.HardeningIndex, rep.Summary)
+			}
+			for _, p := range rep.Profiles {
+				if p.PassRate == nil || *p.PassRate != 1 {
+					t.Errorf("profile %s pass rate %v", p.Name, p.PassRate)
+				}
+			}
+		})
+	}
+}
+
+// TestMisconfiguredTree checks every planted finding with its evidence.
+func TestMisconfiguredTree(t *testing.T) {
+	rep := evalTree(t, "debian-misconfigured")
+	for _, c := range []struct {
+		id       string
+		evidence []string // substrings of the evidence text
+	}{
+		{"sshd_disable_root_login", []string{"/etc/ssh/sshd_config.d/50-cloud-init.conf:2 | PermitRootLogin yes", "/etc/ssh/sshd_config:4 | PermitRootLogin no | ignored"}},
+		{"CIS-SSH-001", []string{"/etc/ssh/sshd_config.d/50-cloud-init.conf:2"}},
+		{"no_empty_passwords_etc_shadow", []string{"/etc/shadow:8 | backdoor | password field is empty"}},
+		{"accounts_no_uid_except_zero", []string{"/etc/passwd:9 | toor:0"}},
+		{"accounts_maximum_age_login_defs", []string{"/etc/login.defs:3 | PASS_MAX_DAYS 99999"}},
+		{"CIS-5.4.1.1", []string{"/etc/login.defs:3 | PASS_MAX_DAYS 99999"}},
+		{"sysctl_net_ipv4_ip_forward", []string{"/etc/sysctl.d/90-forward.conf:2 | net.ipv4.ip_forward = 1", "/etc/sysctl.d/60-cis.conf:2 | net.ipv4.ip_forward = 0 | overridden"}},
+		{"mount_option_tmp_noexec", []string{"/etc/fstab:3 | tmpfs /tmp tmpfs defaults,rw,nosuid,nodev,relatime,size=512M", "lacks noexec"}},
+		{"service_telnet_disabled", []string{"/etc/inetd.conf:1 | telnet", "inetd starts telnet"}},
+		{"CIS-2.2.1", []string{"/etc/inetd.conf:1"}},
+		{"package_telnet-server_removed", []string{"telnetd 0.17+2.4-2"}},
+		{"no_empty_passwords", []string{"/etc/pam.d/common-auth:3 | auth [success=1 default=ignore] pam_unix.so nullok | nullok"}},
+	} {
+		r := result(rep, c.id)
+		if r.Status != StatusFail {
+			t.Errorf("%s: %s, want fail\n%s", c.id, r.Status, evidenceText(r.Evidence))
+			continue
+		}
+		text := evidenceText(r.Evidence)
+		for _, want := range c.evidence {
+			if !strings.Contains(text, want) {
+				t.Errorf("%s: evidence lacks %q:\n%s", c.id, want, text)
+			}
+		}
+	}
+	// Nothing else fails: the planted findings are all there is.
+	allowed := []string{"sshd_disable_root_login", "CIS-SSH-001", "no_empty_passwords_etc_shadow", "accounts_no_uid_except_zero",
+		"accounts_maximum_age_login_defs", "CIS-5.4.1.1", "sysctl_net_ipv4_ip_forward", "mount_option_tmp_noexec",
+		"service_telnet_disabled", "CIS-2.2.1", "package_telnet-server_removed", "package_xinetd_removed", "no_empty_passwords",
+		"account_unique_id"} // toor shares UID 0 with root
+	for _, r := range rep.Results {
+		if r.Status == StatusFail && !slices.Contains(allowed, r.ID) {
+			t.Errorf("unexpected failure %s:\n%s", r.ID, evidenceText(r.Evidence))
+		}
+	}
+	if !rep.Noncompliant || rep.Summary.FailedBySeverity.Critical != 2 {
+		t.Errorf("noncompliant=%v by severity %+v", rep.Noncompliant, rep.Summary.FailedBySeverity)
+	}
+	if rep.HardeningIndex >= 100 || rep.HardeningIndex <= 0 {
+		t.Errorf("hardening index %d", rep.HardeningIndex)
+	}
+}
+
+// TestMisconfiguredDiffersOnlyInPlantedFiles keeps the two Debian trees
+// from drifting apart: they differ exactly in the planted files.
+func TestMisconfiguredDiffersOnlyInPlantedFiles(t *testing.T) {
+	a, _ := loadTree(t, "debian-hardened")
+	b, _ := loadTree(t, "debian-misconfigured")
+	var diff []string
+	for k, v := range b {
+		if w, ok := a[k]; !ok || string(w.Data) != string(v.Data) || w.Mode != v.Mode {
+			diff = append(diff, k)
+		}
+	}
+	for k := range a {
+		if _, ok := b[k]; !ok {
+			diff = append(diff, k)
+		}
+	}
+	slices.Sort(diff)
+	want := []string{"etc/fstab", "etc/inetd.conf", "etc/login.defs", "etc/pam.d/common-auth", "etc/passwd", "etc/shadow",
+		"etc/ssh/sshd_config.d/50-cloud-init.conf", "etc/sysctl.d/90-forward.conf", "usr/sbin/in.telnetd", "usr/sbin/inetd",
+		"var/lib/dpkg/info/openbsd-inetd.list", "var/lib/dpkg/info/telnetd.list", "var/lib/dpkg/status"}
+	if !slices.Equal(diff, want) {
+		t.Errorf("trees differ in %v\nwant %v", diff, want)
+	}
+}
+
+func TestTreeModesApplied(t *testing.T) {
+	m, _ := loadTree(t, "debian-hardened")
+	fi, err := fs.Stat(m, "usr/bin/passwd")
+	if err != nil || fi.Mode()&fs.ModeSetuid == 0 {
+		t.Errorf("passwd mode %v %v", fi.Mode(), err)
+	}
+	fi, err = fs.Lstat(m, "tmp")
+	if err != nil || !fi.IsDir() || fi.Mode()&fs.ModeSticky == 0 {
+		t.Errorf("tmp %v %v", fi, err)
+	}
+}
