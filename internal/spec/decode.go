@@ -139,7 +139,7 @@ func (d *decoder) mismatch(path string, v any, want string) bool {
 	if want == "a string" {
 		if _, ok := v.(map[string]any); !ok {
 			if _, ok := v.([]any); !ok {
-				msg += ` (in YAML, quote it: "1.0" is a string, 1.0 is a number)`
+				msg += " (in YAML, quote it)"
 			}
 		}
 	}

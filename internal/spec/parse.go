@@ -37,7 +37,12 @@ type Warning struct {
 	Message string `json:"message"`
 }
 
-func (w Warning) String() string { return w.Field + ": " + w.Message }
+func (w Warning) String() string {
+	if w.Field == "" {
+		return w.Message
+	}
+	return w.Field + ": " + w.Message
+}
 
 // SyntaxError reports a spec that is not one well-formed JSON or YAML
 // object.

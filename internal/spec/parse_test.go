@@ -136,7 +136,7 @@ func TestWarningsAreCapped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(w) != maxReports+1 || w[maxReports].Message != "and 50 more warnings" || w[0].Field != "x000" {
+	if len(w) != maxReports+1 || w[maxReports].String() != "and 50 more warnings" || w[0].String() != "x000: unknown field; ignored" {
 		t.Errorf("%d warnings, first %v, last %v", len(w), w[0], w[len(w)-1])
 	}
 }

@@ -50,11 +50,13 @@ func (e *ValidationError) Error() string {
 		if i > 0 {
 			b.WriteString("; ")
 		}
-		b.WriteString(p.Field)
-		if p.Value != "" {
-			fmt.Fprintf(&b, " %q", p.Value)
+		if p.Field != "" {
+			b.WriteString(p.Field)
+			if p.Value != "" {
+				fmt.Fprintf(&b, " %q", p.Value)
+			}
+			b.WriteString(": ")
 		}
-		b.WriteString(": ")
 		b.WriteString(p.Message)
 	}
 	return b.String()
@@ -92,7 +94,7 @@ func uriSchemes() []string    { return []string{"file", "s3", "minio", "http", "
 // operation the error matches ErrUnsupportedOperation and the rest of the
 // envelope is still checked; its payload data is not.
 func (j *Job) Validate() error {
-	c := &checker{problems: slices.Clone(j.problems)}
+	c := newChecker(j.problems)
 	walk(reflect.ValueOf(j).Elem(), "", specTag{}, c.text)
 	c.envelope(j)
 	supported := slices.Contains(SupportedOperations(), j.Operation)
@@ -103,9 +105,8 @@ func (j *Job) Validate() error {
 		return nil
 	}
 	e := &ValidationError{Problems: c.problems}
-	if len(e.Problems) > maxReports {
-		n := len(e.Problems) - maxReports
-		e.Problems = append(e.Problems[:maxReports:maxReports], result.FieldError{Message: fmt.Sprintf("and %d more problems", n)})
+	if c.dropped > 0 {
+		e.Problems = append(e.Problems, result.FieldError{Message: fmt.Sprintf("and %d more problems", c.dropped)})
 	}
 	if !supported && j.Operation != "" {
 		e.unsupported = j.Operation
@@ -115,18 +116,37 @@ func (j *Job) Validate() error {
 
 type checker struct {
 	problems []result.FieldError
+	fields   map[string]bool // every field with a problem, kept or not
+	dropped  int             // problems beyond maxReports
+}
+
+func newChecker(initial []result.FieldError) *checker {
+	c := &checker{fields: map[string]bool{}}
+	for _, p := range initial {
+		c.add(p.Field, p.Value, p.Message)
+	}
+	return c
 }
 
 func (c *checker) add(field, value, msg string) {
-	if !c.reported(field) {
-		c.problems = append(c.problems, result.FieldError{Field: field, Value: truncate(value), Message: msg})
+	if c.reported(field) {
+		return
 	}
+	c.fields[field] = true
+	if len(c.problems) == maxReports {
+		c.dropped++
+		return
+	}
+	c.problems = append(c.problems, result.FieldError{Field: field, Value: truncate(value), Message: msg})
 }
 
 // reported says whether field or a field containing it has a problem.
 func (c *checker) reported(field string) bool {
-	for _, p := range c.problems {
-		if p.Field == field || strings.HasPrefix(field, p.Field) && strings.ContainsRune(".[", rune(field[len(p.Field)])) {
+	if c.fields[field] {
+		return true
+	}
+	for i := range len(field) {
+		if (field[i] == '.' || field[i] == '[') && c.fields[field[:i]] {
 			return true
 		}
 	}

@@ -148,7 +148,7 @@ func validationCases() []validationCase {
 		{name: "version missing", base: in, edit: func(d doc) { d.set("version", nil) },
 			want: []problem{{"version", "", "required"}}},
 		{name: "version as number", base: in, edit: func(d doc) { d.set("version", 1.0) },
-			want: []problem{{"version", "1", "must be a string, not a number (in YAML, quote it"}}},
+			want: []problem{{"version", "1", "must be a string, not a number (in YAML, quote it)"}}},
 		{name: "job_id missing", base: in, edit: func(d doc) { d.set("job_id", nil) },
 			want: []problem{{"job_id", "", "required"}}},
 		{name: "job_id too long", base: in, edit: func(d doc) { d.set("job_id", long(129)) },
@@ -450,5 +450,8 @@ func TestProblemsAreCapped(t *testing.T) {
 	}
 	if len(ve.Problems) != maxReports+1 || ve.Problems[maxReports].Message != "and 400 more problems" {
 		t.Errorf("%d problems, last %+v", len(ve.Problems), ve.Problems[len(ve.Problems)-1])
+	}
+	if !strings.HasSuffix(err.Error(), `metadata.annotations.k099 "1": must be a string, not a number (in YAML, quote it); and 400 more problems`) {
+		t.Errorf("Error() ends %q", err.Error()[len(err.Error())-120:])
 	}
 }
