@@ -11,6 +11,10 @@
 //
 // Missing files are reported as errors wrapping fs.ErrNotExist, so that
 // callers can tell "absent, the daemon uses its default" from "unreadable".
+//
+// The package sits below internal/profile (rules) and the inspection
+// report: both import it, it imports neither, so a parser fix reaches
+// every consumer and both see a guest the same way.
 package guestconf
 
 import (

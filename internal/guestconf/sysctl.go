@@ -23,9 +23,6 @@ type Sysctl struct {
 	Assignments []SysctlAssignment
 }
 
-// SysctlDirs are the sysctl.d directories, highest priority first.
-var sysctlDirs = configDirs("sysctl.d")
-
 // ParseSysctl reads sysctl configuration with systemd-sysctl precedence:
 // *.conf files from /etc, /run, /usr/local/lib, /usr/lib and /lib
 // sysctl.d, merged by basename (the earlier directory wins, a /dev/null
@@ -34,7 +31,7 @@ var sysctlDirs = configDirs("sysctl.d")
 // 99-sysctl.conf) is skipped because sysctl.conf is read last anyway.
 // Unreadable files are errors; missing directories are not.
 func ParseSysctl(fsys fs.FS) (*Sysctl, error) {
-	files, err := Fragments(fsys, sysctlDirs, ".conf")
+	files, err := Fragments(fsys, configDirs("sysctl.d"), ".conf")
 	if err != nil {
 		return nil, err
 	}

@@ -9,12 +9,14 @@ import (
 )
 
 // unitDirs is the systemd system unit search path, highest priority first.
-var unitDirs = []string{
-	"etc/systemd/system",
-	"run/systemd/system",
-	"usr/local/lib/systemd/system",
-	"usr/lib/systemd/system",
-	"lib/systemd/system",
+func unitDirs() []string {
+	return []string{
+		"etc/systemd/system",
+		"run/systemd/system",
+		"usr/local/lib/systemd/system",
+		"usr/lib/systemd/system",
+		"lib/systemd/system",
+	}
 }
 
 // UnitState says whether a unit starts at boot, and why.
@@ -51,7 +53,7 @@ func NewSystemd(fsys fs.FS) *Systemd { return &Systemd{fsys: fsys} }
 // means disabled whatever the links say.
 func (s *Systemd) Unit(name string) (UnitState, error) {
 	st := UnitState{Name: name, Names: []string{name}}
-	for _, d := range unitDirs[:2] {
+	for _, d := range unitDirs()[:2] {
 		p := d + "/" + name
 		if IsDevNull(s.fsys, p) {
 			st.Masked = true
@@ -61,7 +63,7 @@ func (s *Systemd) Unit(name string) (UnitState, error) {
 	}
 	// Find the unit file; a symlinked unit file is an alias of its target.
 	real := name
-	for _, d := range unitDirs {
+	for _, d := range unitDirs() {
 		p := d + "/" + name
 		if _, err := fs.Lstat(s.fsys, p); err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
@@ -88,9 +90,9 @@ func (s *Systemd) Unit(name string) (UnitState, error) {
 	}
 	// Aliases: top-level links in /etc/systemd/system to the real unit
 	// (what "systemctl enable" makes from Alias=), and Alias= itself.
-	if ents, err := ReadDir(s.fsys, unitDirs[0]); err == nil {
+	if ents, err := ReadDir(s.fsys, unitDirs()[0]); err == nil {
 		for _, e := range ents {
-			p := unitDirs[0] + "/" + e.Name()
+			p := unitDirs()[0] + "/" + e.Name()
 			if e.Type()&fs.ModeSymlink == 0 {
 				continue
 			}
@@ -160,7 +162,7 @@ func (s *Systemd) scan() error {
 	}
 	s.scanned = true
 	seen := map[string]bool{}
-	for _, d := range unitDirs {
+	for _, d := range unitDirs() {
 		real, err := Resolve(s.fsys, d)
 		if err != nil || seen[real] {
 			continue // absent, or /lib is /usr/lib
@@ -190,7 +192,7 @@ func (s *Systemd) scan() error {
 // An empty assignment resets the list, as systemd does for list settings.
 func UnitValues(fsys fs.FS, unit, section, key string) ([]INIEntry, error) {
 	var files []string
-	for _, d := range unitDirs {
+	for _, d := range unitDirs() {
 		p := d + "/" + unit
 		if _, err := Stat(fsys, p); err == nil {
 			files = append(files, p)
@@ -198,7 +200,7 @@ func UnitValues(fsys fs.FS, unit, section, key string) ([]INIEntry, error) {
 		}
 	}
 	var dropDirs []string
-	for _, d := range unitDirs {
+	for _, d := range unitDirs() {
 		dropDirs = append(dropDirs, d+"/"+unit+".d")
 	}
 	drops, err := Fragments(fsys, dropDirs, ".conf")

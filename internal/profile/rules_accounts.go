@@ -61,8 +61,6 @@ func loginDefsInt(key string, def int, ok func(int) bool, want string) func(cont
 	}
 }
 
-var umaskRe = regexp.MustCompile(`^\s*umask\s+([0-7]{3,4}|[ugoa=,rwx]+)\s*(?:[;#&|].*)?$`)
-
 // parseUmask reads an octal or symbolic ("u=rwx,g=rx,o=") umask. Classes
 // a symbolic umask does not name keep the usual 022 bits.
 func parseUmask(v string) (int, bool) {
@@ -108,6 +106,7 @@ func umaskStrict(m int) bool { return m&0o027 == 0o027 }
 // umaskInFiles decides a umask rule over shell rc files: every umask line
 // must be strict, and there must be at least one.
 func umaskInFiles(e *Env, files []string) Outcome {
+	umaskRe := regexp.MustCompile(`^\s*umask\s+([0-7]{3,4}|[ugoa=,rwx]+)\s*(?:[;#&|].*)?$`)
 	var ev []Evidence
 	found, weak := 0, false
 	for _, f := range files {
