@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/sirupsen/logrus"
 	"libguestfs.org/guestfs"
@@ -37,7 +38,10 @@ type Options struct {
 	MemoryMB int
 	// KVMDevice is checked before trying KVM (default /dev/kvm).
 	KVMDevice string
-	Log       logrus.FieldLogger
+	// KVMLaunchTimeout bounds a KVM launch in auto mode (default 60s): a
+	// healthy one takes seconds, a broken one can hang until killed.
+	KVMLaunchTimeout time.Duration
+	Log              logrus.FieldLogger
 }
 
 // Session is one launched appliance with one read-only drive.
@@ -76,6 +80,9 @@ func Launch(ctx context.Context, opts Options) (*Session, error) {
 	if opts.KVMDevice == "" {
 		opts.KVMDevice = "/dev/kvm"
 	}
+	if opts.KVMLaunchTimeout == 0 {
+		opts.KVMLaunchTimeout = 60 * time.Second
+	}
 	req := opts.Accel
 	if req == "" {
 		req = AccelAuto
@@ -113,6 +120,7 @@ func launchOnce(ctx context.Context, opts Options, tcg bool, acc result.Accelera
 	if err != nil {
 		return nil, &LaunchError{Accel: name, Err: err}
 	}
+	silence(g)
 	s := &Session{g: g, accel: acc, log: opts.Log}
 	fail := func(err error) (*Session, error) {
 		g.Close()
@@ -155,11 +163,22 @@ func launchOnce(ctx context.Context, opts Options, tcg bool, acc result.Accelera
 	}
 	// Until launch returns there is no pid to kill; the watcher then kills
 	// our qemu children directly.
-	s.stop = context.AfterFunc(ctx, s.kill)
-	if err := g.Launch(); err != nil {
-		s.stop()
+	launchCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if !tcg && acc.Requested == AccelAuto {
+		launchCtx, cancel = context.WithTimeout(ctx, opts.KVMLaunchTimeout)
+		defer cancel()
+	}
+	s.stop = context.AfterFunc(launchCtx, s.kill)
+	err = g.Launch()
+	s.stop()
+	if err != nil {
+		if ctx.Err() == nil && launchCtx.Err() != nil {
+			err = fmt.Errorf("KVM launch did not finish within %s: %w", opts.KVMLaunchTimeout, err)
+		}
 		return fail(err)
 	}
+	s.stop = context.AfterFunc(ctx, s.kill)
 	pid, err := g.Get_pid()
 	if err == nil {
 		s.pid.Store(int64(pid))
@@ -226,25 +245,6 @@ func (s *Session) call(ctx context.Context, op string, fn func(g *guestfs.Guestf
 		return fmt.Errorf("%s: %w", op, ctx.Err())
 	}
 	return err
-}
-
-// kvmUsable opens the KVM device and asks its API version, which is what
-// fails when the device is absent or not ours.
-func kvmUsable(dev string) error {
-	f, err := os.OpenFile(dev, os.O_RDWR, 0)
-	if err != nil {
-		return fmt.Errorf("KVM unavailable: %w", err)
-	}
-	defer f.Close()
-	const kvmGetAPIVersion = 0xAE00
-	v, _, errno := syscall.Syscall(syscall.SYS_IOCTL, f.Fd(), kvmGetAPIVersion, 0)
-	if errno != 0 {
-		return fmt.Errorf("KVM unavailable: %s: KVM_GET_API_VERSION: %w", dev, errno)
-	}
-	if v != 12 {
-		return fmt.Errorf("KVM unavailable: %s: API version %d, want 12", dev, v)
-	}
-	return nil
 }
 
 // usesKVM reports whether process pid holds /dev/kvm open.

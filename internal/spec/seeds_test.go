@@ -289,7 +289,7 @@ func TestDefaults(t *testing.T) {
 	if got := j.InspectOptions(); got != want {
 		t.Errorf("InspectOptions = %+v", got)
 	}
-	if got := j.ProfileOptions(); got.SeverityThreshold != "high" || !got.FailOnCritical || !got.IncludeRemediation || got.Profiles != nil {
+	if got := j.ProfileOptions(); got.SeverityThreshold != "medium" || !got.FailOnCritical || !got.IncludeRemediation || got.Profiles != nil {
 		t.Errorf("ProfileOptions = %+v", got)
 	}
 }

@@ -37,7 +37,7 @@ const (
 	DefaultPriority    = 5
 	DefaultOutput      = "json"
 	// DefaultSeverityThreshold: see ProfileOptions.
-	DefaultSeverityThreshold = "high"
+	DefaultSeverityThreshold = "medium"
 )
 
 // SupportedOperations lists the operations this package accepts.
@@ -207,7 +207,7 @@ type Options struct {
 	IncludeStorage   *bool `json:"include_storage,omitempty" spec:"op=guestkit.inspect"`
 	IncludeDatabases *bool `json:"include_databases,omitempty" spec:"op=guestkit.inspect"`
 
-	// SeverityThreshold is info, low, medium, high or critical.
+	// SeverityThreshold is none, info, low, medium, high or critical.
 	SeverityThreshold  string `json:"severity_threshold,omitempty" spec:"op=guestkit.profile"`
 	FailOnCritical     *bool  `json:"fail_on_critical,omitempty" spec:"op=guestkit.profile"`
 	IncludeRemediation *bool  `json:"include_remediation,omitempty" spec:"op=guestkit.profile"`
@@ -239,9 +239,9 @@ type ProfileOptions struct {
 	// SeverityThreshold is the lowest severity that makes the job
 	// noncompliant (result.ExitNoncompliant); default DefaultSeverityThreshold.
 	SeverityThreshold string
-	// FailOnCritical defaults to true. Critical findings are at or above every
-	// threshold, so it matters only when false: then the job reports
-	// findings but is never noncompliant.
+	// FailOnCritical defaults to true: a critical failure makes the job
+	// noncompliant whatever the threshold, including "none" (which otherwise
+	// means "never noncompliant by severity").
 	FailOnCritical bool
 	// IncludeRemediation defaults to true: remediation text is what users act on.
 	IncludeRemediation bool

@@ -86,7 +86,7 @@ const (
 
 func imageFormats() []string  { return []string{"qcow2", "raw", "vmdk", "vdi", "vhdx", "vpc"} }
 func outputFormats() []string { return []string{"json", "sarif", "junit"} }
-func severities() []string    { return []string{"info", "low", "medium", "high", "critical"} }
+func severities() []string    { return []string{"none", "info", "low", "medium", "high", "critical"} }
 func uriSchemes() []string    { return []string{"file", "s3", "minio", "http", "https", "pvc"} }
 
 // Validate checks j against every rule of job spec v1 and returns a

@@ -331,7 +331,7 @@ func validationCases() []validationCase {
 		{name: "profile unknown", base: pr, edit: func(d doc) { d.set("payload.data.profiles", []any{"security", "stig"}) },
 			want: []problem{{"payload.data.profiles[1]", "stig", "unknown profile; known: security, compliance, hardening, cis-level1-server, pci-dss"}}},
 		{name: "severity unknown", base: pr, edit: func(d doc) { d.set("payload.data.options.severity_threshold", "urgent") },
-			want: []problem{{"payload.data.options.severity_threshold", "urgent", "must be one of info, low, medium, high, critical"}}},
+			want: []problem{{"payload.data.options.severity_threshold", "urgent", "must be one of none, info, low, medium, high, critical"}}},
 		{name: "include_remediation conflict", base: pr, edit: func(d doc) {
 			d.set("payload.data.options.include_remediation", true).set("payload.data.output.include_remediation", false)
 		}, want: []problem{{"payload.data.output.include_remediation", "false", "conflicts with payload.data.options.include_remediation"}}, schemaAccepts: true},

@@ -1,0 +1,111 @@
+// Package cli is guestkit-runner's command line: one kong command per file.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/alecthomas/kong"
+	"github.com/sirupsen/logrus"
+
+	"guestkit.io/batch/internal/result"
+	"guestkit.io/batch/internal/runner"
+)
+
+// Deps are the command's connections to the outside world.
+type Deps struct {
+	Stdout, Stderr io.Writer
+	Version        string
+	// Launch overrides the appliance launcher (tests only).
+	Launch runner.Launcher
+	Log    *logrus.Logger
+}
+
+// Globals are flags shared by every command.
+type Globals struct {
+	LogLevel  string `help:"Log level: debug, info, warn, error." default:"info" env:"GUESTKIT_LOG_LEVEL" enum:"debug,info,warn,error"`
+	LogFormat string `help:"Log format: text or json." default:"text" env:"GUESTKIT_LOG_FORMAT" enum:"text,json"`
+}
+
+// CLI is the root command.
+type CLI struct {
+	Globals
+	Inspect InspectCmd `cmd:"" help:"Inspect a disk image and print the result (for people)."`
+	Run     RunCmd     `cmd:"" help:"Run a job spec and store its result (for Kubernetes Jobs)."`
+	Version VersionCmd `cmd:"" help:"Print the version."`
+}
+
+// ExitError carries a process exit code out of Run.
+type ExitError struct {
+	Code int
+	Err  error
+}
+
+func (e *ExitError) Error() string {
+	if e.Err == nil {
+		return fmt.Sprintf("exit %d", e.Code)
+	}
+	return e.Err.Error()
+}
+
+func (e *ExitError) Unwrap() error { return e.Err }
+
+// ExitCode maps Run's error to the documented exit codes.
+func ExitCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	var ee *ExitError
+	if errors.As(err, &ee) {
+		return ee.Code
+	}
+	var pe *kong.ParseError
+	if errors.As(err, &pe) {
+		return result.ExitUsage
+	}
+	return result.ExitInternal
+}
+
+// Run parses args and runs the chosen command.
+func Run(ctx context.Context, args []string, deps Deps) error {
+	var c CLI
+	exited := -1
+	parser, err := kong.New(&c,
+		kong.Name("guestkit-runner"),
+		kong.Description("Inspect or profile one VM disk image, read-only, with libguestfs."),
+		kong.Writers(deps.Stdout, deps.Stderr),
+		kong.Exit(func(code int) { exited = code }),
+		kong.UsageOnError(),
+	)
+	if err != nil {
+		return err
+	}
+	kctx, err := parser.Parse(args)
+	if exited >= 0 { // --help
+		return exitErr(exited, nil)
+	}
+	if err != nil {
+		fmt.Fprintf(deps.Stderr, "guestkit-runner: %v\n", err)
+		return &ExitError{Code: result.ExitUsage, Err: err}
+	}
+	if deps.Log == nil {
+		deps.Log = logrus.New()
+		deps.Log.SetOutput(deps.Stderr)
+		lvl, _ := logrus.ParseLevel(c.LogLevel)
+		deps.Log.SetLevel(lvl)
+		if c.LogFormat == "json" {
+			deps.Log.SetFormatter(&logrus.JSONFormatter{})
+		}
+	}
+	kctx.BindTo(ctx, (*context.Context)(nil))
+	return kctx.Run(ctx, deps)
+}
+
+func exitErr(code int, err error) error {
+	if code == 0 && err == nil {
+		return nil
+	}
+	return &ExitError{Code: code, Err: err}
+}

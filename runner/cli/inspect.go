@@ -1,0 +1,135 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"guestkit.io/batch/internal/inspect"
+	"guestkit.io/batch/internal/result"
+	"guestkit.io/batch/internal/runner"
+	"guestkit.io/batch/internal/spec"
+)
+
+// InspectCmd inspects one local image for a person.
+type InspectCmd struct {
+	Image          string `arg:"" help:"Disk image file." type:"existingfile"`
+	Output         string `short:"o" help:"Write the JSON result to this file instead of stdout." env:"GUESTKIT_OUTPUT"`
+	Format         string `help:"Declared image format (qcow2, raw, vmdk, vdi, vhdx, vpc); probed and checked either way." env:"GUESTKIT_FORMAT"`
+	Accel          string `help:"Accelerator: auto, kvm or tcg." default:"auto" enum:"auto,kvm,tcg" env:"GUESTKIT_ACCEL"`
+	Timeout        int64  `help:"Timeout in seconds." default:"3600" env:"GUESTKIT_TIMEOUT"`
+	Memory         int    `help:"Appliance memory in MiB (0: libguestfs default)." default:"0" env:"GUESTKIT_MEMORY_MB"`
+	MaxVirtualSize int64  `name:"max-virtual-size" help:"Refuse images whose virtual size exceeds this many bytes (0: the default 8 TiB, -1: no limit)." default:"0" env:"GUESTKIT_MAX_VIRTUAL_SIZE"`
+	Summary        bool   `help:"Print a short human summary to stdout (the JSON goes to -o, if given)." env:"GUESTKIT_SUMMARY"`
+}
+
+// Run inspects the image; the exit code is the result's.
+func (c *InspectCmd) Run(ctx context.Context, deps Deps) error {
+	abs, err := filepath.Abs(c.Image)
+	if err != nil {
+		return err
+	}
+	job := adhocJob(spec.OpInspect, abs, c.Format, c.Timeout)
+	res := runner.Execute(ctx, job, nil, runner.Config{
+		Version: deps.Version, Accel: c.Accel, MemoryMB: c.Memory, ImagePath: abs, MaxVirtualSize: c.MaxVirtualSize, Log: deps.Log, Launch: deps.Launch,
+	})
+	return emit(res, c.Output, c.Summary, deps)
+}
+
+// adhocJob is the job a command line implies.
+func adhocJob(op, image, format string, timeout int64) *spec.Job {
+	id := "local-" + strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.' || r == '_' {
+			return r
+		}
+		return '-'
+	}, filepath.Base(image))
+	if len(id) > 128 {
+		id = id[:128]
+	}
+	return &spec.Job{
+		Version: "1.0", JobID: id, Kind: "VMOperation", Operation: op,
+		Execution: &spec.Execution{TimeoutSeconds: &timeout},
+		Payload: spec.Payload{Type: op + ".v1", Data: &spec.Data{
+			Image: &spec.Image{Path: image, Format: format},
+		}},
+	}
+}
+
+// emit writes the result and returns its exit code.
+func emit(res *result.Result, output string, summary bool, deps Deps) error {
+	b, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return err
+	}
+	b = append(b, '\n')
+	switch {
+	case output != "":
+		if err := os.WriteFile(output, b, 0o644); err != nil {
+			return &ExitError{Code: result.ExitUploadFailed, Err: fmt.Errorf("write %s: %w", output, err)}
+		}
+	case !summary:
+		if _, err := deps.Stdout.Write(b); err != nil {
+			return err
+		}
+	}
+	if summary {
+		writeSummary(deps, res)
+	}
+	return exitErr(res.ExitCode, nil)
+}
+
+func writeSummary(deps Deps, res *result.Result) {
+	w := deps.Stdout
+	fmt.Fprintf(w, "job %s: %s (exit %d) in %.1fs", res.JobID, res.Status, res.ExitCode, res.DurationSeconds)
+	if res.Accelerator != nil {
+		fmt.Fprintf(w, ", accel %s", res.Accelerator.Used)
+	}
+	fmt.Fprintln(w)
+	if res.Image != nil {
+		fmt.Fprintf(w, "image %s: %s, %d MiB virtual\n", res.Image.URI, res.Image.Format, res.Image.VirtualSize>>20)
+	}
+	if res.Error != nil {
+		fmt.Fprintf(w, "error %s in %s: %s\n", res.Error.Code, res.Error.Phase, res.Error.Message)
+	}
+	var rep inspect.Report
+	if len(res.Data) == 0 || json.Unmarshal(res.Data, &rep) != nil {
+		return
+	}
+	for _, o := range rep.OperatingSystems {
+		fmt.Fprintf(w, "\nroot %s: %s %s (%s %d.%d, %s), hostname %q\n", o.Root, o.Type, o.ProductName, o.Distro, o.MajorVersion, o.MinorVersion, o.Arch, o.Hostname)
+		fmt.Fprintf(w, "  packages: %d (%s)\n", len(o.Applications), o.PackageFormat)
+		logins := []string{}
+		for _, u := range o.Users {
+			if u.CanLogin {
+				logins = append(logins, u.Name)
+			}
+		}
+		fmt.Fprintf(w, "  users: %d, can log in: %s\n", len(o.Users), strings.Join(logins, ", "))
+		if o.Services != nil {
+			fmt.Fprintf(w, "  enabled services: %d (%s)\n", len(o.Services.Enabled), o.Services.InitSystem)
+		}
+		if o.Kernels != nil {
+			fmt.Fprintf(w, "  kernels: %d, default %s\n", len(o.Kernels.Installed), o.Kernels.Default)
+		}
+		if o.Network != nil {
+			for _, i := range o.Network.Interfaces {
+				fmt.Fprintf(w, "  network %s: %s via %s %s\n", i.Name, i.Method, i.Source, strings.Join(i.Addresses, " "))
+			}
+		}
+		if s := o.Security; s != nil {
+			if s.Firewall != nil {
+				fmt.Fprintf(w, "  firewall: %s enabled=%v\n", s.Firewall.Kind, s.Firewall.Enabled)
+			}
+			if s.SSH != nil {
+				fmt.Fprintf(w, "  sshd: enabled=%v PermitRootLogin=%s\n", s.SSH.Enabled, s.SSH.Settings["permitrootlogin"])
+			}
+		}
+	}
+	for _, p := range rep.Problems {
+		fmt.Fprintf(w, "problem: %s %s: %s\n", p.Section, p.Path, p.Message)
+	}
+}
