@@ -357,6 +357,7 @@ debian_os_json() {
 		    "type": "linux",
 		    "distro": "debian",
 		    "product_name": $(json_str "$DEB_PRETTY"),
+		    "product_name_libguestfs": $(json_str "$DEB_DEBIAN_VERSION"),
 		    "os_release_version_id": $(json_str "$DEB_VERSION_ID"),
 		    "debian_version": $(json_str "$DEB_DEBIAN_VERSION"),
 		    "major_version": ${DEB_DEBIAN_VERSION%%.*},

@@ -11,6 +11,12 @@ OUTDIR=$1
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 export LIBGUESTFS_BACKEND=${LIBGUESTFS_BACKEND:-direct}
 export LIBGUESTFS_BACKEND_SETTINGS=${LIBGUESTFS_BACKEND_SETTINGS-force_tcg}
+# testimages.sh holds the lock when it runs us; run alone, take it (its
+# cleanup removes OUTDIR/.tmp.* files, ours included).
+if [[ -z ${TESTIMAGES_LOCKED:-} ]]; then
+	exec 9>"$OUTDIR/.lock"
+	flock 9
+fi
 for c in jq xmllint virt-inspector; do
 	command -v "$c" >/dev/null || die "verify needs $c (apt-get install jq libxml2-utils libguestfs-tools)"
 done
@@ -19,7 +25,8 @@ mapfile -t GOOD < <(awk -F'\t' '!/^#/ && $4 == "ok" {print $1 "\t" $2 "\t" $3}' 
 
 inspect() { # name file format
 	local n=$1 f=$2 fmt=$3 t=$SECONDS
-	[[ -s $OUTDIR/$n.inspector.xml ]] && return 0
+	# cached, unless the image was rebuilt since
+	[[ -s $OUTDIR/$n.inspector.xml && $OUTDIR/$n.inspector.xml -nt $OUTDIR/$f ]] && return 0
 	if virt-inspector --format="$fmt" -a "$OUTDIR/$f" >"$OUTDIR/.tmp.$n.inspector.xml" 2>"$OUTDIR/.tmp.$n.inspector.err"; then
 		mv "$OUTDIR/.tmp.$n.inspector.xml" "$OUTDIR/$n.inspector.xml"
 		rm -f "$OUTDIR/.tmp.$n.inspector.err"
@@ -87,7 +94,8 @@ for g in "${GOOD[@]}"; do
 		os=$(jq -c ".operating_systems[$k]" "$exp")
 		root=$(jq -r .root <<<"$os")
 		for fld in distro product_name major_version minor_version arch hostname package_format package_management; do
-			want=$(jq -r ".$fld" <<<"$os")
+			# libguestfs names a Debian guest after /etc/debian_version ("12.5"), not PRETTY_NAME
+			want=$(jq -r "if .${fld}_libguestfs then .${fld}_libguestfs else .$fld end" <<<"$os")
 			got=$(x "$xml" "string(//operatingsystem[root='$root']/$fld)")
 			[[ $want == "$got" ]] || problems+=("$root $fld: got '$got', want '$want'")
 		done
