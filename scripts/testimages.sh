@@ -30,6 +30,8 @@ export LIBGUESTFS_BACKEND=${LIBGUESTFS_BACKEND:-direct}
 export LIBGUESTFS_BACKEND_SETTINGS=${LIBGUESTFS_BACKEND_SETTINGS-force_tcg}
 
 # name|file|format|expected outcome (result.go error code, or ok)|description
+# format is what a job should declare; empty for files that have no format
+# at all (qemu-img would only guess "raw"), so the runner's probe decides.
 IMAGES=(
 	"debian|debian.qcow2|qcow2|ok|Debian 12, MBR, ext4 root, dpkg, systemd, ufw, AppArmor"
 	"debian-vmdk|debian.vmdk|vmdk|ok|debian.qcow2 converted to vmdk (monolithicSparse)"
@@ -43,8 +45,8 @@ IMAGES=(
 	"bigpasswd|bigpasswd.qcow2|qcow2|ok|Debian 12 whose /etc/passwd is a 2 GiB sparse file (reader limits)"
 	"noos|noos.qcow2|qcow2|image_no_os|MBR + ext4 with data files and no operating system"
 	"empty|empty.img|raw|image_empty|0 bytes"
-	"random|random.img|raw|image_format_unsupported|4 MiB of random bytes: no image format, partition table or filesystem"
-	"text|text.img|raw|image_format_unsupported|a text file"
+	"random|random.img||image_format_unsupported|4 MiB of random bytes: no image format, partition table or filesystem"
+	"text|text.img||image_format_unsupported|a text file"
 	"truncated|truncated.qcow2|qcow2|image_corrupt|debian.qcow2 cut at half its size"
 	"backing|backing.qcow2|qcow2|image_backing_file|qcow2 whose backing file is /etc/shadow (raw)"
 	"backing-json|backing-json.qcow2|qcow2|image_backing_file|qcow2 whose backing file is a json: pseudo-protocol naming /etc/shadow"
@@ -82,7 +84,7 @@ if ((LIST)); then
 	printf '%-13s %-18s %-6s %-25s %s\n' NAME FILE FORMAT EXPECTED DESCRIPTION
 	for i in "${IMAGES[@]}"; do
 		IFS='|' read -r n f fmt exp desc <<<"$i"
-		printf '%-13s %-18s %-6s %-25s %s\n' "$n" "$f" "$fmt" "$exp" "$desc"
+		printf '%-13s %-18s %-6s %-25s %s\n' "$n" "$f" "${fmt:--}" "$exp" "$desc"
 	done
 	exit 0
 fi
@@ -524,6 +526,7 @@ have bigpasswd.expected.json || write_expected bigpasswd exp_bigpasswd
 {
 	printf '# guestkit-batch synthetic test images; cache key %s\n' "$KEY"
 	printf '# columns (tab-separated): name file format expected (result.go error code, or ok)\n'
+	printf '# an empty format: the file has no image format; declare none and let the probe decide\n'
 	for i in "${IMAGES[@]}"; do
 		IFS='|' read -r n f fmt exp desc <<<"$i"
 		printf '%s\t%s\t%s\t%s\n' "$n" "$f" "$fmt" "$exp"
