@@ -55,7 +55,7 @@ func readSections(ctx context.Context, r *reader, os *OS, opts Options) {
 		{opts.SkipUsers, func() { os.Users, os.Groups = readUsers(r) }},
 		{opts.SkipServices, func() { os.Services = readServices(r) }},
 		{false, func() { os.Kernels = readKernels(r) }},
-		{opts.SkipNetwork, func() { os.Network = readNetwork(r) }},
+		{opts.SkipNetwork, func() { os.Network = readNetwork(r, units) }},
 		{false, func() { os.CloudInit = readCloudInit(r, pkgs, os.Kernels) }},
 		{false, func() { os.MachineID = readMachineID(r) }},
 		{false, func() { os.GuestTools = readGuestTools(r, pkgs, units) }},
