@@ -56,7 +56,7 @@ func readSections(ctx context.Context, r *reader, os *OS, opts Options) {
 		{opts.SkipServices, func() { os.Services = readServices(r) }},
 		{false, func() { os.Kernels = readKernels(r) }},
 		{opts.SkipNetwork, func() { os.Network = readNetwork(r, units) }},
-		{false, func() { os.CloudInit = readCloudInit(r, pkgs, os.Kernels) }},
+		{false, func() { os.CloudInit = readCloudInit(r, pkgs, units, os.Kernels) }},
 		{false, func() { os.MachineID = readMachineID(r) }},
 		{false, func() { os.GuestTools = readGuestTools(r, pkgs, units) }},
 		{opts.SkipSecurity, func() { os.Security = readSecurity(r, pkgs, units, os.Kernels) }},
