@@ -14,7 +14,7 @@ export GUESTKIT_CACHE := $(CACHE)
 # itself (see README, "Acceleration").
 export LIBGUESTFS_BACKEND := direct
 
-.PHONY: all build setup images test test-unit lint demo bench-runner clean
+.PHONY: all build setup images minio test test-unit lint demo bench-runner clean
 
 all: build
 
@@ -27,13 +27,16 @@ build: setup
 images: setup
 	bash scripts/testimages.sh $(IMAGES) >/dev/null
 
+minio:
+	bash scripts/install-minio.sh >/dev/null
+
 # Unit tests only: no appliance, no images (seconds).
 test-unit:
 	$(GO) test -short ./...
 
 # Everything: unit tests, and the runner against real libguestfs on the
 # synthetic images, compared with virt-inspector.
-test: build images lint
+test: build images minio lint
 	GUESTKIT_TEST_IMAGES=$(IMAGES) $(GO) test -timeout 75m -count=1 ./...
 
 lint:

@@ -23,5 +23,6 @@ type Backend interface {
 	// Unmount unmounts everything Mount mounted.
 	Unmount(ctx context.Context) error
 	// Storage describes the disk: devices, partitions, LVM, filesystems.
-	Storage(ctx context.Context) (Storage, []Problem, error)
+	// known are filesystems the OS roots already described.
+	Storage(ctx context.Context, known []Filesystem) (Storage, []Problem, error)
 }

@@ -256,6 +256,8 @@ type Partition struct {
 	Size   int64  `json:"size"`
 	// Type is the MBR type byte (hex) or GPT type GUID.
 	Type string `json:"type,omitempty"`
+	// Label is the GPT partition name.
+	Label string `json:"label,omitempty"`
 }
 
 // LVM is the volume groups, physical and logical volumes.

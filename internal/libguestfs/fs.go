@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"path"
 	"sort"
+	"sync"
 	"syscall"
 	"time"
 
@@ -24,15 +25,61 @@ const lstatBatch = 1000
 
 // FS reads the filesystems mounted by Mount, rooted at the guest's "/".
 // It implements guest.FS. Calls honour the context given to FS.
+//
+// The guest is mounted read-only, so metadata never changes while an FS
+// lives: lstat results (including "does not exist"), directory listings and
+// link targets are cached, and a listed directory answers "no such entry"
+// without a round trip. Sections and rules probe many paths that do not
+// exist (units in five directories, config files of absent daemons).
 type FS struct {
 	s   *Session
 	ctx context.Context
+
+	mu    sync.Mutex
+	lstat map[string]*fileInfo // nil: does not exist
+	dirs  map[string]map[string]bool
+	links map[string]string
 }
 
 var _ guest.FS = (*FS)(nil)
 
 // FS returns a guest.FS over what is mounted now; ctx bounds every call.
-func (s *Session) FS(ctx context.Context) *FS { return &FS{s: s, ctx: ctx} }
+// Use a new one after mounting something else.
+func (s *Session) FS(ctx context.Context) *FS {
+	return &FS{s: s, ctx: ctx, lstat: map[string]*fileInfo{}, dirs: map[string]map[string]bool{}, links: map[string]string{}}
+}
+
+// known answers lstat from the cache: (info, true) when known, with a nil
+// info for "does not exist".
+func (f *FS) known(name string) (*fileInfo, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if fi, ok := f.lstat[name]; ok {
+		return fi, true
+	}
+	for p := name; p != "." && p != "/"; {
+		parent := path.Dir(p)
+		if ents, ok := f.dirs[parent]; ok {
+			if !ents[path.Base(p)] {
+				return nil, true
+			}
+		} else if fi, ok := f.lstat[parent]; ok && (fi == nil || !fi.IsDir() && fi.mode&fs.ModeSymlink == 0) {
+			return nil, true // a missing ancestor, or one that is a plain file
+		}
+		p = parent
+	}
+	return nil, false
+}
+
+func (f *FS) remember(name string, fi *fileInfo) {
+	f.mu.Lock()
+	f.lstat[name] = fi
+	f.mu.Unlock()
+}
+
+func notExist(op, name string) error {
+	return &fs.PathError{Op: op, Path: abs(name), Err: fs.ErrNotExist}
+}
 
 func abs(name string) string { return "/" + name }
 
@@ -57,6 +104,14 @@ func (f *FS) stat(op, name string, follow bool) (*fileInfo, error) {
 	if !fs.ValidPath(name) {
 		return nil, &fs.PathError{Op: op, Path: name, Err: fs.ErrInvalid}
 	}
+	if fi, ok := f.known(name); ok {
+		switch {
+		case fi == nil:
+			return nil, notExist(op, name)
+		case !follow || fi.mode&fs.ModeSymlink == 0:
+			return fi, nil
+		}
+	}
 	var st *guestfs.StatNS
 	err := f.s.call(f.ctx, op, func(g *guestfs.Guestfs) error {
 		var err error
@@ -68,9 +123,17 @@ func (f *FS) stat(op, name string, follow bool) (*fileInfo, error) {
 		return err
 	})
 	if err != nil {
-		return nil, f.pathErr(op, name, err)
+		err = f.pathErr(op, name, err)
+		if !follow && errors.Is(err, fs.ErrNotExist) {
+			f.remember(name, nil)
+		}
+		return nil, err
 	}
-	return newInfo(path.Base(name), st), nil
+	fi := newInfo(path.Base(name), st)
+	if !follow {
+		f.remember(name, fi)
+	}
+	return fi, nil
 }
 
 // Stat follows symlinks inside the guest.
@@ -84,7 +147,15 @@ func (f *FS) ReadLink(name string) (string, error) {
 	if !fs.ValidPath(name) {
 		return "", &fs.PathError{Op: "readlink", Path: name, Err: fs.ErrInvalid}
 	}
-	var t string
+	if fi, ok := f.known(name); ok && fi == nil {
+		return "", notExist("readlink", name)
+	}
+	f.mu.Lock()
+	t, ok := f.links[name]
+	f.mu.Unlock()
+	if ok {
+		return t, nil
+	}
 	err := f.s.call(f.ctx, "readlink", func(g *guestfs.Guestfs) error {
 		var err error
 		t, err = g.Readlink(abs(name))
@@ -93,6 +164,9 @@ func (f *FS) ReadLink(name string) (string, error) {
 	if err != nil {
 		return "", f.pathErr("readlink", name, err)
 	}
+	f.mu.Lock()
+	f.links[name] = t
+	f.mu.Unlock()
 	return t, nil
 }
 
@@ -100,6 +174,9 @@ func (f *FS) ReadLink(name string) (string, error) {
 func (f *FS) ReadDir(name string) ([]fs.DirEntry, error) {
 	if !fs.ValidPath(name) {
 		return nil, &fs.PathError{Op: "readdir", Path: name, Err: fs.ErrInvalid}
+	}
+	if fi, ok := f.known(name); ok && fi == nil {
+		return nil, notExist("readdir", name)
 	}
 	var names []string
 	var stats []guestfs.StatNS
@@ -131,12 +208,19 @@ func (f *FS) ReadDir(name string) ([]fs.DirEntry, error) {
 		return nil, &fs.PathError{Op: "readdir", Path: abs(name), Err: fmt.Errorf("lstatnslist returned %d entries for %d names", len(stats), len(names))}
 	}
 	out := make([]fs.DirEntry, 0, len(names))
+	listed := make(map[string]bool, len(names))
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	for i, n := range names {
 		if stats[i].St_ino == -1 { // vanished between readdir and lstat
 			continue
 		}
-		out = append(out, fs.FileInfoToDirEntry(newInfo(n, &stats[i])))
+		fi := newInfo(n, &stats[i])
+		listed[n] = true
+		f.lstat[path.Join(name, n)] = fi
+		out = append(out, fs.FileInfoToDirEntry(fi))
 	}
+	f.dirs[name] = listed
 	return out, nil
 }
 

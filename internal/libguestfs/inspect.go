@@ -2,6 +2,7 @@ package libguestfs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -191,86 +192,102 @@ func (s *Session) Applications(ctx context.Context, root string) ([]inspect.Appl
 	return apps, err
 }
 
-// Storage describes devices, partitions, LVM and every filesystem.
-func (s *Session) Storage(ctx context.Context) (inspect.Storage, []inspect.Problem, error) {
+// lvmPVType are partition types that hold an LVM physical volume.
+func isLVMType(t string) bool {
+	return t == "0x8e" || t == "E6D6D379-F507-44C2-A23C-238F2A3DF928"
+}
+
+// isContainerType are MBR extended partitions: no filesystem of their own.
+func isContainerType(t string) bool { return t == "0x05" || t == "0x0f" || t == "0x85" }
+
+// Storage describes the disk. It reads the partition table itself (one
+// pread_device) and runs blkid only on devices that no OS root described
+// already: each tool spawned inside a TCG appliance costs about a second.
+func (s *Session) Storage(ctx context.Context, known []inspect.Filesystem) (inspect.Storage, []inspect.Problem, error) {
 	st := inspect.Storage{Devices: []inspect.Device{}, Partitions: []inspect.Partition{}, Filesystems: []inspect.Filesystem{}}
 	var probs []inspect.Problem
 	note := func(section, path string, err error) {
 		probs = append(probs, inspect.Problem{Section: section, Path: path, Message: err.Error()})
 	}
+	have := map[string]inspect.Filesystem{}
+	for _, f := range known {
+		have[f.Device] = f
+	}
 	err := s.call(ctx, "storage", func(g *guestfs.Guestfs) error {
-		devs, err := g.List_devices()
-		if err != nil {
-			return err
-		}
-		for _, d := range devs {
-			dev := inspect.Device{Name: d}
-			if dev.Size, err = g.Blockdev_getsize64(d); err != nil {
-				note("storage", d, err)
-			}
-			pt, err := g.Part_get_parttype(d)
+		const dev = "/dev/sda" // the one drive added, by libguestfs's canonical name
+		d := inspect.Device{Name: dev, Size: s.size}
+		if d.Size == 0 {
+			size, err := g.Blockdev_getsize64(dev)
 			if err != nil {
-				// No partition table: a whole-disk filesystem or LVM.
-				st.Devices = append(st.Devices, dev)
-				continue
+				return err
 			}
-			dev.Partition = pt
-			st.Devices = append(st.Devices, dev)
-			parts, err := g.Part_list(d)
+			d.Size = size
+		}
+		read := func(off int64, n int) ([]byte, error) { return g.Pread_device(dev, n, off) }
+		pt, parts, err := parsePartitions(read, d.Size)
+		if err != nil && !errors.Is(err, errNoTable) {
+			note("partitions", dev, err)
+		}
+		d.Partition = pt
+		st.Devices = append(st.Devices, d)
+		var candidates []string // devices that may hold a filesystem
+		hasLVM := false
+		if len(parts) == 0 {
+			candidates = append(candidates, dev)
+			hasLVM = isPV(g, dev)
+		}
+		for _, p := range parts {
+			name := partName(dev, p.Number)
+			st.Partitions = append(st.Partitions, inspect.Partition{
+				Name: name, Device: dev, Number: p.Number, Start: p.Start, Size: p.Size, Type: p.Type, Label: p.Name,
+			})
+			switch {
+			case isContainerType(p.Type):
+			case isLVMType(p.Type) || isPV(g, name):
+				hasLVM = true
+			default:
+				candidates = append(candidates, name)
+			}
+		}
+		if hasLVM {
+			lvm, err := lvmInfo(g)
 			if err != nil {
-				note("storage", d, err)
-				continue
-			}
-			for _, p := range *parts {
-				part := inspect.Partition{
-					Name:   partName(d, int(p.Part_num)),
-					Device: d, Number: int(p.Part_num),
-					Start: int64(p.Part_start), Size: int64(p.Part_size),
+				note("lvm", "", err)
+			} else if lvm != nil {
+				st.LVM = lvm
+				for _, lv := range lvm.LVs {
+					candidates = append(candidates, "/dev/"+lv.VG+"/"+lv.Name)
 				}
-				switch pt {
-				case "msdos":
-					if id, err := g.Part_get_mbr_id(d, int(p.Part_num)); err == nil {
-						part.Type = fmt.Sprintf("0x%02x", id)
-					}
-				case "gpt":
-					if t, err := g.Part_get_gpt_type(d, int(p.Part_num)); err == nil {
-						part.Type = strings.ToLower(t)
-					}
-				}
-				st.Partitions = append(st.Partitions, part)
 			}
 		}
-		if lvm, err := lvmInfo(g); err != nil {
-			note("lvm", "", err)
-		} else if lvm != nil {
-			st.LVM = lvm
-		}
-		fss, err := g.List_filesystems()
-		if err != nil {
-			return err
-		}
-		names := make([]string, 0, len(fss))
-		for d := range fss {
-			names = append(names, d)
-		}
-		sort.Strings(names)
-		for _, d := range names {
-			fs := inspect.Filesystem{Device: d, Type: fss[d]}
-			if fs.Type != "unknown" && fs.Type != "" {
-				if tags, err := g.Blkid(d); err == nil {
-					fs.Label, fs.UUID = tags["LABEL"], tags["UUID"]
-				}
-			} else {
-				fs.Type = ""
+		for _, c := range candidates {
+			f, ok := have[c]
+			if !ok {
+				f = filesystem(g, c)
 			}
-			if size, err := g.Blockdev_getsize64(d); err == nil {
-				fs.Size = size
+			if f.Type == "" && f.UUID == "" {
+				continue // blank or unknown content
 			}
-			st.Filesystems = append(st.Filesystems, fs)
+			st.Filesystems = append(st.Filesystems, f)
 		}
 		return nil
 	})
 	return st, probs, err
+}
+
+// isPV looks for an LVM2 label in the first four sectors, without
+// spawning pvs.
+func isPV(g *guestfs.Guestfs, dev string) bool {
+	b, err := g.Pread_device(dev, 4*sector, 0)
+	if err != nil {
+		return false
+	}
+	for i := 0; i+sector <= len(b); i += sector {
+		if string(b[i:i+8]) == "LABELONE" && string(b[i+24:i+32]) == "LVM2 001" {
+			return true
+		}
+	}
+	return false
 }
 
 func partName(dev string, n int) string {

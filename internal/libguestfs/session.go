@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,6 +34,8 @@ const (
 type Options struct {
 	Image  string
 	Format string // required: never let qemu guess
+	// VirtualSize is the probed disk size, which saves a call (0: ask).
+	VirtualSize int64
 	Accel  string // auto (default), kvm or tcg
 	// MemoryMB is the appliance memory (0: libguestfs default).
 	MemoryMB int
@@ -50,6 +53,7 @@ type Session struct {
 	g     *guestfs.Guestfs
 	accel result.Accelerator
 	pid   atomic.Int64 // read by the context watcher without the lock
+	size  int64
 	log   logrus.FieldLogger
 	stop  func() bool
 }
@@ -120,8 +124,7 @@ func launchOnce(ctx context.Context, opts Options, tcg bool, acc result.Accelera
 	if err != nil {
 		return nil, &LaunchError{Accel: name, Err: err}
 	}
-	silence(g)
-	s := &Session{g: g, accel: acc, log: opts.Log}
+	s := &Session{g: g, accel: acc, log: opts.Log, size: opts.VirtualSize}
 	fail := func(err error) (*Session, error) {
 		g.Close()
 		if ctx.Err() != nil {
@@ -133,6 +136,9 @@ func launchOnce(ctx context.Context, opts Options, tcg bool, acc result.Accelera
 	if tcg {
 		settings = append(settings, "force_tcg")
 	}
+	runtime.LockOSThread() // see call
+	defer runtime.UnlockOSThread()
+	silence(g)
 	if err := g.Set_backend("direct"); err != nil {
 		return fail(err)
 	}
@@ -240,6 +246,12 @@ func (s *Session) call(ctx context.Context, op string, fn func(g *guestfs.Guestf
 	if s.g == nil {
 		return fmt.Errorf("%s: appliance closed", op)
 	}
+	// libguestfs keeps the error handler and the last error per OS thread;
+	// the bindings read the error in a second cgo call, which must run on
+	// the thread that failed.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	silence(s.g)
 	err := fn(s.g)
 	if err != nil && ctx.Err() != nil {
 		return fmt.Errorf("%s: %w", op, ctx.Err())

@@ -58,6 +58,9 @@ type Result struct {
 	Accelerator     *Accelerator    `json:"accelerator,omitempty"`
 	Error           *Error          `json:"error,omitempty"`
 	Warnings        []string        `json:"warnings,omitempty"`
+	// Timings are the seconds spent per phase (probe, launch, inspect_os,
+	// applications, sections, profile, ...), summed over OS roots.
+	Timings map[string]float64 `json:"timings,omitempty"`
 	Data            json.RawMessage `json:"data,omitempty"`
 }
 

@@ -7,8 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -119,7 +121,11 @@ func Execute(ctx context.Context, job *spec.Job, warnings []spec.Warning, cfg Co
 		defer cancelDL()
 	}
 
-	data, noncompliant, err := run(ctx, job, &cfg, res, log)
+	if f := job.OutputFormat(); f != spec.DefaultOutput {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("payload.data.output.format: %s is not produced by the runner; data is JSON", f))
+	}
+
+	data, noncompliant, err := runSafely(ctx, job, &cfg, res, log)
 	if data != nil {
 		b, merr := json.Marshal(data)
 		if merr != nil {
@@ -129,9 +135,17 @@ func Execute(ctx context.Context, job *spec.Job, warnings []spec.Warning, cfg Co
 		}
 	}
 	if err != nil {
-		f := classify(ctx, err, timeout)
+		limit := fmt.Sprintf("timed out after %s (execution.timeout_seconds)", timeout)
+		if dl, ok := job.Deadline(); ok && !cfg.Now().Before(dl) {
+			limit = fmt.Sprintf("execution.deadline %s passed", dl.UTC().Format(time.RFC3339))
+		}
+		f := classify(ctx, err, limit)
 		res.Status = f.status
 		res.Error = &result.Error{Code: f.code, Message: f.err.Error(), Phase: f.phase, Retryable: f.retryable}
+		var ve *spec.ValidationError
+		if errors.As(f.err, &ve) {
+			res.Error.Fields = ve.Problems
+		}
 		log.WithFields(logrus.Fields{"status": f.status, "code": f.code, "phase": f.phase, "error": f.err}).Warn("job did not complete")
 	} else {
 		res.Status = result.StatusCompleted
@@ -175,7 +189,26 @@ func Reject(jobID, version string, now time.Time, err error) *result.Result {
 	return res
 }
 
-func run(ctx context.Context, job *spec.Job, cfg *Config, res *result.Result, log *logrus.Entry) (any, bool, error) {
+// runSafely is run, with a panic (a bug, perhaps triggered by a hostile
+// guest's files) turned into a failed result with code internal. Without
+// it the process would die with Go's exit status 2, which is
+// ExitNoncompliant: the Job would be failed for good as "noncompliant", and
+// no result would be stored.
+func runSafely(ctx context.Context, job *spec.Job, cfg *Config, res *result.Result, log *logrus.Entry) (data any, noncompliant bool, err error) {
+	phase := result.PhaseSpec
+	defer func() {
+		if p := recover(); p != nil {
+			log.WithFields(logrus.Fields{"panic": p, "stack": string(debug.Stack())}).Error("runner panicked")
+			data, noncompliant = nil, false
+			err = &failure{status: result.StatusFailed, code: result.CodeInternal, phase: phase,
+				err: fmt.Errorf("internal error (a bug in guestkit-runner, please report it): panic during %s: %v", phase, p)}
+		}
+	}()
+	return run(ctx, job, cfg, res, log, &phase)
+}
+
+// run does the job. It keeps *phase up to date for runSafely.
+func run(ctx context.Context, job *spec.Job, cfg *Config, res *result.Result, log *logrus.Entry, phase *result.Phase) (any, bool, error) {
 	var visit inspect.VisitFunc
 	prof, err := newProfiler(job)
 	if err != nil {
@@ -185,11 +218,28 @@ func run(ctx context.Context, job *spec.Job, cfg *Config, res *result.Result, lo
 		visit = prof.visit
 	}
 	img := job.Image()
+	res.Image = &result.Image{URI: imageURI(job, cfg), DeclaredFormat: img.Format}
+	// A placeholder checksum ("sha256:abc123...") is only a warning to the
+	// spec parser; it can never verify, so the job is rejected here, as a
+	// spec problem naming the field, before an image is downloaded or
+	// probed for nothing.
+	if img.Checksum != "" {
+		if _, ok := img.SHA256(); !ok {
+			return nil, false, &failure{status: result.StatusRejected, code: result.CodeSpecInvalid, phase: result.PhaseSpec,
+				err: &spec.ValidationError{Problems: []result.FieldError{{Field: "payload.data.image.checksum", Value: img.Checksum,
+					Message: "must be sha256:<64 hex digits>; a placeholder cannot be verified"}}}}
+		}
+	}
+	// A deadline that has already passed ends the job before any work.
+	if dl, ok := job.Deadline(); ok && !cfg.Now().Before(dl) {
+		return nil, false, &failure{status: result.StatusTimeout, code: result.CodeTimeout, phase: result.PhaseSpec,
+			err: fmt.Errorf("execution.deadline %s passed before the job started", dl.UTC().Format(time.RFC3339))}
+	}
+	*phase = result.PhaseFetch
 	path, cleanup, err := localImage(ctx, job, cfg)
 	if cleanup != nil {
 		defer cleanup()
 	}
-	res.Image = &result.Image{URI: imageURI(job, cfg), DeclaredFormat: img.Format}
 	if err != nil {
 		return nil, false, err
 	}
@@ -199,7 +249,14 @@ func run(ctx context.Context, job *spec.Job, cfg *Config, res *result.Result, lo
 			maxSize = lim
 		}
 	}
+	*phase = result.PhaseProbe
+	timed := func(phase string) func() {
+		start := time.Now()
+		return func() { observe(res, phase, time.Since(start)) }
+	}
+	done := timed("probe")
 	facts, err := image.Probe(ctx, path, image.ProbeOptions{DeclaredFormat: img.Format, MaxVirtualSize: maxSize})
+	done()
 	if facts != nil {
 		res.Image.Format, res.Image.VirtualSize, res.Image.FileSize = facts.Format, facts.VirtualSize, facts.FileSize
 	}
@@ -207,7 +264,9 @@ func run(ctx context.Context, job *spec.Job, cfg *Config, res *result.Result, lo
 		return nil, false, phased(result.PhaseProbe, err)
 	}
 	if img.Checksum != "" {
+		done := timed("checksum")
 		sum, err := image.VerifySHA256(ctx, path, img.Checksum)
+		done()
 		if err != nil {
 			return nil, false, phased(result.PhaseProbe, err)
 		}
@@ -215,16 +274,31 @@ func run(ctx context.Context, job *spec.Job, cfg *Config, res *result.Result, lo
 	}
 	log.WithFields(logrus.Fields{"image": path, "format": facts.Format, "virtual_size": facts.VirtualSize}).Info("image accepted")
 
-	app, err := cfg.Launch(ctx, libguestfs.Options{Image: path, Format: facts.Format, Accel: cfg.Accel, MemoryMB: cfg.MemoryMB, Log: cfg.Log})
+	*phase = result.PhaseLaunch
+	done = timed("launch")
+	app, err := cfg.Launch(ctx, libguestfs.Options{Image: path, Format: facts.Format, VirtualSize: facts.VirtualSize, Accel: cfg.Accel, MemoryMB: cfg.MemoryMB, Log: cfg.Log})
+	done()
 	if err != nil {
 		return nil, false, phased(result.PhaseLaunch, err)
 	}
-	defer app.Close()
+	defer func() {
+		done := timed("shutdown")
+		app.Close()
+		done()
+	}()
 	acc := app.Accelerator()
 	res.Accelerator = &acc
 	log.WithFields(logrus.Fields{"accel": acc.Used, "fallback": acc.Fallback}).Info("appliance launched")
 
-	rep, err := inspect.Run(ctx, app, inspectOptions(job), visit)
+	*phase = result.PhaseInspect
+	iopts := inspectOptions(job)
+	iopts.Observe = func(phase string, d time.Duration) {
+		if phase == "visit" {
+			phase = "profile"
+		}
+		observe(res, phase, d)
+	}
+	rep, err := inspect.Run(ctx, app, iopts, visit)
 	if err != nil {
 		// What was learnt before the failure is kept, never dropped.
 		var data any
@@ -240,6 +314,14 @@ func run(ctx context.Context, job *spec.Job, cfg *Config, res *result.Result, lo
 		return prof.data(rep), prof.noncompliant(), nil
 	}
 	return rep, false, nil
+}
+
+// observe adds a phase's duration to the result's timings.
+func observe(res *result.Result, phase string, d time.Duration) {
+	if res.Timings == nil {
+		res.Timings = map[string]float64{}
+	}
+	res.Timings[phase] += math.Round(d.Seconds()*1000) / 1000
 }
 
 func inspectOptions(job *spec.Job) inspect.Options {
@@ -315,7 +397,8 @@ func (p *phasedErr) Unwrap() error { return p.err }
 func phased(p result.Phase, err error) error { return &phasedErr{phase: p, err: err} }
 
 // classify turns an error into the result's status and error code.
-func classify(ctx context.Context, err error, timeout time.Duration) *failure {
+// limit says which time limit ended the job, for the timeout message.
+func classify(ctx context.Context, err error, limit string) *failure {
 	var f *failure
 	if errors.As(err, &f) {
 		return f
@@ -327,7 +410,7 @@ func classify(ctx context.Context, err error, timeout time.Duration) *failure {
 	}
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return &failure{status: result.StatusTimeout, code: result.CodeTimeout, phase: phase,
-			err: fmt.Errorf("timed out after %s (timeout_seconds or deadline) during %s; the appliance was killed: %w", timeout, phase, err)}
+			err: fmt.Errorf("%s during %s; the appliance, if any, was killed: %w", limit, phase, err)}
 	}
 	if code := image.CodeOf(err); code != "" {
 		retry := code == result.CodeImageUnreadable
