@@ -197,7 +197,14 @@ func parseGrub(r *reader, data, file string, vars map[string]string) []*bootEntr
 	}
 	var root []*bootEntry
 	var stack []frame
-	count := 0
+	count, skipped := 0, 0 // skipped: blocks opened beyond maxGrubDepth
+	push := func(f frame) {
+		if len(stack) < maxGrubDepth {
+			stack = append(stack, f)
+		} else {
+			skipped++
+		}
+	}
 	list := func() *[]*bootEntry {
 		for i := len(stack) - 1; i >= 0; i-- {
 			if stack[i].kind == "submenu" {
@@ -222,13 +229,18 @@ func parseGrub(r *reader, data, file string, vars map[string]string) []*bootEntr
 		opens := raw[len(raw)-1] == "{"
 		switch w := raw[0]; {
 		case w == "}":
-			if len(stack) > 0 {
+			if skipped > 0 {
+				skipped--
+			} else if len(stack) > 0 {
 				stack = stack[:len(stack)-1]
 			}
 			continue
 		case w == "menuentry" || w == "submenu":
 			if count >= maxBootEntries {
-				break
+				if opens {
+					push(frame{kind: "other"})
+				}
+				continue
 			}
 			count++
 			e := &bootEntry{submenu: w == "submenu", source: file + ":" + strconv.Itoa(i+1)}
@@ -236,7 +248,7 @@ func parseGrub(r *reader, data, file string, vars map[string]string) []*bootEntr
 			l := list()
 			*l = append(*l, e)
 			if opens {
-				stack = append(stack, frame{kind: w, entry: e})
+				push(frame{kind: w, entry: e})
 			}
 			continue
 		case w == "blscfg" && inside("menuentry") == nil:
@@ -264,8 +276,8 @@ func parseGrub(r *reader, data, file string, vars map[string]string) []*bootEntr
 				}
 			}
 		}
-		if opens && len(stack) < maxGrubDepth {
-			stack = append(stack, frame{kind: "other"})
+		if opens {
+			push(frame{kind: "other"})
 		}
 	}
 	return root

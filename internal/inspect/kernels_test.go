@@ -301,3 +301,16 @@ func TestVersionLess(t *testing.T) {
 		}
 	}
 }
+
+// Blocks nested deeper than the parser tracks still close in step: what
+// follows them is read at the right level.
+func TestParseGrubDeepNesting(t *testing.T) {
+	cfg := strings.Repeat("function f {\n", maxGrubDepth+50) + "set default=9\n" + strings.Repeat("}\n", maxGrubDepth+50) +
+		"set default=1\nmenuentry 'a' {\n\tlinux /vmlinuz-a\n}\nmenuentry 'b' {\n\tlinux /vmlinuz-b x=1\n}\n"
+	r := newReader(fstest.MapFS{"boot/grub/grub.cfg": file(cfg)})
+	k := readKernels(r)
+	noProblems(t, r)
+	if k == nil || k.Default != "b" || k.Cmdline != "x=1" {
+		t.Errorf("kernels = %s", asJSON(k))
+	}
+}

@@ -90,6 +90,8 @@ func initSystem(r *reader) string {
 		return "openrc"
 	case r.exists("etc/inittab") || r.exists("etc/rc2.d") || r.exists("etc/rc.d/rc3.d"):
 		return "sysv"
+	case r.exists("etc/systemd/system"):
+		return "systemd" // a tree without binaries, as in a chroot export
 	}
 	return ""
 }
