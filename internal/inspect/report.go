@@ -93,6 +93,12 @@ type Application struct {
 }
 
 // User is an /etc/passwd entry, with what shadow says about its password.
+//
+// System means a uid outside login.defs' UID_MIN..UID_MAX (1000..60000 by
+// default); root is not a system account. CanLogin means an interactive
+// shell and a way in the image shows: a password that is set or empty, or
+// an SSH authorized_keys file sshd would read (a locked password does not
+// stop key logins). Password says which way; it is never the hash.
 type User struct {
 	Name     string `json:"name"`
 	UID      int64  `json:"uid"`
@@ -126,7 +132,8 @@ type Services struct {
 type Service struct {
 	Name   string `json:"name"`
 	Source string `json:"source"` // systemd, sysv, openrc
-	// WantedBy is the target or runlevel that pulls it in.
+	// WantedBy is the targets or runlevels that pull it in, space-separated
+	// ("graphical.target multi-user.target", "runlevel 2 3 4 5").
 	WantedBy string `json:"wanted_by,omitempty"`
 	Path     string `json:"path,omitempty"`
 }
@@ -145,7 +152,7 @@ type Kernel struct {
 	Version string `json:"version"`
 	Path    string `json:"path"`
 	Initrd  string `json:"initrd,omitempty"`
-	Modules bool   `json:"modules"` // /lib/modules/<version> exists
+	Modules bool   `json:"modules"` // /lib/modules/<version> or /usr/lib/modules/<version> exists
 }
 
 // Network is the network configuration in the image's own files.
@@ -153,8 +160,10 @@ type Network struct {
 	Interfaces  []Interface `json:"interfaces"`
 	Nameservers []string    `json:"nameservers,omitempty"`
 	Search      []string    `json:"search,omitempty"`
-	DNSSource   string      `json:"dns_source,omitempty"`
-	Hosts       []string    `json:"hosts,omitempty"`
+	// DNSSource is /etc/resolv.conf when it exists, with its link target
+	// when it is a link (into /run, empty on a powered-off disk).
+	DNSSource string   `json:"dns_source,omitempty"`
+	Hosts     []string `json:"hosts,omitempty"`
 }
 
 // Interface is one configured interface or connection.
@@ -162,7 +171,7 @@ type Interface struct {
 	Name      string   `json:"name"`
 	Source    string   `json:"source"` // ifupdown, netplan, networkmanager, ifcfg, systemd-networkd
 	File      string   `json:"file"`
-	Method    string   `json:"method,omitempty"` // dhcp, static, manual, loopback
+	Method    string   `json:"method,omitempty"` // dhcp, static, manual (no address), loopback, or the tool's own word
 	Addresses []string `json:"addresses,omitempty"`
 	Gateway   string   `json:"gateway,omitempty"`
 	DNS       []string `json:"dns,omitempty"`
@@ -218,7 +227,8 @@ type Firewall struct {
 	Kind    string `json:"kind,omitempty"` // ufw, firewalld, nftables, iptables, none
 	Enabled bool   `json:"enabled"`
 	Source  string `json:"source,omitempty"`
-	// DefaultZone or default policy, when the tool has one.
+	// Default is firewalld's default zone, or the input policy (lower case)
+	// from ufw's DEFAULT_INPUT_POLICY or the nftables or iptables rules.
 	Default string `json:"default,omitempty"`
 }
 

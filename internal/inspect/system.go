@@ -266,7 +266,7 @@ func readFirewall(r *reader, pkgs map[string]string, units *guestconf.Systemd) *
 			fw.Enabled = false
 		}
 		if kv, ok := guestconf.Last(guestconf.ParseEqualKV(r.read("security", "etc/default/ufw"), "/etc/default/ufw"), "DEFAULT_INPUT_POLICY", false); ok {
-			fw.Default = kv.Value
+			fw.Default = strings.ToLower(kv.Value)
 		}
 		if fw := note(fw); fw != nil {
 			return fw

@@ -220,14 +220,14 @@ func TestReadFirewall(t *testing.T) {
 		want Firewall
 	}{
 		{"ufw enabled", merge(ufw, enabledUnit("ufw.service", "multi-user.target")), nil,
-			Firewall{Kind: "ufw", Enabled: true, Source: "/etc/ufw/ufw.conf", Default: "DROP"}},
+			Firewall{Kind: "ufw", Enabled: true, Source: "/etc/ufw/ufw.conf", Default: "drop"}},
 		{"ufw ENABLED=no, firewalld runs", merge(ufw, enabledUnit("ufw.service", "multi-user.target"), enabledUnit("firewalld.service", "multi-user.target"),
 			fstest.MapFS{"etc/ufw/ufw.conf": file("ENABLED=no\n"), "etc/firewalld/firewalld.conf": file("DefaultZone=drop\n")}), nil,
 			Firewall{Kind: "firewalld", Enabled: true, Source: "firewalld.service", Default: "drop"}},
 		{"ufw ENABLED=yes but ufw.service masked", merge(ufw, enabledUnit("ufw.service", "multi-user.target"), fstest.MapFS{"etc/systemd/system/ufw.service": link("/dev/null")}), nil,
-			Firewall{Kind: "ufw", Enabled: false, Source: "/etc/ufw/ufw.conf", Default: "DROP"}},
+			Firewall{Kind: "ufw", Enabled: false, Source: "/etc/ufw/ufw.conf", Default: "drop"}},
 		{"ufw without systemd units (config decides)", ufw, nil,
-			Firewall{Kind: "ufw", Enabled: true, Source: "/etc/ufw/ufw.conf", Default: "DROP"}},
+			Firewall{Kind: "ufw", Enabled: true, Source: "/etc/ufw/ufw.conf", Default: "drop"}},
 		{"firewalld installed, not enabled, default zone", fstest.MapFS{"usr/lib/systemd/system/firewalld.service": file("[Install]\nWantedBy=multi-user.target\n")}, map[string]string{"firewalld": "1.3.4"},
 			Firewall{Kind: "firewalld", Enabled: false, Source: "firewalld.service", Default: "public"}},
 		{"nftables", merge(enabledUnit("nftables.service", "sysinit.target"), fstest.MapFS{"etc/nftables.conf": file("table inet filter {\n\tchain input {\n\t\ttype filter hook input priority filter; policy drop;\n\t}\n\tchain forward {\n\t\ttype filter hook forward priority filter; policy accept;\n\t}\n}\n")}), nil,
