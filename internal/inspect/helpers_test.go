@@ -15,8 +15,6 @@ func link(target string) *fstest.MapFile {
 	return &fstest.MapFile{Data: []byte(target), Mode: fs.ModeSymlink | 0o777}
 }
 
-func dir() *fstest.MapFile { return &fstest.MapFile{Mode: fs.ModeDir | 0o755} }
-
 func newReader(fsys fs.FS) *reader { return &reader{fsys: fsys, root: "/dev/sda1"} }
 
 // merge returns a new tree with the files of all trees, later ones winning.

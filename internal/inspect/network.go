@@ -440,9 +440,7 @@ func readNMKeyfiles(r *reader) []Interface {
 			if gw := get("gateway", fam); gw != "" {
 				gws[fam] = gw
 			}
-			for _, d := range strings.FieldsFunc(get("dns", fam), func(c rune) bool { return c == ';' || c == ',' || c == ' ' }) {
-				i.DNS = append(i.DNS, d)
-			}
+			i.DNS = append(i.DNS, strings.FieldsFunc(get("dns", fam), func(c rune) bool { return c == ';' || c == ',' || c == ' ' })...)
 		}
 		i.Gateway = gws["ipv4"]
 		if i.Gateway == "" {
