@@ -77,11 +77,12 @@ func parsePartitions(read readAt, diskSize int64) (string, []partEntry, error) {
 		}
 	}
 	if ext != nil {
+		// Logical partitions found before a broken link are kept.
 		logical, err := parseEBR(read, ext.Start, ext.Size, diskSize)
+		parts = append(parts, logical...)
 		if err != nil {
 			return "msdos", parts, err
 		}
-		parts = append(parts, logical...)
 	}
 	return "msdos", parts, nil
 }
