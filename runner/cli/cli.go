@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime/debug"
 
 	"github.com/alecthomas/kong"
 	"github.com/sirupsen/logrus"
@@ -41,6 +42,8 @@ type CLI struct {
 type ExitError struct {
 	Code int
 	Err  error
+	// logged: the command already logged Err; Run does not repeat it.
+	logged bool
 }
 
 func (e *ExitError) Error() string {
@@ -68,8 +71,19 @@ func ExitCode(err error) int {
 	return result.ExitInternal
 }
 
-// Run parses args and runs the chosen command.
-func Run(ctx context.Context, args []string, deps Deps) error {
+// Run parses args and runs the chosen command. Errors are written to
+// deps.Stderr (parse errors) or logged; the caller only maps the returned
+// error to an exit code with ExitCode.
+func Run(ctx context.Context, args []string, deps Deps) (err error) {
+	// A panic would end the process with Go's status 2, which is
+	// ExitNoncompliant: a bug must exit with ExitInternal instead. (Panics
+	// during a job are already turned into a result by runner.Execute.)
+	defer func() {
+		if p := recover(); p != nil {
+			fmt.Fprintf(deps.Stderr, "guestkit-runner: internal error (a bug, please report it): %v\n%s", p, debug.Stack())
+			err = &ExitError{Code: result.ExitInternal, Err: fmt.Errorf("panic: %v", p), logged: true}
+		}
+	}()
 	var c CLI
 	exited := -1
 	parser, err := kong.New(&c,
@@ -100,7 +114,12 @@ func Run(ctx context.Context, args []string, deps Deps) error {
 		}
 	}
 	kctx.BindTo(ctx, (*context.Context)(nil))
-	return kctx.Run(ctx, deps)
+	err = kctx.Run(ctx, deps)
+	var ee *ExitError
+	if err != nil && !(errors.As(err, &ee) && (ee.Err == nil || ee.logged)) {
+		deps.Log.WithError(err).Error(kctx.Command() + " failed")
+	}
+	return err
 }
 
 func exitErr(code int, err error) error {

@@ -26,6 +26,14 @@ type InspectCmd struct {
 	Summary        bool   `help:"Print a short human summary to stdout (the JSON goes to -o, if given)." env:"GUESTKIT_SUMMARY"`
 }
 
+// Validate checks what kong's tags cannot.
+func (c *InspectCmd) Validate() error {
+	if c.Timeout < 1 || c.Timeout > 7*24*3600 {
+		return fmt.Errorf("--timeout: %d, want 1 to 604800 seconds", c.Timeout)
+	}
+	return nil
+}
+
 // Run inspects the image; the exit code is the result's.
 func (c *InspectCmd) Run(ctx context.Context, deps Deps) error {
 	abs, err := filepath.Abs(c.Image)
@@ -69,7 +77,11 @@ func emit(res *result.Result, output string, summary bool, deps Deps) error {
 	switch {
 	case output != "":
 		if err := os.WriteFile(output, b, 0o644); err != nil {
-			return &ExitError{Code: result.ExitUploadFailed, Err: fmt.Errorf("write %s: %w", output, err)}
+			// As for run: exit 7 means the result is on stderr.
+			deps.Log.WithError(err).Error("cannot write the result; it is the next line on stderr")
+			line, _ := json.Marshal(res)
+			fmt.Fprintf(deps.Stderr, "%s\n", line)
+			return &ExitError{Code: result.ExitUploadFailed, Err: fmt.Errorf("write %s: %w", output, err), logged: true}
 		}
 	case !summary:
 		if _, err := deps.Stdout.Write(b); err != nil {

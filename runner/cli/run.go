@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -21,7 +22,7 @@ type RunCmd struct {
 	Spec   string `required:"" help:"Spec URI: a path, file://, s3://BUCKET/KEY, minio://BUCKET/KEY or a presigned https:// URL." env:"GUESTKIT_SPEC"`
 	Result string `required:"" help:"Result URI (same schemes)." env:"GUESTKIT_RESULT"`
 	Image  string `help:"Local image path that overrides the spec's image (the dispatcher's download, hostPath or PVC mount)." env:"GUESTKIT_IMAGE"`
-	JobID  string `name:"job-id" help:"Job id to report when the spec itself cannot be read." env:"GUESTKIT_JOB_ID"`
+	JobID  string `name:"job-id" help:"Job id to report when the spec has no valid job_id (unreadable, malformed or invalid)." env:"GUESTKIT_JOB_ID"`
 	Accel  string `help:"Accelerator: auto, kvm or tcg." default:"auto" enum:"auto,kvm,tcg" env:"GUESTKIT_ACCEL"`
 	Memory int    `help:"Appliance memory in MiB (0: libguestfs default)." default:"0" env:"GUESTKIT_MEMORY_MB"`
 
@@ -37,9 +38,25 @@ type RunCmd struct {
 	JobName   string `help:"Kubernetes Job name." env:"JOB_NAME"`
 }
 
+// Validate refuses a result URI that can never be written (unsupported
+// scheme, no key, a key with ".." or control characters) before the job
+// runs for nothing: the command line is wrong, so the exit code is
+// ExitUsage. A bad spec URI is not refused here: a rejected result can
+// still be stored for it (see execute).
+func (c *RunCmd) Validate() error {
+	if err := checkURI(c.Result); err != nil {
+		return fmt.Errorf("--result: %w", err)
+	}
+	if c.UploadAttempts < 1 {
+		return fmt.Errorf("--upload-attempts: %d, want at least 1", c.UploadAttempts)
+	}
+	return nil
+}
+
 // Run reads the spec, executes it and stores the result. The exit code is
 // the result's, or ExitUploadFailed when the result could not be stored, in
-// which case the result is written to stderr so that it is not lost.
+// which case the result is written to stderr, as one JSON line, so that it
+// is not lost: it is in the pod's log.
 func (c *RunCmd) Run(ctx context.Context, deps Deps) error {
 	log := deps.Log.WithFields(logrus.Fields{"spec": store.Redact(c.Spec), "result": store.Redact(c.Result)})
 	res := c.execute(ctx, deps)
@@ -51,9 +68,10 @@ func (c *RunCmd) Run(ctx context.Context, deps Deps) error {
 	upCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
 	defer cancel()
 	if err := c.upload(upCtx, log, b); err != nil {
-		fmt.Fprintf(deps.Stderr, "%s\n", b)
-		log.WithError(err).Error("result upload failed for good; the result is on stderr")
-		return &ExitError{Code: result.ExitUploadFailed, Err: err}
+		log.WithError(err).Error("result upload failed for good; the result is the next line on stderr")
+		line, _ := json.Marshal(res)
+		fmt.Fprintf(deps.Stderr, "%s\n", line)
+		return &ExitError{Code: result.ExitUploadFailed, Err: err, logged: true}
 	}
 	log.WithFields(logrus.Fields{"job_id": res.JobID, "status": res.Status, "exit_code": res.ExitCode}).Info("result stored")
 	return exitErr(res.ExitCode, nil)
@@ -64,12 +82,18 @@ func (c *RunCmd) execute(ctx context.Context, deps Deps) *result.Result {
 	if jobID == "" {
 		jobID = "unknown"
 	}
-	data, err := store.GetURI(ctx, c.Spec, spec.MaxSize)
+	data, err := c.readSpec(ctx)
 	if err != nil {
 		res := runner.NewResult(jobID, deps.Version, time.Now())
 		res.Status = result.StatusFailed
 		res.Error = &result.Error{Code: result.CodeInfrastructure, Phase: result.PhaseSpec, Retryable: true, Message: err.Error()}
-		if errors.Is(err, store.ErrTooLarge) || errors.Is(err, store.ErrInvalidKey) || errors.Is(err, store.ErrNotFound) {
+		// A spec that does not exist, is too large or has a URI that can
+		// never be read is rejected (exit 3), not failed: the dispatcher
+		// writes the spec before it creates the Job, and stores are
+		// read-after-write consistent, so a missing spec will still be
+		// missing on the next attempt. Any other error (network, 5xx,
+		// credentials) may pass and is retryable (exit 5).
+		if errors.Is(err, store.ErrTooLarge) || errors.Is(err, store.ErrInvalidKey) || errors.Is(err, store.ErrNotFound) || errors.Is(err, errBadSpecURI) {
 			res.Status = result.StatusRejected
 			res.Error.Code, res.Error.Retryable = result.CodeSpecInvalid, false
 		}
@@ -79,7 +103,9 @@ func (c *RunCmd) execute(ctx context.Context, deps Deps) *result.Result {
 	}
 	job, warnings, err := spec.Load(data)
 	if err != nil {
-		if job != nil && job.JobID != "" && c.JobID == "" {
+		// The spec's own job_id names the result, unless it is itself
+		// one of the problems: then --job-id does.
+		if job != nil && job.JobID != "" && !hasProblem(err, "job_id") {
 			jobID = job.JobID
 		}
 		res := runner.Reject(jobID, deps.Version, time.Now(), err)
@@ -88,6 +114,9 @@ func (c *RunCmd) execute(ctx context.Context, deps Deps) *result.Result {
 			res.Operation = job.Operation
 		}
 		return res
+	}
+	if c.JobID != "" && c.JobID != job.JobID {
+		warnings = append(warnings, spec.Warning{Field: "job_id", Message: fmt.Sprintf("differs from --job-id %q; the spec's job_id is reported", c.JobID)})
 	}
 	for _, w := range warnings {
 		deps.Log.WithFields(logrus.Fields{"job_id": job.JobID, "field": w.Field}).Warn(w.Message)
@@ -98,6 +127,49 @@ func (c *RunCmd) execute(ctx context.Context, deps Deps) *result.Result {
 	})
 }
 
+// errBadSpecURI marks a spec URI that no retry can read.
+var errBadSpecURI = errors.New("bad spec URI")
+
+// readSpec reads the spec, refusing more than spec.MaxSize bytes.
+func (c *RunCmd) readSpec(ctx context.Context) ([]byte, error) {
+	if err := checkURI(c.Spec); err != nil {
+		return nil, fmt.Errorf("%w: %w", errBadSpecURI, err)
+	}
+	data, err := store.GetURI(ctx, c.Spec, spec.MaxSize)
+	if errors.Is(err, store.ErrTooLarge) {
+		return nil, fmt.Errorf("spec is over the %d-byte (1 MiB) limit: %w", spec.MaxSize, err)
+	}
+	return data, err
+}
+
+// checkURI refuses an object URI that no store can ever read or write: an
+// unsupported scheme, no key, or a key (a file name, for paths) that
+// store.ValidateKey refuses. Presigned http(s) URLs are the server's to judge.
+func checkURI(uri string) error {
+	if strings.HasPrefix(uri, "http://") || strings.HasPrefix(uri, "https://") {
+		return nil
+	}
+	_, key, err := store.SplitURI(uri)
+	if err != nil {
+		return err
+	}
+	return store.ValidateKey(key)
+}
+
+// hasProblem reports whether a validation error names field.
+func hasProblem(err error, field string) bool {
+	var ve *spec.ValidationError
+	if !errors.As(err, &ve) {
+		return false
+	}
+	for _, p := range ve.Problems {
+		if p.Field == field {
+			return true
+		}
+	}
+	return false
+}
+
 func (c *RunCmd) kubernetes() *result.Kubernetes {
 	if c.PodName == "" && c.JobName == "" && c.NodeName == "" {
 		return nil
@@ -105,26 +177,33 @@ func (c *RunCmd) kubernetes() *result.Kubernetes {
 	return &result.Kubernetes{Namespace: c.Namespace, Job: c.JobName, Pod: c.PodName, Node: c.NodeName}
 }
 
-// upload stores the result with exponential backoff. Invalid keys are not
-// retried: they will never become valid.
+// upload stores the result: up to UploadAttempts attempts, the delay
+// starting at UploadBackoff and doubling, up to a minute, with 20% jitter.
+// Invalid keys are not retried: they will never become valid. (wait.Backoff
+// is not used: with a Cap it silently stops retrying once the delay reaches
+// the cap, so --upload-backoff 45s would have meant 2 attempts.)
 func (c *RunCmd) upload(ctx context.Context, log *logrus.Entry, b []byte) error {
-	var last error
-	attempt := 0
-	backoff := wait.Backoff{Duration: c.UploadBackoff, Factor: 2, Jitter: 0.2, Steps: max(c.UploadAttempts, 1), Cap: time.Minute}
-	err := wait.ExponentialBackoffWithContext(ctx, backoff, func(ctx context.Context) (bool, error) {
-		attempt++
-		last = store.PutURI(ctx, c.Result, b)
-		if last == nil {
-			return true, nil
+	delay := min(c.UploadBackoff, time.Minute)
+	for attempt := 1; ; attempt++ {
+		err := store.PutURI(ctx, c.Result, b)
+		if err == nil {
+			return nil
 		}
-		if errors.Is(last, store.ErrInvalidKey) {
-			return false, last
+		if errors.Is(err, store.ErrInvalidKey) || attempt >= c.UploadAttempts || ctx.Err() != nil {
+			n := fmt.Sprintf("%d attempts", attempt)
+			if attempt == 1 {
+				n = "1 attempt"
+			}
+			return fmt.Errorf("store result after %s: %w", n, err)
 		}
-		log.WithFields(logrus.Fields{"attempt": attempt, "error": last}).Warn("result upload failed, retrying")
-		return false, nil
-	})
-	if err != nil && last != nil {
-		return fmt.Errorf("store result after %d attempts: %w", attempt, last)
+		log.WithFields(logrus.Fields{"attempt": attempt, "error": err}).Warn("result upload failed, retrying")
+		t := time.NewTimer(wait.Jitter(delay, 0.2))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("store result after %d attempts, then %w: %w", attempt, ctx.Err(), err)
+		case <-t.C:
+		}
+		delay = min(2*delay, time.Minute)
 	}
-	return err
 }
