@@ -13,6 +13,11 @@ const SSHDConfigPath = "etc/ssh/sshd_config"
 // sshdMaxDepth is sshd's SERVCONF_MAX_DEPTH for nested Include.
 const sshdMaxDepth = 16
 
+// SSHDMaxFiles bounds the files one parse reads. sshd has no such bound,
+// but depth alone does not stop fan-out: 20 Include lines per file over 6
+// levels is 64 million reads of a hostile image.
+const SSHDMaxFiles = 256
+
 // SSHDOption is one keyword line of sshd_config.
 type SSHDOption struct {
 	Keyword string   `json:"keyword"` // as written
@@ -92,6 +97,9 @@ func ParseSSHD(fsys fs.FS) (*SSHDConfig, error) {
 func (c *SSHDConfig) parseFile(fsys fs.FS, name, match string, depth int) error {
 	if depth > sshdMaxDepth {
 		return fmt.Errorf("%s: Include nested more than %d deep", Abs(name), sshdMaxDepth)
+	}
+	if len(c.Files) >= SSHDMaxFiles {
+		return fmt.Errorf("%s: more than %d files included", Abs(name), SSHDMaxFiles)
 	}
 	data, err := ReadFile(fsys, name)
 	if err != nil {
