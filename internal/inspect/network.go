@@ -117,7 +117,13 @@ func readIfupdown(r *reader) []Interface {
 			case "source":
 				cur = -1
 				for _, p := range t[1:] {
-					for _, g := range r.glob("network", include(p)) {
+					p = include(p)
+					if strings.ContainsAny(path.Dir(p), "*?[") {
+						// Wildcards in directories would walk the whole guest.
+						r.problem("network", guestconf.Abs(f), fmt.Errorf("line %d: source %s: wildcards only in the file name are read", ln+1, p))
+						continue
+					}
+					for _, g := range r.glob("network", p) {
 						readFile(g, depth+1)
 					}
 				}

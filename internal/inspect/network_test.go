@@ -64,11 +64,12 @@ iface broken inet
 		{
 			name: "ifupdown: interfaces.d only when sourced; source-directory takes run-parts names",
 			fsys: fstest.MapFS{
-				"etc/network/interfaces":            file("source-directory interfaces.d\nsource /etc/network/interfaces # self: read once\n"),
+				"etc/network/interfaces":            file("source-directory interfaces.d\nsource /etc/network/interfaces # self: read once\nsource /*/*/*\n"),
 				"etc/network/interfaces.d/eth3":     file("auto eth3\niface eth3 inet6 auto\n"),
 				"etc/network/interfaces.d/eth4.cfg": file("iface eth4 inet dhcp\n"),
 			},
-			want: []string{"eth3 ifupdown /etc/network/interfaces.d/eth3 auto addr= gw= dns= mac= onboot=true"},
+			want:     []string{"eth3 ifupdown /etc/network/interfaces.d/eth3 auto addr= gw= dns= mac= onboot=true"},
+			problems: []string{"/etc/network/interfaces"},
 		},
 		{
 			name: "ifupdown without source line ignores interfaces.d",
