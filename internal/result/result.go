@@ -161,9 +161,10 @@ const (
 	ExitUsage        = 64 // bad command line (EX_USAGE)
 )
 
-// NonRetryableExitCodes are the exit codes for which retrying is useless.
+// NonRetryableExitCodes are the exit codes for which retrying is useless:
+// the same input gives the same answer.
 func NonRetryableExitCodes() []int32 {
-	return []int32{ExitNoncompliant, ExitBadSpec, ExitBadImage}
+	return []int32{ExitNoncompliant, ExitBadSpec, ExitBadImage, ExitUsage}
 }
 
 // ExitCodeFor maps a final status and error to the runner's exit code.

@@ -35,6 +35,7 @@ func TestInspectMatchesVirtInspector(t *testing.T) {
 				t.Fatal(err)
 			}
 			compareWithVirtInspector(t, rep.OperatingSystems, vi)
+			compareGroundTruth(t, img, &rep)
 		})
 	}
 }

@@ -121,8 +121,8 @@ func Execute(ctx context.Context, job *spec.Job, warnings []spec.Warning, cfg Co
 		defer cancelDL()
 	}
 
-	if f := job.OutputFormat(); f != spec.DefaultOutput {
-		res.Warnings = append(res.Warnings, fmt.Sprintf("payload.data.output.format: %s is not produced by the runner; data is JSON", f))
+	if f := job.OutputFormat(); f != spec.DefaultOutput && job.Operation != spec.OpProfile {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("payload.data.output.format: %s applies to profile results only; data is JSON", f))
 	}
 
 	data, noncompliant, err := runSafely(ctx, job, &cfg, res, log)

@@ -33,9 +33,11 @@ type Globals struct {
 // CLI is the root command.
 type CLI struct {
 	Globals
-	Inspect InspectCmd `cmd:"" help:"Inspect a disk image and print the result (for people)."`
-	Run     RunCmd     `cmd:"" help:"Run a job spec and store its result (for Kubernetes Jobs)."`
-	Version VersionCmd `cmd:"" help:"Print the version."`
+	Inspect  InspectCmd  `cmd:"" help:"Inspect a disk image and print the result (for people)."`
+	Profile  ProfileCmd  `cmd:"" help:"Evaluate security and compliance profiles on a disk image (for people)."`
+	Run      RunCmd      `cmd:"" help:"Run a job spec and store its result (for Kubernetes Jobs)."`
+	KVMCheck KVMCheckCmd `cmd:"" name:"kvm-check" help:"Check whether KVM works here (what --accel auto decides)."`
+	Version  VersionCmd  `cmd:"" help:"Print the version."`
 }
 
 // ExitError carries a process exit code out of Run.
@@ -91,7 +93,6 @@ func Run(ctx context.Context, args []string, deps Deps) (err error) {
 		kong.Description("Inspect or profile one VM disk image, read-only, with libguestfs."),
 		kong.Writers(deps.Stdout, deps.Stderr),
 		kong.Exit(func(code int) { exited = code }),
-		kong.UsageOnError(),
 	)
 	if err != nil {
 		return err

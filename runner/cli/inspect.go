@@ -14,8 +14,8 @@ import (
 	"guestkit.io/batch/internal/spec"
 )
 
-// InspectCmd inspects one local image for a person.
-type InspectCmd struct {
+// localImage are the flags of the commands that work on a local image.
+type localImage struct {
 	Image          string `arg:"" help:"Disk image file." type:"existingfile"`
 	Output         string `short:"o" help:"Write the JSON result to this file instead of stdout." env:"GUESTKIT_OUTPUT"`
 	Format         string `help:"Declared image format (qcow2, raw, vmdk, vdi, vhdx, vpc); probed and checked either way." env:"GUESTKIT_FORMAT"`
@@ -26,13 +26,27 @@ type InspectCmd struct {
 	Summary        bool   `help:"Print a short human summary to stdout (the JSON goes to -o, if given)." env:"GUESTKIT_SUMMARY"`
 }
 
-// Validate checks what kong's tags cannot.
-func (c *InspectCmd) Validate() error {
-	if c.Timeout < 1 || c.Timeout > 7*24*3600 {
-		return fmt.Errorf("--timeout: %d, want 1 to 604800 seconds", c.Timeout)
+func (l *localImage) validate() error {
+	if l.Timeout < 1 || l.Timeout > 7*24*3600 {
+		return fmt.Errorf("--timeout: %d, want 1 to 604800 seconds", l.Timeout)
 	}
 	return nil
 }
+
+// execute runs job on the image with these flags.
+func (l *localImage) execute(ctx context.Context, deps Deps, job *spec.Job, abs string) *result.Result {
+	return runner.Execute(ctx, job, nil, runner.Config{
+		Version: deps.Version, Accel: l.Accel, MemoryMB: l.Memory, ImagePath: abs, MaxVirtualSize: l.MaxVirtualSize, Log: deps.Log, Launch: deps.Launch,
+	})
+}
+
+// InspectCmd inspects one local image for a person.
+type InspectCmd struct {
+	localImage `embed:""`
+}
+
+// Validate checks what kong's tags cannot.
+func (c *InspectCmd) Validate() error { return c.validate() }
 
 // Run inspects the image; the exit code is the result's.
 func (c *InspectCmd) Run(ctx context.Context, deps Deps) error {
@@ -40,10 +54,7 @@ func (c *InspectCmd) Run(ctx context.Context, deps Deps) error {
 	if err != nil {
 		return err
 	}
-	job := adhocJob(spec.OpInspect, abs, c.Format, c.Timeout)
-	res := runner.Execute(ctx, job, nil, runner.Config{
-		Version: deps.Version, Accel: c.Accel, MemoryMB: c.Memory, ImagePath: abs, MaxVirtualSize: c.MaxVirtualSize, Log: deps.Log, Launch: deps.Launch,
-	})
+	res := c.execute(ctx, deps, adhocJob(spec.OpInspect, abs, c.Format, c.Timeout), abs)
 	return emit(res, c.Output, c.Summary, deps)
 }
 

@@ -36,6 +36,42 @@ type RunCmd struct {
 	Namespace string `help:"Pod namespace (downward API)." env:"POD_NAMESPACE"`
 	NodeName  string `help:"Node name (downward API)." env:"NODE_NAME"`
 	JobName   string `help:"Kubernetes Job name." env:"JOB_NAME"`
+
+	ReportFormat string `help:"Also write profile findings as sarif or junit beside the result (default: the spec's output.format)." enum:",json,sarif,junit" default:"" env:"GUESTKIT_REPORT_FORMAT"`
+	Report       string `help:"Report URI (default: the result URI with .sarif or .junit.xml instead of .json)." env:"GUESTKIT_REPORT"`
+}
+
+// storeReports writes SARIF or JUnit reports beside the result.
+func (c *RunCmd) storeReports(ctx context.Context, log *logrus.Entry, res *result.Result, format string) error {
+	docs, err := runner.RenderReports(res, format)
+	if errors.Is(err, runner.ErrNoProfile) {
+		return nil // inspect jobs and failed profiles have nothing to render
+	}
+	if err != nil {
+		return err
+	}
+	base := c.Report
+	if base == "" {
+		base = c.Result
+	}
+	base = strings.TrimSuffix(base, ".json")
+	if c.Report != "" {
+		base = strings.TrimSuffix(strings.TrimSuffix(base, runner.Extension(format)), ".sarif")
+	}
+	for i, d := range docs {
+		uri := runner.ReportName(base, format, i)
+		if strings.HasPrefix(base, "http://") || strings.HasPrefix(base, "https://") {
+			if c.Report == "" || i > 0 {
+				return fmt.Errorf("report %d of %d: a presigned result URL cannot name more reports; pass --report", i+1, len(docs))
+			}
+			uri = c.Report
+		}
+		if err := store.PutURI(ctx, uri, d); err != nil {
+			return err
+		}
+		log.WithField("report", store.Redact(uri)).Info("report stored")
+	}
+	return nil
 }
 
 // Validate refuses a result URI that can never be written (unsupported
@@ -59,7 +95,7 @@ func (c *RunCmd) Validate() error {
 // is not lost: it is in the pod's log.
 func (c *RunCmd) Run(ctx context.Context, deps Deps) error {
 	log := deps.Log.WithFields(logrus.Fields{"spec": store.Redact(c.Spec), "result": store.Redact(c.Result)})
-	res := c.execute(ctx, deps)
+	res, specFormat := c.execute(ctx, deps)
 	b, err := json.MarshalIndent(res, "", "  ")
 	if err != nil {
 		return err
@@ -74,10 +110,21 @@ func (c *RunCmd) Run(ctx context.Context, deps Deps) error {
 		return &ExitError{Code: result.ExitUploadFailed, Err: err, logged: true}
 	}
 	log.WithFields(logrus.Fields{"job_id": res.JobID, "status": res.Status, "exit_code": res.ExitCode}).Info("result stored")
+	format := c.ReportFormat
+	if format == "" {
+		format = specFormat
+	}
+	if format == runner.FormatSARIF || format == runner.FormatJUnit {
+		// The JSON result holds everything and is stored; a report that
+		// cannot be written is logged, not allowed to hide the result.
+		if err := c.storeReports(upCtx, log, res, format); err != nil {
+			log.WithError(err).Error("report not stored; the result has the same findings")
+		}
+	}
 	return exitErr(res.ExitCode, nil)
 }
 
-func (c *RunCmd) execute(ctx context.Context, deps Deps) *result.Result {
+func (c *RunCmd) execute(ctx context.Context, deps Deps) (*result.Result, string) {
 	jobID := c.JobID
 	if jobID == "" {
 		jobID = "unknown"
@@ -99,7 +146,7 @@ func (c *RunCmd) execute(ctx context.Context, deps Deps) *result.Result {
 		}
 		res.Kubernetes = c.kubernetes()
 		runner.Finish(res, time.Now(), false)
-		return res
+		return res, ""
 	}
 	job, warnings, err := spec.Load(data)
 	if err != nil {
@@ -113,7 +160,7 @@ func (c *RunCmd) execute(ctx context.Context, deps Deps) *result.Result {
 		if job != nil {
 			res.Operation = job.Operation
 		}
-		return res
+		return res, ""
 	}
 	if c.JobID != "" && c.JobID != job.JobID {
 		warnings = append(warnings, spec.Warning{Field: "job_id", Message: fmt.Sprintf("differs from --job-id %q; the spec's job_id is reported", c.JobID)})
@@ -124,7 +171,7 @@ func (c *RunCmd) execute(ctx context.Context, deps Deps) *result.Result {
 	return runner.Execute(ctx, job, warnings, runner.Config{
 		Version: deps.Version, Accel: c.Accel, MemoryMB: c.Memory, ImagePath: c.Image,
 		ScratchDir: c.Scratch, MaxVirtualSize: c.MaxVirtualSize, Kubernetes: c.kubernetes(), Log: deps.Log, Launch: deps.Launch,
-	})
+	}), job.OutputFormat()
 }
 
 // errBadSpecURI marks a spec URI that no retry can read.
