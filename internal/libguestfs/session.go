@@ -36,7 +36,7 @@ type Options struct {
 	Format string // required: never let qemu guess
 	// VirtualSize is the probed disk size, which saves a call (0: ask).
 	VirtualSize int64
-	Accel  string // auto (default), kvm or tcg
+	Accel       string // auto (default), kvm or tcg
 	// MemoryMB is the appliance memory (0: libguestfs default).
 	MemoryMB int
 	// KVMDevice is checked before trying KVM (default /dev/kvm).

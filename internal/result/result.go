@@ -53,15 +53,15 @@ type Result struct {
 	FinishedAt     time.Time   `json:"finished_at"`
 	// DurationSeconds is FinishedAt-StartedAt, kept for consumers that do not
 	// parse times.
-	DurationSeconds float64         `json:"duration_seconds"`
-	Image           *Image          `json:"image,omitempty"`
-	Accelerator     *Accelerator    `json:"accelerator,omitempty"`
-	Error           *Error          `json:"error,omitempty"`
-	Warnings        []string        `json:"warnings,omitempty"`
+	DurationSeconds float64      `json:"duration_seconds"`
+	Image           *Image       `json:"image,omitempty"`
+	Accelerator     *Accelerator `json:"accelerator,omitempty"`
+	Error           *Error       `json:"error,omitempty"`
+	Warnings        []string     `json:"warnings,omitempty"`
 	// Timings are the seconds spent per phase (probe, launch, inspect_os,
 	// applications, sections, profile, ...), summed over OS roots.
 	Timings map[string]float64 `json:"timings,omitempty"`
-	Data            json.RawMessage `json:"data,omitempty"`
+	Data    json.RawMessage    `json:"data,omitempty"`
 }
 
 // Runner identifies what wrote the result.
