@@ -1,0 +1,96 @@
+package cli_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+
+	"guestkit.io/batch/internal/result"
+	"guestkit.io/batch/internal/testenv"
+)
+
+// TestRunAgainstMinIO: `run` reads its spec from and stores its result in
+// a real MinIO, through both s3:// (aws-sdk-go-v2) and minio://
+// (minio-go), with credentials and endpoint from the environment. A result
+// upload that meets a stopped server is retried and lands once the server
+// is back.
+func TestRunAgainstMinIO(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs a MinIO server")
+	}
+	m := testenv.StartMinIO(t)
+	m.SetEnv(t)
+	client := m.Client(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	img := qcow2(t, dir, "web.qcow2")
+	put := func(key string, v any) {
+		b, _ := json.Marshal(v)
+		if _, err := client.PutObject(ctx, m.Bucket, key, bytes.NewReader(b), int64(len(b)), minio.PutObjectOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	get := func(key string) *result.Result {
+		obj, err := client.GetObject(ctx, m.Bucket, key, minio.GetObjectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(obj)
+		if err != nil {
+			t.Fatalf("result %s: %v", key, err)
+		}
+		var res result.Result
+		if err := json.Unmarshal(b, &res); err != nil {
+			t.Fatalf("result %s: %v\n%s", key, err, b)
+		}
+		return &res
+	}
+	for _, scheme := range []string{"s3", "minio"} {
+		t.Run(scheme, func(t *testing.T) {
+			s := inspectSpec(img)
+			s["job_id"] = "bucket-" + scheme
+			put("jobs/"+scheme+".json", s)
+			o := runCLI(t, ctx, newFakeLauncher(), "run",
+				"--spec", scheme+"://"+m.Bucket+"/jobs/"+scheme+".json",
+				"--result", scheme+"://"+m.Bucket+"/results/"+scheme+".json")
+			if o.code != 0 {
+				t.Fatalf("exit %d\n%s", o.code, o.stderr)
+			}
+			res := get("results/" + scheme + ".json")
+			if res.JobID != "bucket-"+scheme || res.Status != result.StatusCompleted || len(res.Data) == 0 {
+				t.Errorf("result: %+v", res)
+			}
+		})
+	}
+
+	t.Run("server down during upload", func(t *testing.T) {
+		put("jobs/retry.json", inspectSpec(img))
+		l := newFakeLauncher()
+		// Stop MinIO once the job is running, so that the spec was read but
+		// the first upload attempts fail; restart it a few seconds later.
+		l.app.roots = func(context.Context) ([]string, error) {
+			m.Stop()
+			go func() {
+				time.Sleep(3 * time.Second)
+				m.Restart()
+			}()
+			return []string{"/dev/sda1"}, nil
+		}
+		o := runCLI(t, ctx, l, "run", "--spec", "s3://"+m.Bucket+"/jobs/retry.json",
+			"--result", "s3://"+m.Bucket+"/results/retry.json", "--upload-attempts", "8", "--upload-backoff", "500ms")
+		if o.code != 0 {
+			t.Fatalf("exit %d, want the retried upload to land\n%s", o.code, o.stderr)
+		}
+		if res := get("results/retry.json"); res.Status != result.StatusCompleted {
+			t.Errorf("result: %+v", res)
+		}
+		if !bytes.Contains([]byte(o.stderr), []byte("retrying")) {
+			t.Errorf("no retry was logged:\n%s", o.stderr)
+		}
+	})
+}
