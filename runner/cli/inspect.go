@@ -1,9 +1,14 @@
 package cli
 
 import (
+	"io"
+	"sort"
+	"strconv"
+
 	"context"
 	"encoding/json"
 	"fmt"
+	"guestkit.io/batch/internal/profile"
 	"os"
 	"path/filepath"
 	"strings"
@@ -154,5 +159,46 @@ func writeSummary(deps Deps, res *result.Result) {
 	}
 	for _, p := range rep.Problems {
 		fmt.Fprintf(w, "problem: %s %s: %s\n", p.Section, p.Path, p.Message)
+	}
+	writeProfileSummary(w, res)
+}
+
+// writeProfileSummary prints scores and the failed rules, worst first.
+func writeProfileSummary(w io.Writer, res *result.Result) {
+	var d runner.ProfileData
+	if json.Unmarshal(res.Data, &d) != nil {
+		return
+	}
+	for _, rp := range d.Profiles {
+		r := rp.Report
+		fmt.Fprintf(w, "\nprofile %s: hardening index %d, noncompliant=%v (threshold %s)\n", rp.Root, r.HardeningIndex, r.Noncompliant, r.Threshold)
+		for _, p := range r.Profiles {
+			rate := "n/a"
+			if p.PassRate != nil {
+				rate = fmt.Sprintf("%.0f%%", *p.PassRate*100)
+			}
+			fmt.Fprintf(w, "  %-18s pass %3d  fail %3d  n/a %3d  notchecked %d  pass rate %s\n", p.Name, p.Counts.Pass, p.Counts.Fail, p.Counts.NotApplicable, p.Counts.NotChecked, rate)
+		}
+		failed := make([]profile.RuleResult, 0)
+		for _, x := range r.Results {
+			if x.Status == profile.StatusFail || x.Status == profile.StatusError {
+				failed = append(failed, x)
+			}
+		}
+		sort.SliceStable(failed, func(i, j int) bool { return failed[i].Severity.Rank() > failed[j].Severity.Rank() })
+		for _, x := range failed {
+			where := ""
+			if len(x.Evidence) > 0 {
+				e := x.Evidence[0]
+				where = e.File
+				if e.Line > 0 {
+					where = fmt.Sprintf("%s:%d", e.File, e.Line)
+				}
+				if e.Value != "" {
+					where += " " + strconv.Quote(e.Value)
+				}
+			}
+			fmt.Fprintf(w, "  %-4s %-8s %s %s\n", x.Status, x.Severity, x.ID, where)
+		}
 	}
 }
