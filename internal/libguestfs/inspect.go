@@ -96,11 +96,11 @@ func (s *Session) OSFacts(ctx context.Context, root string) (inspect.OS, error) 
 		for p, dev := range mps {
 			os.Mountpoints = append(os.Mountpoints, inspect.Mountpoint{Path: p, Device: dev})
 		}
-		// virt-inspector's order: longest path first.
+		// virt-inspector's order: shortest path first, then by name.
 		sort.Slice(os.Mountpoints, func(i, j int) bool {
 			a, b := os.Mountpoints[i].Path, os.Mountpoints[j].Path
 			if len(a) != len(b) {
-				return len(a) > len(b)
+				return len(a) < len(b)
 			}
 			return a < b
 		})
