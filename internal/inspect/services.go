@@ -88,6 +88,10 @@ func initSystem(r *reader) string {
 		return "systemd"
 	case inittabOpenRC || r.exists("sbin/openrc") || r.exists("etc/runlevels"):
 		return "openrc"
+	case len(r.glob("services", "etc/systemd/system/*.wants")) > 0:
+		// Links that systemctl enable wrote: systemd. Debian keeps
+		// /etc/rc?.d on systemd systems too, so those do not decide.
+		return "systemd"
 	case r.exists("etc/inittab") || r.exists("etc/rc2.d") || r.exists("etc/rc.d/rc3.d"):
 		return "sysv"
 	case r.exists("etc/systemd/system"):

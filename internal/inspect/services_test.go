@@ -198,6 +198,11 @@ func TestInitSystem(t *testing.T) {
 		{"gentoo sysvinit+openrc", fstest.MapFS{"sbin/init": file(""), "etc/inittab": file("si::sysinit:/sbin/openrc sysinit\n")}, "openrc"},
 		{"busybox", fstest.MapFS{"sbin/init": link("/bin/busybox"), "bin/busybox": file(""), "etc/init.d/rcS": file("")}, "sysv"},
 		{"dangling init, openrc installed", fstest.MapFS{"sbin/init": link("/nowhere"), "sbin/openrc": file("")}, "openrc"},
+		{"no binaries, systemd links beside Debian's rc2.d", fstest.MapFS{
+			"etc/systemd/system/multi-user.target.wants/ssh.service": link("/lib/systemd/system/ssh.service"),
+			"etc/rc2.d/S01foo": link("../init.d/foo"), "etc/init.d/foo": file(""),
+		}, "systemd"},
+		{"no binaries, rc2.d only", fstest.MapFS{"etc/rc2.d/S01foo": link("../init.d/foo"), "etc/init.d/foo": file("")}, "sysv"},
 		{"nothing", fstest.MapFS{}, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
