@@ -1,0 +1,838 @@
+package dispatch
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"text/template"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"sigs.k8s.io/yaml"
+
+	"guestkit.io/batch/internal/result"
+	"guestkit.io/batch/internal/spec"
+	"guestkit.io/batch/templates"
+)
+
+// KVMMode says how a runner pod gets /dev/kvm.
+type KVMMode string
+
+const (
+	// KVMNone: no /dev/kvm; the runner uses TCG (with Accel auto or tcg).
+	KVMNone KVMMode = "none"
+	// KVMDevicePlugin: request one unit of a device plugin's resource
+	// (BuilderConfig.KVMResource, default devices.kubevirt.io/kvm). The
+	// recommended mode: the plugin puts the device in the container's
+	// device cgroup.
+	KVMDevicePlugin KVMMode = "device-plugin"
+	// KVMHostPath: mount the node's /dev/kvm (a hostPath CharDevice). An
+	// unprivileged container may still be refused the device by its
+	// runtime's device cgroup unless the runtime is configured to allow it
+	// (CRI-O allowed_devices, ...); the runner's KVM self-test then falls
+	// back to TCG under Accel auto.
+	KVMHostPath KVMMode = "hostpath"
+)
+
+// Defaults of BuilderConfig.
+const (
+	DefaultKVMResource             = "devices.kubevirt.io/kvm"
+	DefaultDiskAccessLabel         = "guestkit.io/disk-access"
+	DefaultWorkerPoolLabel         = "guestkit.io/worker-pool"
+	DefaultInstance                = "guestkit"
+	DefaultTTLSecondsAfterFinished = 24 * 3600
+	DefaultSchedulingGrace         = 15 * time.Minute
+)
+
+// Time added to execution.timeout_seconds; see Builder.Deadlines.
+const (
+	// StartGrace covers a pod's start: the runner image pull, container
+	// creation, reading the spec. (Downloading the image is inside the
+	// runner's timeout.)
+	StartGrace = 5 * time.Minute
+	// UploadGrace is the runner's own budget for storing the result after
+	// the job's time is up (runner/README.md: "The upload gets its own 5
+	// minutes").
+	UploadGrace = 5 * time.Minute
+)
+
+// Job controller back-off between failed pods: 10s doubling, capped (at 6
+// minutes in the controller today; 10 minutes here, to stay on the safe side).
+const (
+	podBackoffBase = 10 * time.Second
+	podBackoffMax  = 10 * time.Minute
+)
+
+// RunnerUser is the uid and gid the runner runs as (the template sets it).
+const RunnerUser = 65532
+
+// ImageMountRoot is where PVC images are mounted: /images/CLAIM.
+const ImageMountRoot = "/images"
+
+const imageVolume = "image"
+const kvmVolume = "kvm"
+
+// BuilderConfig configures the Jobs a Builder makes. Only Namespace and
+// RunnerImage are required.
+type BuilderConfig struct {
+	// TemplatePath is an operator's Job template; empty: the built-in
+	// templates/job.yaml.tmpl.
+	TemplatePath string
+	// Namespace of every Job (and of pvc:// claims and SecretRef).
+	Namespace string
+	// RunnerImage is the guestkit-runner container image; the template
+	// runs the command guestkit-runner from it.
+	RunnerImage string
+	// ImagePullPolicy: Always, IfNotPresent (default) or Never.
+	ImagePullPolicy  corev1.PullPolicy
+	ImagePullSecrets []corev1.LocalObjectReference
+	// ServiceAccount of the runner pods: bucket credentials by workload
+	// identity (IRSA, ...). The Kubernetes API token is never mounted.
+	ServiceAccount string
+	// Instance is the app.kubernetes.io/instance label: which dispatcher
+	// owns a Job, when several share a namespace. Default DefaultInstance.
+	Instance string
+	// Version is the app.kubernetes.io/version label (the runner's);
+	// none when empty.
+	Version string
+	// NodeSelector picks the nodes that may open disk images. nil means
+	// {DefaultDiskAccessLabel: "true"}; an empty map, any node.
+	NodeSelector map[string]string
+	// WorkerPoolLabel is the node label that routing.worker_pool selects
+	// on. Default DefaultWorkerPoolLabel.
+	WorkerPoolLabel string
+	Tolerations     []corev1.Toleration
+	// Resources of the runner container; zero: DefaultResources(). The
+	// KVM device-plugin resource is added to it.
+	Resources corev1.ResourceRequirements
+	// TTLSecondsAfterFinished: how long finished Jobs stay for the
+	// controller to read. nil: DefaultTTLSecondsAfterFinished.
+	TTLSecondsAfterFinished *int32
+	// KVM says how pods get /dev/kvm; empty means KVMNone.
+	KVM KVMMode
+	// KVMResource is the device plugin's resource name (KVMDevicePlugin).
+	KVMResource corev1.ResourceName
+	// KVMGroup is the gid that owns /dev/kvm on the nodes ("kvm"), added to
+	// the pod's supplementalGroups so that uid 65532 may open it. Needed
+	// when the nodes' /dev/kvm is not world-writable (Debian: 0660 root:kvm).
+	KVMGroup *int64
+	// SecretRef names a Secret whose keys become the runner's environment
+	// (AWS_ACCESS_KEY_ID, MINIO_ACCESS_KEY, ...), for clusters without
+	// workload identity. Optional.
+	SecretRef string
+	// Env is added to the runner's environment: AWS_ENDPOINT_URL_S3,
+	// AWS_REGION, MINIO_ENDPOINT, GUESTKIT_MEMORY_MB, GUESTKIT_LOG_FORMAT...
+	// It may not set what the template sets (GUESTKIT_SPEC, ...).
+	Env []corev1.EnvVar
+	// Accel is GUESTKIT_ACCEL: auto (default), kvm or tcg.
+	Accel string
+	// HostPathRoots are the node directories that path and file:// images
+	// may be mounted from. Empty: such images are refused.
+	HostPathRoots []string
+	// ScratchSizeLimit bounds the /tmp emptyDir, where bucket and http
+	// images are downloaded. nil: no limit.
+	ScratchSizeLimit *resource.Quantity
+	// SchedulingGrace is added to a Job's activeDeadlineSeconds for time
+	// spent Pending. Default DefaultSchedulingGrace.
+	SchedulingGrace time.Duration
+}
+
+// DefaultResources are the runner's resources when BuilderConfig.Resources
+// is empty: the libguestfs appliance takes 1.25 GiB by default, qemu and the
+// runner some more; TCG wants a whole CPU.
+func DefaultResources() corev1.ResourceRequirements {
+	return corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{
+			corev1.ResourceCPU:    resource.MustParse("1"),
+			corev1.ResourceMemory: resource.MustParse("2Gi"),
+		},
+		Limits: corev1.ResourceList{
+			corev1.ResourceMemory: resource.MustParse("3Gi"),
+		},
+	}
+}
+
+// reservedEnv are the variables the template sets.
+var reservedEnv = []string{
+	"GUESTKIT_SPEC", "GUESTKIT_RESULT", "GUESTKIT_REPORT", "GUESTKIT_JOB_ID",
+	"GUESTKIT_ACCEL", "GUESTKIT_IMAGE", "GUESTKIT_SCRATCH_DIR", "TMPDIR", "HOME",
+	"LIBGUESTFS_CACHEDIR", "LIBGUESTFS_BACKEND", "POD_NAME", "POD_NAMESPACE",
+	"NODE_NAME", "JOB_NAME",
+}
+
+// forbiddenRoots may not be HostPathRoots, nor hold one: mounting them
+// would hide the runner's own files or the node's devices.
+var forbiddenRoots = []string{
+	"/bin", "/dev", "/etc", "/images", "/lib", "/lib64", "/proc", "/sbin",
+	"/sys", "/tmp", "/usr", "/var/tmp", "/var/run", "/run",
+}
+
+// Builder makes Jobs from job specs. It is safe for concurrent use.
+type Builder struct {
+	cfg    BuilderConfig
+	tmpl   *template.Template
+	source string // the template, for error messages
+}
+
+// NewBuilder checks cfg, applies its defaults, parses the Job template and
+// renders it once for a sample spec, so that a broken template fails here,
+// at start, rather than on the first job.
+func NewBuilder(cfg BuilderConfig) (*Builder, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, fmt.Errorf("dispatcher configuration: %w", err)
+	}
+	b := &Builder{cfg: cfg, source: templates.JobTemplateName}
+	text := templates.JobTemplate()
+	if cfg.TemplatePath != "" {
+		b.source = cfg.TemplatePath
+		var err error
+		if text, err = os.ReadFile(cfg.TemplatePath); err != nil {
+			return nil, fmt.Errorf("job template: %w", err)
+		}
+	}
+	t, err := template.New(b.source).Option("missingkey=error").Funcs(template.FuncMap{"json": toJSON}).Parse(string(text))
+	if err != nil {
+		return nil, fmt.Errorf("job template %s: %w", b.source, err)
+	}
+	b.tmpl = t
+	if _, err := b.NewJob(sampleInput()); err != nil {
+		return nil, fmt.Errorf("sample job: %w", err)
+	}
+	return b, nil
+}
+
+// Config returns the configuration with defaults applied.
+func (b *Builder) Config() BuilderConfig { return b.cfg }
+
+func (c *BuilderConfig) defaults() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+
+	if c.Namespace == "" {
+		bad("namespace is required")
+	} else if msgs := validation.IsDNS1123Label(c.Namespace); len(msgs) > 0 {
+		bad("namespace %q: %s", c.Namespace, strings.Join(msgs, "; "))
+	}
+	if strings.TrimSpace(c.RunnerImage) == "" {
+		bad("runner image is required")
+	}
+	switch c.ImagePullPolicy {
+	case "":
+		c.ImagePullPolicy = corev1.PullIfNotPresent
+	case corev1.PullAlways, corev1.PullIfNotPresent, corev1.PullNever:
+	default:
+		bad("image pull policy %q: want Always, IfNotPresent or Never", c.ImagePullPolicy)
+	}
+	if c.ServiceAccount != "" {
+		if msgs := validation.IsDNS1123Subdomain(c.ServiceAccount); len(msgs) > 0 {
+			bad("service account %q: %s", c.ServiceAccount, strings.Join(msgs, "; "))
+		}
+	}
+	if c.SecretRef != "" {
+		if msgs := validation.IsDNS1123Subdomain(c.SecretRef); len(msgs) > 0 {
+			bad("secret %q: %s", c.SecretRef, strings.Join(msgs, "; "))
+		}
+	}
+	if c.Instance == "" {
+		c.Instance = DefaultInstance
+	}
+	for name, v := range map[string]string{"instance": c.Instance, "version": c.Version} {
+		if msgs := validation.IsValidLabelValue(v); len(msgs) > 0 {
+			bad("%s %q is not a valid label value: %s", name, v, strings.Join(msgs, "; "))
+		}
+	}
+	if c.NodeSelector == nil {
+		c.NodeSelector = map[string]string{DefaultDiskAccessLabel: "true"}
+	} else {
+		c.NodeSelector = maps.Clone(c.NodeSelector)
+	}
+	for _, k := range slices.Sorted(maps.Keys(c.NodeSelector)) {
+		if msgs := labelProblems(k, c.NodeSelector[k]); len(msgs) > 0 {
+			bad("node selector %s=%s: %s", k, c.NodeSelector[k], strings.Join(msgs, "; "))
+		}
+	}
+	if c.WorkerPoolLabel == "" {
+		c.WorkerPoolLabel = DefaultWorkerPoolLabel
+	}
+	if msgs := validation.IsQualifiedName(c.WorkerPoolLabel); len(msgs) > 0 {
+		bad("worker pool label %q: %s", c.WorkerPoolLabel, strings.Join(msgs, "; "))
+	}
+	if len(c.Resources.Limits) == 0 && len(c.Resources.Requests) == 0 {
+		c.Resources = DefaultResources()
+	} else {
+		c.Resources = *c.Resources.DeepCopy()
+	}
+	if c.TTLSecondsAfterFinished == nil {
+		ttl := int32(DefaultTTLSecondsAfterFinished)
+		c.TTLSecondsAfterFinished = &ttl
+	} else {
+		ttl := *c.TTLSecondsAfterFinished
+		c.TTLSecondsAfterFinished = &ttl
+		if ttl < 0 {
+			bad("ttlSecondsAfterFinished %d: must not be negative", ttl)
+		}
+	}
+	switch c.KVM {
+	case "":
+		c.KVM = KVMNone
+	case KVMNone, KVMDevicePlugin, KVMHostPath:
+	default:
+		bad("KVM mode %q: want %s, %s or %s", c.KVM, KVMNone, KVMDevicePlugin, KVMHostPath)
+	}
+	if c.KVMResource == "" {
+		c.KVMResource = DefaultKVMResource
+	}
+	if msgs := validation.IsQualifiedName(string(c.KVMResource)); len(msgs) > 0 {
+		bad("KVM resource %q: %s", c.KVMResource, strings.Join(msgs, "; "))
+	}
+	if g := c.KVMGroup; g != nil && *g < 0 {
+		bad("KVM group %d: must not be negative", *g)
+	}
+	switch c.Accel {
+	case "":
+		c.Accel = "auto"
+	case "auto", "tcg":
+	case "kvm":
+		if c.KVM == KVMNone {
+			bad("accel kvm needs a KVM mode (%s or %s): without /dev/kvm every job would fail", KVMDevicePlugin, KVMHostPath)
+		}
+	default:
+		bad("accel %q: want auto, kvm or tcg", c.Accel)
+	}
+	// Copies: the caller may reuse its configuration.
+	c.Env = deepCopies(c.Env, (*corev1.EnvVar).DeepCopy)
+	c.Tolerations = deepCopies(c.Tolerations, (*corev1.Toleration).DeepCopy)
+	c.ImagePullSecrets = slices.Clone(c.ImagePullSecrets)
+	if c.ScratchSizeLimit != nil {
+		q := c.ScratchSizeLimit.DeepCopy()
+		c.ScratchSizeLimit = &q
+	}
+	if c.KVMGroup != nil {
+		g := *c.KVMGroup
+		c.KVMGroup = &g
+	}
+	for _, e := range c.Env {
+		switch {
+		case len(validation.IsEnvVarName(e.Name)) > 0:
+			bad("env %q: not a valid variable name", e.Name)
+		case slices.Contains(reservedEnv, e.Name):
+			bad("env %s: set by the Job template; it cannot be overridden", e.Name)
+		}
+	}
+	c.HostPathRoots = slices.Clone(c.HostPathRoots)
+	for _, r := range c.HostPathRoots {
+		if msg := hostRootProblem(r); msg != "" {
+			bad("host path root %q: %s", r, msg)
+		}
+	}
+	if c.SchedulingGrace == 0 {
+		c.SchedulingGrace = DefaultSchedulingGrace
+	} else if c.SchedulingGrace < 0 {
+		bad("scheduling grace %s: must not be negative", c.SchedulingGrace)
+	}
+	return errors.Join(errs...)
+}
+
+func deepCopies[T any](in []T, deepCopy func(*T) *T) []T {
+	if in == nil {
+		return nil
+	}
+	out := make([]T, len(in))
+	for i := range in {
+		out[i] = *deepCopy(&in[i])
+	}
+	return out
+}
+
+func hostRootProblem(r string) string {
+	if !path.IsAbs(r) || path.Clean(r) != r {
+		return "must be an absolute, clean path"
+	}
+	if r == "/" {
+		return "must not be /"
+	}
+	for _, f := range forbiddenRoots {
+		if within(r, f) || within(f, r) {
+			return "must not be, hold or be under " + f
+		}
+	}
+	return ""
+}
+
+// within says whether p is dir or under it; both clean and absolute.
+func within(p, dir string) bool {
+	return p == dir || strings.HasPrefix(p, dir+"/")
+}
+
+func labelProblems(k, v string) []string {
+	return append(validation.IsQualifiedName(k), validation.IsValidLabelValue(v)...)
+}
+
+// JobInput is one spec to dispatch.
+type JobInput struct {
+	// Job is the parsed spec. NewJob validates it again.
+	Job *spec.Job
+	// Bucket is the bucket URL the spec came from (annotation only).
+	Bucket string
+	// SpecKey and ResultKey are the object keys (annotations only).
+	SpecKey, ResultKey string
+	// SpecURI and ResultURI are what the runner reads and writes: presigned
+	// https URLs (a GET and a PUT), or store URIs (s3://, minio://) that
+	// the pod's credentials can reach. Presigned URLs are visible to whoever
+	// may read Jobs in the namespace, and must outlive the Job's
+	// activeDeadlineSeconds.
+	SpecURI, ResultURI string
+	// ReportURI is where SARIF or JUnit reports go (GUESTKIT_REPORT). With
+	// a presigned ResultURI it must be a presigned PUT of its own, or
+	// reports are not stored; optional.
+	ReportURI string
+	// Now bounds the Job by execution.deadline; zero ignores the deadline.
+	Now time.Time
+}
+
+// SpecError says that a spec cannot be dispatched with this configuration
+// (invalid, an image source the dispatcher refuses, a passed deadline, a
+// routing conflict). Retrying cannot help: the controller should store a
+// rejected result. Any other error from NewJob is the dispatcher's own
+// (configuration or template).
+type SpecError struct {
+	Field string // spec field path, when one field is at fault
+	Value string
+	Err   error
+}
+
+func (e *SpecError) Error() string {
+	if e.Field == "" {
+		return e.Err.Error()
+	}
+	if e.Value == "" {
+		return e.Field + ": " + e.Err.Error()
+	}
+	return fmt.Sprintf("%s %q: %v", e.Field, e.Value, e.Err)
+}
+
+func (e *SpecError) Unwrap() error { return e.Err }
+
+func specErr(field, value, format string, a ...any) *SpecError {
+	return &SpecError{Field: field, Value: value, Err: fmt.Errorf(format, a...)}
+}
+
+// TemplateData is what the Job template sees.
+type TemplateData struct {
+	Name      string // JobName
+	Namespace string
+	// Labels and Annotations go on the Job and on its pod template: the
+	// spec's metadata.labels and annotations (minus reserved domains), then
+	// the dispatcher's (which win).
+	Labels, Annotations map[string]string
+	JobID               string
+	// BackoffLimit is execution.max_attempts - 1.
+	BackoffLimit int32
+	// ActiveDeadlineSeconds bounds the Job, PodActiveDeadlineSeconds one
+	// pod; see Builder.Deadlines.
+	ActiveDeadlineSeconds    int64
+	PodActiveDeadlineSeconds int64
+	TTLSecondsAfterFinished  int32
+	// NonRetryableExitCodes are result.NonRetryableExitCodes(), sorted:
+	// podFailurePolicy's FailJob rule.
+	NonRetryableExitCodes []int32
+	RunnerImage           string
+	ImagePullPolicy       corev1.PullPolicy
+	ImagePullSecrets      []corev1.LocalObjectReference
+	ServiceAccountName    string
+	// NodeSelector: BuilderConfig.NodeSelector, the worker pool label and
+	// routing.node_selector.
+	NodeSelector       map[string]string
+	Tolerations        []corev1.Toleration
+	SupplementalGroups []int64
+	// SpecURI, ResultURI, ReportURI: JobInput's.
+	SpecURI, ResultURI, ReportURI string
+	Accel                         string
+	// ImagePath is GUESTKIT_IMAGE: the mounted image, or "" when the
+	// runner downloads it.
+	ImagePath string
+	// Env and EnvFrom: BuilderConfig.Env and SecretRef.
+	Env     []corev1.EnvVar
+	EnvFrom []corev1.EnvFromSource
+	// Resources: BuilderConfig.Resources plus the KVM device.
+	Resources corev1.ResourceRequirements
+	// Volumes and VolumeMounts: the image and /dev/kvm, beside the
+	// template's own /tmp and /var/tmp.
+	Volumes      []corev1.Volume
+	VolumeMounts []corev1.VolumeMount
+	// ScratchVolume is the /tmp emptyDir (downloads go there).
+	ScratchVolume corev1.EmptyDirVolumeSource
+	// Job and Image are there for templates that want more.
+	Job   *spec.Job
+	Image ImageSource
+}
+
+// NewJob makes the Job for one spec. It calls no API: the controller
+// creates the Job, and AlreadyExists means the spec was dispatched before.
+// A *SpecError means the spec cannot be dispatched; see SpecError.
+func (b *Builder) NewJob(in JobInput) (*batchv1.Job, error) {
+	data, err := b.templateData(in)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if err := b.tmpl.Execute(&buf, data); err != nil {
+		return nil, fmt.Errorf("job template %s: %w", b.source, err)
+	}
+	job := &batchv1.Job{}
+	if err := yaml.UnmarshalStrict(buf.Bytes(), job); err != nil {
+		return nil, fmt.Errorf("job template %s: the rendered YAML is not a valid Job: %w%s", b.source, err, renderedLine(buf.Bytes(), err))
+	}
+	if problems := checkJob(job, data); len(problems) > 0 {
+		return nil, fmt.Errorf("job template %s: the rendered Job %s", b.source, strings.Join(problems, "; "))
+	}
+	return job, nil
+}
+
+func (b *Builder) templateData(in JobInput) (*TemplateData, error) {
+	j := in.Job
+	if j == nil {
+		return nil, errors.New("no job spec")
+	}
+	if in.SpecURI == "" || in.ResultURI == "" {
+		return nil, errors.New("the spec and result URIs are required")
+	}
+	if err := j.Validate(); err != nil {
+		return nil, &SpecError{Err: err}
+	}
+	cfg := &b.cfg
+	if m := j.Metadata; m != nil && m.Namespace != "" && m.Namespace != cfg.Namespace {
+		return nil, specErr("metadata.namespace", m.Namespace, "this dispatcher runs jobs in namespace %s", cfg.Namespace)
+	}
+	img, err := b.ImageSourceOf(j)
+	if err != nil {
+		return nil, err
+	}
+	podDeadline, jobDeadline, err := b.Deadlines(j, in.Now)
+	if err != nil {
+		return nil, err
+	}
+	d := &TemplateData{
+		Name:                     JobName(j),
+		Namespace:                cfg.Namespace,
+		JobID:                    j.JobID,
+		BackoffLimit:             int32(j.MaxAttempts() - 1),
+		ActiveDeadlineSeconds:    seconds(jobDeadline),
+		PodActiveDeadlineSeconds: seconds(podDeadline),
+		TTLSecondsAfterFinished:  *cfg.TTLSecondsAfterFinished,
+		NonRetryableExitCodes:    slices.Sorted(slices.Values(result.NonRetryableExitCodes())),
+		RunnerImage:              cfg.RunnerImage,
+		ImagePullPolicy:          cfg.ImagePullPolicy,
+		ImagePullSecrets:         slices.Clone(cfg.ImagePullSecrets),
+		ServiceAccountName:       cfg.ServiceAccount,
+		Tolerations:              deepCopies(cfg.Tolerations, (*corev1.Toleration).DeepCopy),
+		SpecURI:                  in.SpecURI,
+		ResultURI:                in.ResultURI,
+		ReportURI:                in.ReportURI,
+		Accel:                    cfg.Accel,
+		ImagePath:                img.LocalPath,
+		Env:                      deepCopies(cfg.Env, (*corev1.EnvVar).DeepCopy),
+		Resources:                *cfg.Resources.DeepCopy(),
+		Job:                      j,
+		Image:                    img,
+	}
+	if d.BackoffLimit < 0 {
+		d.BackoffLimit = 0
+	}
+	d.Labels, d.Annotations = b.metadata(j, in)
+	if d.NodeSelector, err = b.nodeSelector(j); err != nil {
+		return nil, err
+	}
+	if cfg.SecretRef != "" {
+		d.EnvFrom = []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: cfg.SecretRef}}}}
+	}
+	if cfg.ScratchSizeLimit != nil {
+		q := cfg.ScratchSizeLimit.DeepCopy()
+		d.ScratchVolume.SizeLimit = &q
+	}
+	d.Volumes, d.VolumeMounts = img.volumes()
+	switch cfg.KVM {
+	case KVMDevicePlugin:
+		one := resource.MustParse("1")
+		if d.Resources.Limits == nil {
+			d.Resources.Limits = corev1.ResourceList{}
+		}
+		if d.Resources.Requests == nil {
+			d.Resources.Requests = corev1.ResourceList{}
+		}
+		d.Resources.Limits[cfg.KVMResource] = one
+		d.Resources.Requests[cfg.KVMResource] = one
+	case KVMHostPath:
+		chardev := corev1.HostPathCharDev
+		d.Volumes = append(d.Volumes, corev1.Volume{Name: kvmVolume, VolumeSource: corev1.VolumeSource{
+			HostPath: &corev1.HostPathVolumeSource{Path: "/dev/kvm", Type: &chardev}}})
+		d.VolumeMounts = append(d.VolumeMounts, corev1.VolumeMount{Name: kvmVolume, MountPath: "/dev/kvm"})
+	}
+	if cfg.KVM != KVMNone && cfg.KVMGroup != nil {
+		d.SupplementalGroups = []int64{*cfg.KVMGroup}
+	}
+	return d, nil
+}
+
+// metadata returns the labels and annotations of the Job and its pods.
+func (b *Builder) metadata(j *spec.Job, in JobInput) (labels, annotations map[string]string) {
+	labels, annotations = map[string]string{}, map[string]string{}
+	if m := j.Metadata; m != nil {
+		for k, v := range m.Labels {
+			if !reservedKey(k) && len(labelProblems(k, v)) == 0 {
+				labels[k] = v
+			}
+		}
+		for k, v := range m.Annotations {
+			if !reservedKey(k) && len(validation.IsQualifiedName(k)) == 0 {
+				annotations[k] = v
+			}
+		}
+	}
+	maps.Copy(labels, b.ownLabels(j))
+	maps.Copy(annotations, ownAnnotations(j, in))
+	return labels, annotations
+}
+
+// ownLabels are the dispatcher's labels, which the rendered Job must carry.
+func (b *Builder) ownLabels(j *spec.Job) map[string]string {
+	l := map[string]string{
+		LabelName:      LabelNameValue,
+		LabelComponent: LabelComponentValue,
+		LabelManagedBy: LabelManagedByValue,
+		LabelInstance:  b.cfg.Instance,
+		LabelJobIDHash: JobIDHash(j.JobID),
+		LabelOperation: labelValue(j.Operation),
+	}
+	if b.cfg.Version != "" {
+		l[LabelVersion] = b.cfg.Version
+	}
+	return l
+}
+
+func ownAnnotations(j *spec.Job, in JobInput) map[string]string {
+	a := map[string]string{
+		AnnotationJobID:      j.JobID,
+		AnnotationSpecKey:    in.SpecKey,
+		AnnotationResultKey:  in.ResultKey,
+		AnnotationSpecDigest: j.Digest(),
+	}
+	if in.Bucket != "" {
+		a[AnnotationBucket] = in.Bucket
+	}
+	if e := j.Execution; e != nil && e.IdempotencyKey != "" {
+		a[AnnotationIdempotencyKey] = e.IdempotencyKey
+	}
+	return a
+}
+
+// nodeSelector merges the dispatcher's node selector, routing.worker_pool
+// and routing.node_selector. A spec cannot override the dispatcher's keys:
+// a conflict is a SpecError.
+func (b *Builder) nodeSelector(j *spec.Job) (map[string]string, error) {
+	sel := maps.Clone(b.cfg.NodeSelector)
+	r := j.Routing
+	if r == nil {
+		return sel, nil
+	}
+	add := func(field, k, v string) error {
+		if msgs := labelProblems(k, v); len(msgs) > 0 {
+			return specErr(field, v, "not usable as a node selector %s=%s: %s", k, v, strings.Join(msgs, "; "))
+		}
+		if old, ok := sel[k]; ok && old != v {
+			return specErr(field, v, "conflicts with the node selector %s=%s", k, old)
+		}
+		sel[k] = v
+		return nil
+	}
+	if r.WorkerPool != "" {
+		if err := add("routing.worker_pool", b.cfg.WorkerPoolLabel, r.WorkerPool); err != nil {
+			return nil, err
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(r.NodeSelector)) {
+		if err := add("routing.node_selector."+k, k, r.NodeSelector[k]); err != nil {
+			return nil, err
+		}
+	}
+	return sel, nil
+}
+
+// Deadlines returns the activeDeadlineSeconds of a spec's pods and of its
+// Job, as durations:
+//
+//	pod = timeout_seconds + StartGrace + UploadGrace
+//	job = max_attempts * pod + the Job controller's back-off between
+//	      attempts (10s doubling, counted up to 10m each) + SchedulingGrace
+//
+// The Job's deadline covers every attempt: a Job's activeDeadlineSeconds
+// counts from its start across all its pods, so timeout + grace alone
+// would kill the retries that max_attempts allows. The pod's deadline is
+// the backstop for a runner that overruns its own timeout.
+//
+// With now set and an execution.deadline, both stop at the deadline plus
+// UploadGrace (the runner itself stops at the deadline, then stores the
+// result); a deadline already passed is a SpecError.
+func (b *Builder) Deadlines(j *spec.Job, now time.Time) (pod, job time.Duration, err error) {
+	attempts := max(j.MaxAttempts(), 1)
+	pod = j.Timeout() + StartGrace + UploadGrace
+	job = time.Duration(attempts)*pod + b.cfg.SchedulingGrace
+	for i := range attempts - 1 {
+		job += min(podBackoffBase<<min(i, 16), podBackoffMax)
+	}
+	if dl, ok := j.Deadline(); ok && !now.IsZero() {
+		left := dl.Sub(now)
+		if left <= 0 {
+			return 0, 0, specErr("execution.deadline", dl.Format(time.RFC3339), "passed at dispatch (%s)", now.Format(time.RFC3339))
+		}
+		limit := left + UploadGrace
+		pod, job = min(pod, limit), min(job, limit)
+	}
+	return pod, job, nil
+}
+
+// seconds rounds up to whole seconds.
+func seconds(d time.Duration) int64 {
+	return int64((d + time.Second - 1) / time.Second)
+}
+
+var yamlLineRE = regexp.MustCompile(`\bline (\d+)\b`)
+
+// renderedLine quotes the rendered line a YAML error points at: its line
+// numbers count rendered lines, not template lines.
+func renderedLine(doc []byte, err error) string {
+	m := yamlLineRE.FindStringSubmatch(err.Error())
+	if m == nil {
+		return ""
+	}
+	n, _ := strconv.Atoi(m[1])
+	lines := strings.Split(string(doc), "\n")
+	if n < 1 || n > len(lines) {
+		return ""
+	}
+	return fmt.Sprintf(" (rendered line %d: %q)", n, head(lines[n-1], 200))
+}
+
+func toJSON(v any) (string, error) {
+	b, err := json.Marshal(v)
+	return string(b), err
+}
+
+// checkJob checks what the dispatcher relies on in a rendered Job; each
+// problem completes "the rendered Job ...".
+func checkJob(job *batchv1.Job, d *TemplateData) []string {
+	var problems []string
+	bad := func(format string, a ...any) { problems = append(problems, fmt.Sprintf(format, a...)) }
+
+	if job.APIVersion != "batch/v1" || job.Kind != "Job" {
+		bad("is %s %s, not a batch/v1 Job", job.APIVersion, job.Kind)
+	}
+	if job.Name != d.Name {
+		bad("is named %q, not %q: the name must be {{ json .Name }}, which makes dispatching idempotent", job.Name, d.Name)
+	}
+	if job.Namespace != d.Namespace {
+		bad("is in namespace %q, not %q", job.Namespace, d.Namespace)
+	}
+	pod := &job.Spec.Template
+	for _, obj := range []struct {
+		what                string
+		labels, annotations map[string]string
+	}{
+		{"Job", job.Labels, job.Annotations},
+		{"pod template", pod.Labels, pod.Annotations},
+	} {
+		for _, k := range slices.Sorted(maps.Keys(obj.labels)) {
+			if msgs := labelProblems(k, obj.labels[k]); len(msgs) > 0 {
+				bad("has an invalid %s label %s=%s: %s", obj.what, k, obj.labels[k], strings.Join(msgs, "; "))
+			}
+		}
+		for _, k := range []string{LabelName, LabelComponent, LabelManagedBy, LabelInstance, LabelJobIDHash} {
+			if obj.labels[k] != d.Labels[k] {
+				bad("lacks the %s label %s=%s", obj.what, k, d.Labels[k])
+			}
+		}
+		for _, k := range []string{AnnotationJobID, AnnotationSpecKey, AnnotationResultKey, AnnotationSpecDigest} {
+			if obj.annotations[k] != d.Annotations[k] {
+				bad("lacks the %s annotation %s=%q", obj.what, k, d.Annotations[k])
+			}
+		}
+	}
+	ps := &pod.Spec
+	if ps.RestartPolicy != corev1.RestartPolicyNever {
+		bad("has restartPolicy %q: it must be Never (podFailurePolicy and the Job's retries need it)", ps.RestartPolicy)
+	}
+	if ps.HostNetwork || ps.HostPID || ps.HostIPC {
+		bad("uses a host namespace (hostNetwork, hostPID or hostIPC)")
+	}
+	var runner *corev1.Container
+	for _, cs := range [][]corev1.Container{ps.InitContainers, ps.Containers} {
+		for i := range cs {
+			c := &cs[i]
+			if sc := c.SecurityContext; sc != nil {
+				if sc.Privileged != nil && *sc.Privileged {
+					bad("has a privileged container %q: runners never run privileged", c.Name)
+				}
+				if sc.AllowPrivilegeEscalation != nil && *sc.AllowPrivilegeEscalation {
+					bad("lets container %q escalate privileges", c.Name)
+				}
+			}
+		}
+	}
+	for i := range ps.Containers {
+		if ps.Containers[i].Name == ContainerName {
+			runner = &ps.Containers[i]
+		}
+	}
+	if runner == nil {
+		bad("has no container named %q (podFailurePolicy and failed-Job results look for it)", ContainerName)
+		return problems
+	}
+	if runner.Image == "" {
+		bad("has no image for container %q", ContainerName)
+	}
+	want := map[string]string{
+		"GUESTKIT_SPEC":   d.SpecURI,
+		"GUESTKIT_RESULT": d.ResultURI,
+		"GUESTKIT_JOB_ID": d.JobID,
+	}
+	if d.ImagePath != "" {
+		want["GUESTKIT_IMAGE"] = d.ImagePath
+	}
+	got := map[string]string{}
+	for _, e := range runner.Env {
+		got[e.Name] = e.Value // the last one wins, as in the kubelet
+	}
+	for _, k := range slices.Sorted(maps.Keys(want)) {
+		if got[k] != want[k] {
+			bad("does not set %s of container %q to the dispatcher's value", k, ContainerName)
+		}
+	}
+	return problems
+}
+
+// sampleInput is the spec NewBuilder renders to check the template.
+func sampleInput() JobInput {
+	j := &spec.Job{
+		Version:   "1.0",
+		JobID:     "template-check",
+		Operation: spec.OpInspect,
+		Payload: spec.Payload{Type: spec.OpInspect + ".v1", Data: &spec.Data{
+			Image: &spec.Image{URI: "s3://template-check/disk.qcow2"},
+		}},
+	}
+	return JobInput{
+		Job: j, Bucket: "s3://template-check", SpecKey: "jobs/template-check.json", ResultKey: "results/template-check.json",
+		SpecURI: "s3://template-check/jobs/template-check.json", ResultURI: "s3://template-check/results/template-check.json",
+	}
+}
