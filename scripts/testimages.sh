@@ -7,9 +7,10 @@
 #   bash scripts/testimages.sh --list
 #
 # OUTDIR defaults to ${GUESTKIT_CACHE:-$HOME/.cache/guestkit-batch}/images.
-# The output is keyed by a hash of this script and scripts/testimages/*.sh:
-# a run with an unchanged key skips what is already built (a second run takes
-# ~0 s); a changed key rebuilds everything. Each file is built under a
+# The output is keyed by a hash of this script, scripts/testimages/*.sh and
+# the profile trees (internal/profile/testdata/trees): a run with an
+# unchanged key skips what is already built (a second run takes ~0 s); a
+# changed key rebuilds everything. Each file is built under a
 # temporary name and renamed into place. The last line printed is OUTDIR.
 set -euo pipefail
 
@@ -23,6 +24,10 @@ source "$DEFS/debian.sh"
 source "$DEFS/rpm.sh"
 # shellcheck source=testimages/alpine.sh
 source "$DEFS/alpine.sh"
+# shellcheck source=testimages/profile.sh
+source "$DEFS/profile.sh"
+# the profile engine's guest trees, made into the profile-* images
+PROFILE_TREES=$(cd "$HERE/../internal/profile/testdata/trees" && pwd) || die "profile trees not found"
 
 # libguestfs: direct backend, and TCG unless the caller says otherwise
 # (nested KVM is broken on the CI machines; see shared/notes/test-platform.md).
@@ -53,6 +58,10 @@ IMAGES=(
 	"vmdk-extent|vmdk-extent.vmdk|vmdk|image_backing_file|vmdk descriptor whose FLAT extent is /etc/shadow"
 	"datafile|datafile.qcow2|qcow2|image_backing_file|qcow2 v3 with an external data file /etc/shadow"
 	"huge|huge.qcow2|qcow2|image_too_large|empty qcow2 with a 16 TiB virtual size"
+	# profile-*: the profile engine's trees (profile.sh); names keep the prefix
+	"profile-debian-hardened|profile-debian-hardened.qcow2|qcow2|ok|profile tree debian-hardened: Debian 12, every rule's settings applied (MBR, ext4)"
+	"profile-debian-misconfigured|profile-debian-misconfigured.qcow2|qcow2|ok|profile tree debian-misconfigured: debian-hardened plus the planted findings"
+	"profile-rhel-hardened|profile-rhel-hardened.qcow2|qcow2|ok|profile tree rhel-hardened: RHEL 9.4, real rpmdb, GPT /boot + LVM rhel/{root,tmp,swap} as its fstab says"
 )
 
 usage() {
@@ -81,10 +90,10 @@ while (($#)); do
 done
 
 if ((LIST)); then
-	printf '%-13s %-18s %-6s %-25s %s\n' NAME FILE FORMAT EXPECTED DESCRIPTION
+	printf '%-28s %-34s %-6s %-25s %s\n' NAME FILE FORMAT EXPECTED DESCRIPTION
 	for i in "${IMAGES[@]}"; do
 		IFS='|' read -r n f fmt exp desc <<<"$i"
-		printf '%-13s %-18s %-6s %-25s %s\n' "$n" "$f" "${fmt:--}" "$exp" "$desc"
+		printf '%-28s %-34s %-6s %-25s %s\n' "$n" "$f" "${fmt:--}" "$exp" "$desc"
 	done
 	exit 0
 fi
@@ -95,7 +104,11 @@ OUTDIR=$(cd "$OUTDIR" && pwd)
 
 # ------------------------------------------------------------------ cache key
 # verify.sh and README.md are not inputs of the images: they are not hashed.
-KEY=$(cat "${BASH_SOURCE[0]}" "$DEFS"/{lib,debian,rpm,alpine}.sh | sha256sum | cut -c1-16)
+# The profile trees are, through their digest.
+KEY=$({
+	cat "${BASH_SOURCE[0]}" "$DEFS"/{lib,debian,rpm,alpine,profile}.sh
+	echo "profile trees $(profile_trees_digest "$PROFILE_TREES")"
+} | sha256sum | cut -c1-16)
 exec 9>"$OUTDIR/.lock"
 flock 9 # concurrent runs (parallel test packages) wait for each other
 WORK=$OUTDIR/.work.$$
@@ -134,6 +147,9 @@ U_MULTI_DEB=$(uuid_of multi:debian)
 U_MULTI_ALP=$(uuid_of multi:alpine)
 U_NOOS=$(uuid_of noos:data)
 U_BIG_ROOT=$(uuid_of bigpasswd:root)
+U_PROF_RHEL_ROOT=$(uuid_of profile-rhel:root)
+U_PROF_RHEL_TMP=$(uuid_of profile-rhel:tmp)
+U_PROF_RHEL_SWAP=$(uuid_of profile-rhel:swap)
 BIGPASSWD_SIZE=2147483648
 
 deb_fstab_single() { # UUID
@@ -302,6 +318,78 @@ start=2048, type=83, bootable"
 	gf umount-all
 }
 
+# profile-debian-*: the tree's fstab mounts UUID=<uuid> on / (and a tmpfs
+# on /tmp): one ext4 partition with that UUID.
+profile_debian_root_uuid() { # TREE-COPY
+	local spec
+	spec=$(profile_fstab_spec "$1" /)
+	[[ $spec == UUID=* ]] || die "profile tree $1: fstab / is '$spec', want UUID=..."
+	echo "${spec#UUID=}"
+}
+plan_profile_debian() { # NAME (profile-<tree>)
+	local name=$1 dev t=$WORK/$1 uuid
+	log "tree: $name"
+	profile_tree "$PROFILE_TREES/${name#profile-}" "$t"
+	uuid=$(profile_debian_root_uuid "$t")
+	make_tar "$t" "$WORK/$name.tar" "${PROFILE_OWNERS[@]}"
+	gf_drive "$name.qcow2" 64M "label: dos
+label-id: $(mbr_id "$name")
+start=2048, type=83, bootable"
+	dev=$GF_DEV
+	gf mke2fs "${dev}1" fstype:ext4 blocksize:4096 label:debian-root "uuid:$uuid"
+	gf mount "${dev}1" /
+	gf tar-in "\"$WORK/$name.tar\"" /
+	gf umount-all
+}
+
+# profile-rhel-hardened: the layout its fstab describes: /dev/mapper/rhel-root
+# on /, UUID=<uuid> on /boot, /dev/mapper/rhel-tmp on /tmp, rhel-swap. The
+# fstab says xfs; the filesystems are ext4, since mkfs.xfs refuses anything
+# under 300 MiB (mount does not care, neither do the rules).
+PROFILE_RHEL_LAYOUT=("/|/dev/mapper/rhel-root" "/tmp|/dev/mapper/rhel-tmp" "none|/dev/mapper/rhel-swap")
+profile_rhel_boot_uuid() { # TREE-COPY
+	local e spec
+	for e in "${PROFILE_RHEL_LAYOUT[@]}"; do
+		spec=$(profile_fstab_spec "$1" "${e%%|*}")
+		[[ $spec == "${e#*|}" ]] || die "profile tree $1: fstab ${e%%|*} is '$spec', want ${e#*|}"
+	done
+	spec=$(profile_fstab_spec "$1" /boot)
+	[[ $spec == UUID=* ]] || die "profile tree $1: fstab /boot is '$spec', want UUID=..."
+	echo "${spec#UUID=}"
+}
+plan_profile_rhel() {
+	local name=profile-rhel-hardened dev t=$WORK/profile-rhel-hardened uuid
+	profile_rpm_table "$PROFILE_TREES/rhel-hardened/PACKAGES"
+	log "tree: $name (rpmbuild ${#PROFILE_RPMS[@]} packages)"
+	profile_tree "$PROFILE_TREES/rhel-hardened" "$t"
+	uuid=$(profile_rhel_boot_uuid "$t")
+	rpm_build_packages "$WORK/rpmbuild-$name" PROFILE_RPMS
+	rpm_install_db "$t" "$WORK/rpmbuild-$name" "${#PROFILE_RPMS[@]}"
+	rpm_config "$t"
+	make_tar "$t" "$WORK/$name.tar" "${PROFILE_OWNERS[@]}"
+	gf_drive "$name.qcow2" 128M "label: gpt
+label-id: $(uuid_of "gpt:$name")
+start=2048, size=65536, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, uuid=$(uuid_of "gpt:$name:1"), name=boot
+start=67584, type=E6D6D379-F507-44C2-A23C-238F2A3DF928, uuid=$(uuid_of "gpt:$name:2"), name=lvm"
+	dev=$GF_DEV
+	gf pvcreate "${dev}2"
+	gf vgcreate rhel "${dev}2"
+	gf lvcreate root rhel 48
+	gf lvcreate tmp rhel 16
+	gf lvcreate swap rhel 8
+	gf mke2fs "${dev}1" fstype:ext4 blocksize:4096 label:boot "uuid:$uuid"
+	gf mke2fs /dev/rhel/root fstype:ext4 blocksize:4096 label:root "uuid:$U_PROF_RHEL_ROOT"
+	gf mke2fs /dev/rhel/tmp fstype:ext4 blocksize:4096 label:tmp "uuid:$U_PROF_RHEL_TMP"
+	gf mkswap /dev/rhel/swap label:swap "uuid:$U_PROF_RHEL_SWAP"
+	gf mount /dev/rhel/root /
+	gf mkdir /boot
+	gf mkdir /tmp
+	gf mount "${dev}1" /boot
+	gf mount /dev/rhel/tmp /tmp
+	gf tar-in "\"$WORK/$name.tar\"" /
+	gf umount-all
+}
+
 have debian.qcow2 || plan_debian
 have rpm.qcow2 || plan_rpm
 have alpine.qcow2 || plan_alpine
@@ -309,6 +397,9 @@ have lvm.qcow2 || plan_lvm
 have multi-os.qcow2 || plan_multi
 have noos.qcow2 || plan_noos
 have bigpasswd.qcow2 || plan_bigpasswd
+have profile-debian-hardened.qcow2 || plan_profile_debian profile-debian-hardened
+have profile-debian-misconfigured.qcow2 || plan_profile_debian profile-debian-misconfigured
+have profile-rhel-hardened.qcow2 || plan_profile_rhel
 
 if ((GF_N)); then
 	log "guestfish: building ${GF_FILES[*]} in one appliance launch"
@@ -514,6 +605,44 @@ exp_multi() {
 	printf '  ]\n}\n'
 }
 
+# profile images: the tree copy is made again when the image was built by an
+# earlier run (it takes a few milliseconds).
+profile_copy() { # NAME -> the tree copy in WORK
+	[[ -d $WORK/$1 ]] || profile_tree "$PROFILE_TREES/${1#profile-}" "$WORK/$1"
+}
+exp_profile_debian() { # NAME
+	local name=$1 uuid
+	profile_copy "$name"
+	uuid=$(profile_debian_root_uuid "$WORK/$name")
+	printf '{\n'
+	header_json "$name"
+	printf '  "virtual_size": %s,\n  "partition_table": "mbr",\n' $((64 * 1048576))
+	printf '  "filesystems": [%s],\n' "$(fs_json /dev/sda1 ext4 debian-root "$uuid" /)"
+	printf '  "operating_systems": [\n  '
+	profile_os_json "$WORK/$name" "$name" /dev/sda1 "[$(mnt_json / /dev/sda1 "UUID=$uuid" ext4)]"
+	printf '  ]\n}\n'
+}
+exp_profile_rhel() {
+	local name=profile-rhel-hardened uuid
+	profile_copy "$name"
+	profile_rpm_table "$PROFILE_TREES/rhel-hardened/PACKAGES"
+	uuid=$(profile_rhel_boot_uuid "$WORK/$name")
+	printf '{\n'
+	header_json "$name"
+	printf '  "virtual_size": %s,\n  "partition_table": "gpt",\n' $((128 * 1048576))
+	printf '  "lvm": {"vg": "rhel", "pv": "/dev/sda2", "lvs": ["/dev/rhel/root", "/dev/rhel/swap", "/dev/rhel/tmp"]},\n'
+	printf '  "filesystems": [%s,\n    %s,\n    %s,\n    %s],\n' \
+		"$(fs_json /dev/sda1 ext4 boot "$uuid" /boot)" \
+		"$(fs_json /dev/rhel/root ext4 root "$U_PROF_RHEL_ROOT" /)" \
+		"$(fs_json /dev/rhel/tmp ext4 tmp "$U_PROF_RHEL_TMP" /tmp)" \
+		"$(fs_json /dev/rhel/swap swap swap "$U_PROF_RHEL_SWAP" "")"
+	printf '  "operating_systems": [\n  '
+	profile_os_json "$WORK/$name" "$name" /dev/rhel/root "[$(mnt_json / /dev/rhel/root /dev/mapper/rhel-root xfs),
+      $(mnt_json /boot /dev/sda1 "UUID=$uuid" xfs),
+      $(mnt_json /tmp /dev/rhel/tmp /dev/mapper/rhel-tmp xfs)]"
+	printf '  ]\n}\n'
+}
+
 have debian.expected.json || write_expected debian exp_debian debian
 for c in vmdk vdi vhdx raw; do have "debian-$c.expected.json" || write_expected "debian-$c" exp_debian "debian-$c"; done
 have rpm.expected.json || write_expected rpm exp_rpm
@@ -521,6 +650,9 @@ have alpine.expected.json || write_expected alpine exp_alpine
 have lvm.expected.json || write_expected lvm exp_lvm
 have multi-os.expected.json || write_expected multi-os exp_multi
 have bigpasswd.expected.json || write_expected bigpasswd exp_bigpasswd
+have profile-debian-hardened.expected.json || write_expected profile-debian-hardened exp_profile_debian profile-debian-hardened
+have profile-debian-misconfigured.expected.json || write_expected profile-debian-misconfigured exp_profile_debian profile-debian-misconfigured
+have profile-rhel-hardened.expected.json || write_expected profile-rhel-hardened exp_profile_rhel
 
 # ------------------------------------------------------------------ MANIFEST
 {

@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"fmt"
+	"strconv"
 
 	"guestkit.io/batch/internal/guest"
 	"guestkit.io/batch/internal/guestconf"
@@ -53,21 +54,20 @@ func newProfiler(job *spec.Job) (*profiler, error) {
 func (p *profiler) visit(ctx context.Context, os *inspect.OS, fsys guest.FS) error {
 	t := profile.Target{
 		FS: fsys,
-		OS: profile.OSInfo{
-			Type: os.Type, Distro: os.Distro, PackageFormat: os.PackageFormat,
-			Version: fmt.Sprintf("%d.%d", os.MajorVersion, os.MinorVersion),
-		},
+		OS: profile.OSInfo{Type: os.Type, Distro: os.Distro, PackageFormat: os.PackageFormat},
+	}
+	// libguestfs reports 0.0 when it does not know the version (rolling
+	// releases, Debian testing): leave it empty so that the profile takes
+	// os-release's VERSION_ID instead.
+	if os.MajorVersion != 0 || os.MinorVersion != 0 {
+		t.OS.Version = fmt.Sprintf("%d.%d", os.MajorVersion, os.MinorVersion)
 	}
 	// The inspection's package list is authoritative (it reads rpm too);
 	// without it the rules read dpkg or apk themselves.
 	if len(os.Applications) > 0 {
 		t.Packages = make([]guestconf.Package, 0, len(os.Applications))
 		for _, a := range os.Applications {
-			v := a.Version
-			if a.Release != "" {
-				v += "-" + a.Release
-			}
-			t.Packages = append(t.Packages, guestconf.Package{Name: a.Name, Version: v, Arch: a.Arch})
+			t.Packages = append(t.Packages, guestconf.Package{Name: a.Name, Version: packageVersion(a), Arch: a.Arch})
 		}
 	}
 	rep, err := profile.Evaluate(ctx, t, p.opts)
@@ -76,6 +76,20 @@ func (p *profiler) visit(ctx context.Context, os *inspect.OS, fsys guest.FS) err
 	}
 	p.reports = append(p.reports, RootProfile{Root: os.Root, Report: rep})
 	return nil
+}
+
+// packageVersion is the version as the package manager writes it
+// ([epoch:]version[-release]), which is what the rules read from a dpkg or
+// apk database themselves: libguestfs splits it into three fields.
+func packageVersion(a inspect.Application) string {
+	v := a.Version
+	if a.Release != "" {
+		v += "-" + a.Release
+	}
+	if a.Epoch > 0 {
+		v = strconv.Itoa(a.Epoch) + ":" + v
+	}
+	return v
 }
 
 func (p *profiler) data(rep *inspect.Report) *ProfileData {

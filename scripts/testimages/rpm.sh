@@ -67,12 +67,14 @@ RPM_ALIASES=("dbus-org.fedoraproject.FirewallD1.service|firewalld.service"
 RPM_MASKED=(dnf-makecache.timer)
 RPM_SSHD_EFFECTIVE=("PasswordAuthentication no" "PermitRootLogin no" "X11Forwarding yes" "UsePAM yes")
 
-# rpm_build_packages WORKDIR: builds one tiny binary rpm per RPM_PACKAGES
-# entry into WORKDIR/RPMS/<arch>/.
+# rpm_build_packages WORKDIR [TABLE]: builds one tiny binary rpm per entry
+# of TABLE (the name of an array like RPM_PACKAGES, the default) into
+# WORKDIR/RPMS/<arch>/.
 rpm_build_packages() {
 	local w=$1 p name epoch ver rel arch url lic sum desc spec
+	local -n _pkgs=${2:-RPM_PACKAGES}
 	mkdir -p "$w/SPECS"
-	for p in "${RPM_PACKAGES[@]}"; do
+	for p in "${_pkgs[@]}"; do
 		IFS='|' read -r name epoch ver rel arch url lic sum desc <<<"$p"
 		spec="$w/SPECS/$name.spec"
 		{
@@ -93,10 +95,11 @@ rpm_build_packages() {
 	done
 }
 
-# rpm_install_db TREE WORKDIR: a real sqlite rpmdb in TREE/var/lib/rpm with
-# the packages of WORKDIR (headers only: --justdb).
+# rpm_install_db TREE WORKDIR [COUNT]: a real sqlite rpmdb in TREE/var/lib/rpm
+# with the packages of WORKDIR (headers only: --justdb); it must end up
+# holding COUNT packages (default: as many as RPM_PACKAGES lists).
 rpm_install_db() {
-	local t=$1 w=$2
+	local t=$1 w=$2 want=${3:-${#RPM_PACKAGES[@]}}
 	local -a rpmargs=(--root "$(realpath "$t")" --dbpath /var/lib/rpm --define '_db_backend sqlite')
 	rpm "${rpmargs[@]}" --initdb
 	# Debian's rpm warns that it is not the system package manager; the
@@ -105,9 +108,29 @@ rpm_install_db() {
 		"$w"/RPMS/*/*.rpm 2> >(grep -v -e 'should not be used directly' -e 'assuming you know' >&2)
 	local n
 	n=$(rpm "${rpmargs[@]}" -qa | wc -l)
-	[[ $n == "${#RPM_PACKAGES[@]}" ]] || die "rpmdb holds $n packages, want ${#RPM_PACKAGES[@]}"
+	[[ $n == "$want" ]] || die "rpmdb holds $n packages, want $want"
 	[[ -s $t/var/lib/rpm/rpmdb.sqlite ]] || die "rpm did not write var/lib/rpm/rpmdb.sqlite"
 	rm -f "$t/var/lib/rpm/.rpm.lock"
+}
+
+# rpm_config TREE: the rpm configuration librpm reads inside the guest
+# (libguestfs runs librpm chrooted into it): minimal macros naming
+# /var/lib/rpm and sqlite, as a real RHEL 9 has through its rpm package.
+rpm_config() {
+	local t=$1
+	put "$t/usr/lib/rpm/macros" <<-'EOF'
+		# Minimal rpm macros (synthetic; the real file comes with the rpm package)
+		%_usr		/usr
+		%_var		/var
+		%_dbpath	%{_var}/lib/rpm
+		%_db_backend	sqlite
+	EOF
+	put "$t/usr/lib/rpm/rpmrc" <<-'EOF'
+		# Minimal rpmrc (synthetic)
+		optflags: x86_64 -O2 -g
+		arch_compat: x86_64: amd64 em64t athlon noarch
+		buildarch_compat: x86_64: noarch
+	EOF
 }
 
 # rpm_tree TREE HOSTNAME ROOT_UUID WORKDIR
@@ -175,19 +198,7 @@ rpm_tree() {
 	# rpm: the database, and the rpm configuration librpm reads inside the
 	# guest (libguestfs runs librpm chrooted into the guest).
 	rpm_install_db "$t" "$w"
-	put "$t/usr/lib/rpm/macros" <<-'EOF'
-		# Minimal rpm macros (synthetic; the real file comes with the rpm package)
-		%_usr		/usr
-		%_var		/var
-		%_dbpath	%{_var}/lib/rpm
-		%_db_backend	sqlite
-	EOF
-	put "$t/usr/lib/rpm/rpmrc" <<-'EOF'
-		# Minimal rpmrc (synthetic)
-		optflags: x86_64 -O2 -g
-		arch_compat: x86_64: amd64 em64t athlon noarch
-		buildarch_compat: x86_64: noarch
-	EOF
+	rpm_config "$t"
 	put "$t/etc/yum.repos.d/rocky.repo" <<-'EOF'
 		[baseos]
 		name=Rocky Linux $releasever - BaseOS
