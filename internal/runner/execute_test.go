@@ -217,7 +217,7 @@ func TestExecuteLimitsAndOptions(t *testing.T) {
 	if res.Status != result.StatusCompleted || got.Image != img || got.Format != "qcow2" || got.Accel != "kvm" || got.MemoryMB != 2048 {
 		t.Errorf("result %s %+v; launch options %+v", res.Status, res.Error, got)
 	}
-	want := []string{"x: unknown field", "payload.data.output.format: sarif is not produced by the runner; data is JSON"}
+	want := []string{"x: unknown field", "payload.data.output.format: sarif applies to profile results only; data is JSON"}
 	if strings.Join(res.Warnings, "|") != strings.Join(want, "|") {
 		t.Errorf("warnings = %q", res.Warnings)
 	}
