@@ -11,25 +11,13 @@ import (
 	"testing"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"guestkit.io/batch/internal/testenv"
 )
 
 func compileJobSchema(t testing.TB) *jsonschema.Schema {
 	t.Helper()
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(JobSchema()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := jsonschema.NewCompiler()
-	c.AssertFormat()
-	const url = "https://guestkit.io/schemas/job-v1.schema.json"
-	if err := c.AddResource(url, doc); err != nil {
-		t.Fatal(err)
-	}
-	s, err := c.Compile(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return testenv.CompileSchema(t, "job-v1.schema.json", JobSchema())
 }
 
 func schemaErrors(t testing.TB, s *jsonschema.Schema, data []byte) error {

@@ -17,7 +17,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"guestkit.io/batch/internal/libguestfs"
@@ -53,8 +52,9 @@ func run() error {
 	ctx := context.Background()
 	host, _ := os.Hostname()
 	fmt.Printf("bench-runner %s on %s, %d cores, %d rounds (medians)\n\n", time.Now().UTC().Format(time.RFC3339), host, runtime.NumCPU(), *rounds)
-	tw := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "image\tbare launch\tvirt-inspector\trunner inspect\trunner profile\tinspect/vi\tinspect/bare\tprofile/inspect\tpeak RSS bare\tvi\tinspect\tprofile\t")
+	// Fixed widths, so that each row prints as soon as its image is done.
+	const row = "%-22s %11s %14s %14s %14s %10s %12s %15s %13s %8s %8s %8s\n"
+	fmt.Printf(row, "image", "bare launch", "virt-inspector", "runner inspect", "runner profile", "inspect/vi", "inspect/bare", "profile/inspect", "peak RSS bare", "vi", "inspect", "profile")
 	for _, name := range strings.Split(*names, ",") {
 		img := filepath.Join(*images, name)
 		format := strings.TrimPrefix(filepath.Ext(name), ".")
@@ -88,11 +88,11 @@ func run() error {
 		ratio := func(a, b string) string {
 			return fmt.Sprintf("%.2fx", med[a].wall.Seconds()/med[b].wall.Seconds())
 		}
-		fmt.Fprintf(tw, "%s\t%.1fs\t%.1fs\t%.1fs\t%.1fs\t%s\t%s\t%s\t%d MiB\t%d MiB\t%d MiB\t%d MiB\t\n", name,
-			med["bare"].wall.Seconds(), med["vi"].wall.Seconds(), med["inspect"].wall.Seconds(), med["profile"].wall.Seconds(),
+		secs := func(k string) string { return fmt.Sprintf("%.1fs", med[k].wall.Seconds()) }
+		mib := func(k string) string { return fmt.Sprintf("%d MiB", med[k].peakRSS>>20) }
+		fmt.Printf(row, name, secs("bare"), secs("vi"), secs("inspect"), secs("profile"),
 			ratio("inspect", "vi"), ratio("inspect", "bare"), ratio("profile", "inspect"),
-			med["bare"].peakRSS>>20, med["vi"].peakRSS>>20, med["inspect"].peakRSS>>20, med["profile"].peakRSS>>20)
-		tw.Flush()
+			mib("bare"), mib("vi"), mib("inspect"), mib("profile"))
 	}
 	fmt.Println("\ntargets: inspect/vi <= 1.00x, inspect/bare <= 1.30x, profile/inspect <= 1.20x")
 	return nil
