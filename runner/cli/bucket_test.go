@@ -71,18 +71,20 @@ func TestRunAgainstMinIO(t *testing.T) {
 	t.Run("server down during upload", func(t *testing.T) {
 		put("jobs/retry.json", inspectSpec(img))
 		l := newFakeLauncher()
-		// Stop MinIO once the job is running, so that the spec was read but
-		// the first upload attempts fail; restart it a few seconds later.
-		l.app.roots = func(context.Context) ([]string, error) {
+		// Stop MinIO when the appliance shuts down, right before the upload,
+		// so that the first attempts fail whatever the machine's load. Bring
+		// it back after 10 s: longer than aws-sdk-go-v2's own retries of one
+		// call (3 attempts, at most about 6 s of backoff), so that the
+		// runner's retry loop has to carry the upload.
+		l.app.onClose = func() {
 			m.Stop()
 			go func() {
-				time.Sleep(3 * time.Second)
+				time.Sleep(10 * time.Second)
 				m.Restart()
 			}()
-			return []string{"/dev/sda1"}, nil
 		}
 		o := runCLI(t, ctx, l, "run", "--spec", "s3://"+m.Bucket+"/jobs/retry.json",
-			"--result", "s3://"+m.Bucket+"/results/retry.json", "--upload-attempts", "8", "--upload-backoff", "500ms")
+			"--result", "s3://"+m.Bucket+"/results/retry.json", "--upload-attempts", "10", "--upload-backoff", "1s")
 		if o.code != 0 {
 			t.Fatalf("exit %d, want the retried upload to land\n%s", o.code, o.stderr)
 		}

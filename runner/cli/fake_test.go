@@ -76,6 +76,9 @@ type fakeAppliance struct {
 	accel result.Accelerator
 	// roots overrides Roots (nil: the one root /dev/sda1).
 	roots func(ctx context.Context) ([]string, error)
+	// onClose runs when the runner shuts the appliance down, which it does
+	// just before storing the result.
+	onClose func()
 
 	mu     sync.Mutex
 	closed int
@@ -130,8 +133,12 @@ func (a *fakeAppliance) Accelerator() result.Accelerator { return a.accel }
 
 func (a *fakeAppliance) Close() error {
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	a.closed++
+	hook := a.onClose
+	a.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
 	return nil
 }
 
