@@ -1,11 +1,9 @@
 package runner_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -15,8 +13,8 @@ import (
 	"testing"
 	"testing/fstest"
 
-	"guestkit.io/batch/internal/guest"
 	"guestkit.io/batch/internal/profile"
+	"guestkit.io/batch/internal/profile/tree"
 	"guestkit.io/batch/internal/result"
 	"guestkit.io/batch/internal/runner"
 	"guestkit.io/batch/internal/spec"
@@ -398,100 +396,13 @@ func findingsText(ev []profile.Evidence) string {
 	return b.String()
 }
 
-// loadProfileTree reads testdata/trees/<name> as internal/profile's
-// loadTree does: root/ as files (0644, or 0755 when executable), symlinks
-// and directories (0755) owned by 0:0, then MODES, and PACKAGES when present.
+// loadProfileTree reads one of internal/profile's trees with the loader its
+// unit tests use.
 func loadProfileTree(t *testing.T, name string) (fstest.MapFS, []profile.Package) {
 	t.Helper()
-	base := filepath.Join(profileTrees, name)
-	root := filepath.Join(base, "root")
-	m := fstest.MapFS{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, p)
-		if rel == "." {
-			return nil
-		}
-		rel = filepath.ToSlash(rel)
-		fi, err := os.Lstat(p)
-		if err != nil {
-			return err
-		}
-		switch {
-		case fi.Mode()&fs.ModeSymlink != 0:
-			target, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			m[rel] = &fstest.MapFile{Data: []byte(target), Mode: fs.ModeSymlink | 0o777, Sys: guest.Owner{}}
-		case fi.IsDir():
-			m[rel] = &fstest.MapFile{Mode: fs.ModeDir | 0o755, Sys: guest.Owner{}}
-		default:
-			data, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			mode := fs.FileMode(0o644)
-			if fi.Mode()&0o111 != 0 {
-				mode = 0o755
-			}
-			m[rel] = &fstest.MapFile{Data: data, Mode: mode, Sys: guest.Owner{}}
-		}
-		return nil
-	})
+	m, pkgs, err := tree.Load(filepath.Join(profileTrees, name))
 	if err != nil {
-		t.Fatalf("load %s: %v", name, err)
-	}
-	modes, err := os.ReadFile(filepath.Join(base, "MODES"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, l := range strings.Split(string(modes), "\n") {
-		fl := strings.Fields(l)
-		if len(fl) == 0 || strings.HasPrefix(fl[0], "#") {
-			continue
-		}
-		mode, err1 := strconv.ParseUint(fl[0], 8, 32)
-		uid, err2 := strconv.ParseUint(fl[1], 10, 32)
-		gid, err3 := strconv.ParseUint(fl[2], 10, 32)
-		if len(fl) != 4 || err1 != nil || err2 != nil || err3 != nil {
-			t.Fatalf("%s MODES:%d: want mode uid gid path", name, i+1)
-		}
-		fm := fs.FileMode(mode & 0o777)
-		if mode&0o4000 != 0 {
-			fm |= fs.ModeSetuid
-		}
-		if mode&0o2000 != 0 {
-			fm |= fs.ModeSetgid
-		}
-		if mode&0o1000 != 0 {
-			fm |= fs.ModeSticky
-		}
-		p := strings.Trim(fl[3], "/")
-		f := m[p]
-		switch {
-		case f == nil && strings.HasSuffix(fl[3], "/"):
-			f = &fstest.MapFile{Mode: fs.ModeDir}
-			m[p] = f
-		case f == nil:
-			t.Fatalf("%s MODES:%d: %s is not in the tree", name, i+1, fl[3])
-		}
-		f.Mode = f.Mode.Type() | fm
-		f.Sys = guest.Owner{UID: uint32(uid), GID: uint32(gid)}
-	}
-	var pkgs []profile.Package
-	if f, err := os.Open(filepath.Join(base, "PACKAGES")); err == nil {
-		defer f.Close()
-		pkgs = []profile.Package{}
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			fl := strings.Fields(sc.Text())
-			if len(fl) == 3 && !strings.HasPrefix(fl[0], "#") {
-				pkgs = append(pkgs, profile.Package{Name: fl[0], Version: fl[1], Arch: fl[2]})
-			}
-		}
+		t.Fatalf("tree %s: %v", name, err)
 	}
 	return m, pkgs
 }
