@@ -197,3 +197,21 @@ func ExitCodeFor(s Status, e *Error, noncompliant bool) int {
 func isSpecCode(c Code) bool {
 	return c == CodeSpecInvalid || c == CodeSpecUnsupported || c == CodeSpecConflict
 }
+
+// Rejected makes the result of a spec that cannot run: unreadable,
+// invalid, or conflicting with another spec. Runner and dispatcher both
+// write it; by names the writer.
+func Rejected(jobID string, by Runner, now time.Time, code Code, message string, fields []FieldError) *Result {
+	now = now.UTC()
+	res := &Result{
+		APIVersion: APIVersion,
+		JobID:      jobID,
+		Status:     StatusRejected,
+		Runner:     by,
+		StartedAt:  now,
+		FinishedAt: now,
+		Error:      &Error{Code: code, Message: message, Phase: PhaseSpec, Fields: fields},
+	}
+	res.ExitCode = ExitCodeFor(res.Status, res.Error, false)
+	return res
+}

@@ -174,19 +174,17 @@ func Finish(res *result.Result, now time.Time, noncompliant bool) {
 
 // Reject makes the result of a spec that could not be parsed or validated.
 func Reject(jobID, version string, now time.Time, err error) *result.Result {
-	res := NewResult(jobID, version, now)
-	res.Status = result.StatusRejected
 	code := result.CodeSpecInvalid
 	if errors.Is(err, spec.ErrUnsupportedOperation) {
 		code = result.CodeSpecUnsupported
 	}
-	res.Error = &result.Error{Code: code, Message: err.Error(), Phase: result.PhaseSpec}
+	var fields []result.FieldError
 	var ve *spec.ValidationError
 	if errors.As(err, &ve) {
-		res.Error.Fields = ve.Problems
+		fields = ve.Problems
 	}
-	Finish(res, now, false)
-	return res
+	host, _ := os.Hostname()
+	return result.Rejected(jobID, result.Runner{Name: "guestkit-runner", Version: version, Host: host}, now, code, err.Error(), fields)
 }
 
 // runSafely is run, with a panic (a bug, perhaps triggered by a hostile

@@ -629,6 +629,11 @@ func isSemver(v string) bool {
 	return len(parts) == 3 && isNumber(parts[0], 9) && isNumber(parts[1], 9) && isNumber(parts[2], 9)
 }
 
+// ValidJobID reports whether s is a valid job_id: it names the result
+// object, so a dispatcher checks it before trusting a spec that failed
+// validation elsewhere.
+func ValidJobID(s string) bool { return isJobID(s) }
+
 func isJobID(s string) bool {
 	if len(s) > maxJobID || s == "" || s[0] == '.' || s[0] == '-' {
 		return false

@@ -1,0 +1,268 @@
+// Package controller is guestkit-dispatcher's loop: scan the bucket
+// (internal/intake), store rejected results, launch pending specs on an
+// Executor up to a cap, and repeat on a timer or when told to (a bucket
+// notification, a finished job).
+//
+// It guarantees that every spec ends with exactly one result: rejected
+// specs get one from here, launched specs from their runner or, when the
+// job ends without one, from the executor (Results.Ensure). Results are
+// only ever created, never replaced, so a runner's result always wins. A
+// spec that has a result is never launched again: to rerun a job, delete
+// its result (and its Job, if it is still there).
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"guestkit.io/batch/internal/dispatch"
+	"guestkit.io/batch/internal/intake"
+	"guestkit.io/batch/internal/metrics"
+	"guestkit.io/batch/internal/result"
+	"guestkit.io/batch/internal/spec"
+	"guestkit.io/batch/internal/store"
+)
+
+// Config configures a Controller. Store and Executor are required.
+type Config struct {
+	Store    store.Store
+	Executor Executor
+	// MaxActive caps the jobs running at once; <= 0: no cap.
+	MaxActive int
+	// Interval is the polling period: the backstop when notifications are
+	// missed, and the only trigger without them. Default 10s.
+	Interval time.Duration
+	Log      logrus.FieldLogger
+	Metrics  *metrics.Dispatcher
+	Version  string
+	Now      func() time.Time
+}
+
+// Controller dispatches the specs of one bucket.
+type Controller struct {
+	cfg     Config
+	scanner *intake.Scanner
+	results *Results
+	log     logrus.FieldLogger
+	m       *metrics.Dispatcher
+}
+
+// New returns a Controller.
+func New(cfg Config) (*Controller, error) {
+	if cfg.Store == nil || cfg.Executor == nil {
+		return nil, errors.New("controller: a store and an executor are required")
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = 10 * time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = logrus.New()
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = metrics.New()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	c := &Controller{cfg: cfg, scanner: intake.NewScanner(cfg.Store, 0), log: cfg.Log, m: cfg.Metrics}
+	c.results = NewResults(cfg.Store, cfg.Version, cfg.Log, cfg.Metrics)
+	return c, nil
+}
+
+// NewResults returns the Results that a controller and its executor share.
+func NewResults(st store.Store, version string, log logrus.FieldLogger, m *metrics.Dispatcher) *Results {
+	return &Results{
+		Store: st,
+		By:    result.Runner{Name: dispatch.DispatcherName, Version: version},
+		Log:   log,
+		Written: func(r *result.Result) {
+			if m != nil {
+				m.Written(string(r.Status))
+			}
+		},
+	}
+}
+
+// Results is the result writer the controller uses.
+func (c *Controller) Results() *Results { return c.results }
+
+// PassStats is what one pass did.
+type PassStats struct {
+	Snapshot *intake.Snapshot
+	Launched int
+	Rejected int // rejected results stored
+	Waiting  int // pending specs left for a later pass by the cap
+	Errors   int // specs to retry (bucket or API errors)
+}
+
+// Pass scans the bucket once, stores the results of rejected specs and
+// launches pending ones while the cap allows. Errors about one spec are
+// logged and counted, and the spec is retried at the next pass; only a
+// failed scan fails the pass.
+func (c *Controller) Pass(ctx context.Context) (*PassStats, error) {
+	c.m.Passes.Inc()
+	known := c.scannedKeys()
+	snap, err := c.scanner.Scan(ctx)
+	if err != nil {
+		c.m.Error("scan")
+		return nil, err
+	}
+	st := &PassStats{Snapshot: snap, Errors: len(snap.Errors)}
+	for k, err := range snap.Errors {
+		c.m.Error("scan")
+		c.log.WithError(err).WithField("spec", k).Warn("spec not read; retrying at the next pass")
+	}
+	c.m.SpecsSeen.Add(float64(c.scannedKeys() - known))
+	c.m.SpecsPending.Set(float64(len(snap.Pending)))
+
+	for _, e := range snap.Rejected {
+		if err := c.reject(ctx, e, nil); err != nil {
+			st.Errors++
+			continue
+		}
+		st.Rejected++
+	}
+
+	active := c.cfg.Executor.Active()
+	c.m.JobsActive.Set(float64(active))
+	for i, e := range snap.Pending {
+		if err := ctx.Err(); err != nil {
+			return st, err
+		}
+		if digest, found := c.cfg.Executor.Lookup(e); found {
+			c.checkSame(ctx, e, digest)
+			continue
+		}
+		if c.cfg.MaxActive > 0 && active >= c.cfg.MaxActive {
+			st.Waiting = len(snap.Pending) - i
+			break
+		}
+		launched, err := c.launch(ctx, e)
+		if err != nil {
+			st.Errors++
+			continue
+		}
+		if launched {
+			st.Launched++
+			active++
+		}
+	}
+	c.m.JobsActive.Set(float64(c.cfg.Executor.Active()))
+	return st, nil
+}
+
+// scannedKeys is how many spec objects the scanner has read so far, for
+// specs_seen_total.
+func (c *Controller) scannedKeys() int { return c.scanner.Reads() }
+
+// launch starts e's job unless its result appeared since the listing or
+// its image is missing. launched is false when nothing was started.
+func (c *Controller) launch(ctx context.Context, e *intake.Entry) (launched bool, err error) {
+	log := c.log.WithFields(logrus.Fields{"spec": e.Key, "job_id": e.JobID})
+	// The listing may be old by now: a job can have finished, stored its
+	// result and been cleaned up since. Launching again would run it twice.
+	if _, err := c.cfg.Store.Stat(ctx, e.ResultKey); err == nil {
+		return false, nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		c.m.Error("launch")
+		log.WithError(err).Warn("cannot check for a result; retrying at the next pass")
+		return false, err
+	}
+	if err := c.checkImage(ctx, e.Job); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return false, c.rejectImage(ctx, e, err)
+		}
+		c.m.Error("launch")
+		log.WithError(err).Warn("cannot check the image; retrying at the next pass")
+		return false, err
+	}
+	err = c.cfg.Executor.Launch(ctx, e)
+	var already *AlreadyLaunched
+	var specErr *dispatch.SpecError
+	switch {
+	case err == nil:
+		c.m.JobsCreated.Inc()
+		c.m.Observe(e.Age(c.cfg.Now()))
+		log.Info("job launched")
+		return true, nil
+	case errors.As(err, &already):
+		c.checkSame(ctx, e, already.Digest)
+		return false, nil
+	case errors.As(err, &specErr):
+		return false, c.reject(ctx, e, specErr)
+	}
+	c.m.Error("launch")
+	log.WithError(err).Warn("launch failed; retrying at the next pass")
+	return false, err
+}
+
+// checkImage stats a bucket image (s3://, minio://), so that a missing
+// one is rejected without starting a pod. Other sources are checked by
+// the runner where the image is.
+func (c *Controller) checkImage(ctx context.Context, j *spec.Job) error {
+	img := j.Image()
+	if img == nil || img.URI == "" {
+		return nil
+	}
+	uri := img.URI
+	if !hasScheme(uri, "s3://") && !hasScheme(uri, "minio://") {
+		return nil
+	}
+	bucket, key, err := store.SplitURI(uri)
+	if err != nil {
+		return fmt.Errorf("image %s: %w: %w", store.Redact(uri), err, store.ErrNotFound)
+	}
+	st, err := store.Open(ctx, bucket)
+	if err != nil {
+		return fmt.Errorf("image %s: %w", store.Redact(uri), err)
+	}
+	if _, err := st.Stat(ctx, key); err != nil {
+		return fmt.Errorf("image %s: %w", store.Redact(uri), err)
+	}
+	return nil
+}
+
+func hasScheme(s, scheme string) bool { return len(s) >= len(scheme) && s[:len(scheme)] == scheme }
+
+// checkSame reports a spec whose job runs a different content: it was
+// changed (or replaced) after its job was launched. The running job keeps
+// the content it started with; the new content gets a conflict result, so
+// that it is not silently ignored.
+func (c *Controller) checkSame(ctx context.Context, e *intake.Entry, digest string) {
+	if digest == "" || digest == e.Digest {
+		return
+	}
+	conflict := &intake.RejectError{Key: e.Key, Reason: intake.ReasonConflict,
+		Err: fmt.Errorf("job_id %q was launched from different content (%s, not %s): the spec changed after dispatch; the running job keeps the content it started with", e.JobID, digest, e.Digest)}
+	key := store.ConflictResultKey(e.JobID, e.Key+"\x00"+e.Digest)
+	res := e.RejectedResult(c.results.By, c.cfg.Now(), conflict)
+	if _, err := c.results.Create(ctx, key, res); err != nil {
+		c.m.Error("reject")
+		c.log.WithError(err).WithField("spec", e.Key).Warn("cannot store the conflict result; retrying at the next pass")
+	}
+}
+
+func (c *Controller) reject(ctx context.Context, e *intake.Entry, err error) error {
+	res := e.RejectedResult(c.results.By, c.cfg.Now(), err)
+	if _, err := c.results.Create(ctx, e.ResultKey, res); err != nil {
+		c.m.Error("reject")
+		c.log.WithError(err).WithField("spec", e.Key).Warn("cannot store the rejected result; retrying at the next pass")
+		return err
+	}
+	return nil
+}
+
+func (c *Controller) rejectImage(ctx context.Context, e *intake.Entry, err error) error {
+	res := e.RejectedResult(c.results.By, c.cfg.Now(), err)
+	res.Error.Code, res.Error.Phase = result.CodeImageNotFound, result.PhaseFetch
+	res.ExitCode = result.ExitCodeFor(res.Status, res.Error, false)
+	if _, err := c.results.Create(ctx, e.ResultKey, res); err != nil {
+		c.m.Error("reject")
+		return err
+	}
+	return nil
+}

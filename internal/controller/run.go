@@ -1,0 +1,261 @@
+package controller
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"guestkit.io/batch/internal/intake"
+	"guestkit.io/batch/internal/result"
+	"guestkit.io/batch/internal/store"
+)
+
+// Trigger asks for a pass soon. Sends never block: triggers that arrive
+// while a pass is due are merged into it.
+type Trigger chan struct{}
+
+// NewTrigger returns a Trigger.
+func NewTrigger() Trigger { return make(Trigger, 1) }
+
+// Poke requests a pass.
+func (t Trigger) Poke() {
+	select {
+	case t <- struct{}{}:
+	default:
+	}
+}
+
+// maxErrorBackoff caps the wait after a failed pass.
+const maxErrorBackoff = 30 * time.Second
+
+// Run passes until ctx ends: every Interval, at once when trigger fires,
+// and after a failed pass (the bucket unreachable, ...) again with a
+// backoff from 1 s doubling up to Interval (30 s at most). It returns only
+// ctx's error.
+func (c *Controller) Run(ctx context.Context, trigger Trigger) error {
+	backoff := time.Duration(0)
+	for {
+		st, err := c.Pass(ctx)
+		wait := c.cfg.Interval
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case err != nil:
+			backoff = min(max(2*backoff, time.Second), c.cfg.Interval, maxErrorBackoff)
+			wait = backoff
+			c.log.WithError(err).WithField("retry_in", wait.String()).Warn("pass failed")
+		default:
+			backoff = 0
+			c.logPass(st)
+		}
+		if !sleep(ctx, wait, trigger) {
+			return ctx.Err()
+		}
+	}
+}
+
+func (c *Controller) logPass(st *PassStats) {
+	if st.Launched == 0 && st.Rejected == 0 && st.Errors == 0 {
+		return
+	}
+	c.log.WithFields(logrus.Fields{
+		"specs": st.Snapshot.Listed, "pending": len(st.Snapshot.Pending), "launched": st.Launched,
+		"rejected": st.Rejected, "waiting": st.Waiting, "errors": st.Errors, "active": c.cfg.Executor.Active(),
+	}).Info("pass")
+}
+
+// sleep waits for d or a trigger; false when ctx ended.
+func sleep(ctx context.Context, d time.Duration, trigger Trigger) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+	case <-trigger:
+	}
+	return true
+}
+
+// Progress is reported after each pass of Once.
+type Progress struct {
+	Total, Done, Active, Waiting int
+}
+
+// Summary is what Once did.
+type Summary struct {
+	// Total is the number of specs that were pending or rejected at the
+	// start; Done specs from earlier runs are not counted.
+	Total int
+	// ByStatus counts their results.
+	ByStatus map[result.Status]int
+	// Noncompliant counts completed profile results with findings at or
+	// above the spec's threshold (exit code 2).
+	Noncompliant int
+	// Items lists every spec whose result is not completed, and the specs
+	// withdrawn while waiting.
+	Items []SummaryItem
+}
+
+// SummaryItem is one spec of a Summary.
+type SummaryItem struct {
+	Key, JobID, ResultKey string
+	Status                result.Status
+	ExitCode              int
+	Code                  result.Code
+	Message               string
+}
+
+// Failed reports whether any result is failed, timeout or rejected, or a
+// result could not be read. Noncompliant images are findings, not failures.
+func (s *Summary) Failed() bool {
+	for st, n := range s.ByStatus {
+		if n > 0 && st != result.StatusCompleted {
+			return true
+		}
+	}
+	return false
+}
+
+// Once dispatches what is pending and waits until every spec found at the
+// first pass has a result: new specs that arrive meanwhile are dispatched
+// too, but not waited for. A spec deleted while waiting is reported as
+// withdrawn.
+func (c *Controller) Once(ctx context.Context, trigger Trigger, progress func(Progress)) (*Summary, error) {
+	var targets map[string]*intake.Entry
+	backoff := time.Duration(0)
+	for {
+		st, err := c.Pass(ctx)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		wait := c.cfg.Interval
+		if err != nil {
+			backoff = min(max(2*backoff, time.Second), c.cfg.Interval, maxErrorBackoff)
+			wait = backoff
+			c.log.WithError(err).WithField("retry_in", wait.String()).Warn("pass failed")
+		} else {
+			backoff = 0
+			c.logPass(st)
+			snap := st.Snapshot
+			if targets == nil {
+				targets = map[string]*intake.Entry{}
+				for _, list := range [][]*intake.Entry{snap.Pending, snap.Rejected, snap.Aliases} {
+					for _, e := range list {
+						targets[e.Key] = e
+					}
+				}
+			}
+			p := Progress{Total: len(targets), Active: c.cfg.Executor.Active(), Waiting: st.Waiting}
+			listed := map[string]*intake.Entry{}
+			for _, list := range [][]*intake.Entry{snap.Pending, snap.Rejected, snap.Aliases, snap.Done} {
+				for _, e := range list {
+					listed[e.Key] = e
+				}
+			}
+			for k, e := range targets {
+				now, ok := listed[k]
+				switch {
+				case !ok && snap.Errors[k] == nil:
+					p.Done++ // withdrawn
+				case ok && snap.Results[now.ResultKey]:
+					p.Done++
+					targets[k] = now // its result key may have changed (conflict)
+				default:
+					_ = e
+				}
+			}
+			if progress != nil {
+				progress(p)
+			}
+			if p.Done == p.Total {
+				return c.summarize(ctx, targets, listed)
+			}
+		}
+		if !sleep(ctx, wait, trigger) {
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// summarize reads the results of targets.
+func (c *Controller) summarize(ctx context.Context, targets, listed map[string]*intake.Entry) (*Summary, error) {
+	s := &Summary{Total: len(targets), ByStatus: map[result.Status]int{}}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for k, e := range targets {
+		if _, ok := listed[k]; !ok {
+			s.Items = append(s.Items, SummaryItem{Key: k, JobID: e.JobID, Status: "withdrawn", Message: "the spec was deleted before it had a result"})
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			item := SummaryItem{Key: k, JobID: e.JobID, ResultKey: e.ResultKey}
+			r, err := readResult(ctx, c.cfg.Store, e.ResultKey)
+			if err != nil {
+				item.Status, item.Message = "unreadable", err.Error()
+			} else {
+				item.Status, item.ExitCode = r.Status, r.ExitCode
+				if r.Error != nil {
+					item.Code, item.Message = r.Error.Code, r.Error.Message
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			s.ByStatus[item.Status]++
+			if item.Status == result.StatusCompleted && item.ExitCode == result.ExitNoncompliant {
+				s.Noncompliant++
+			}
+			if item.Status != result.StatusCompleted {
+				s.Items = append(s.Items, item)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(s.Items, func(a, b SummaryItem) int {
+		if a.Key < b.Key {
+			return -1
+		}
+		if a.Key > b.Key {
+			return 1
+		}
+		return 0
+	})
+	return s, nil
+}
+
+// MaxResultSize bounds reading a result (a profile of a large guest with
+// all its packages is a few MiB).
+const MaxResultSize = 64 << 20
+
+func readResult(ctx context.Context, st store.Store, key string) (*result.Result, error) {
+	data, err := st.Get(ctx, key, MaxResultSize)
+	if err != nil {
+		return nil, fmt.Errorf("read result %s: %w", st.URI(key), err)
+	}
+	var r result.Result
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, fmt.Errorf("result %s: %w", st.URI(key), err)
+	}
+	if r.Status == "" {
+		return nil, errors.New("result " + st.URI(key) + ": no status")
+	}
+	return &r, nil
+}
+
+// ReadResult reads and decodes the result at key.
+func ReadResult(ctx context.Context, st store.Store, key string) (*result.Result, error) {
+	return readResult(ctx, st, key)
+}
