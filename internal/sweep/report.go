@@ -1,0 +1,456 @@
+package sweep
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"guestkit.io/batch/internal/profile"
+	"guestkit.io/batch/internal/result"
+	"guestkit.io/batch/internal/spec"
+)
+
+// APIVersion identifies the report format.
+const APIVersion = "guestkit.io/sweep-report/v1"
+
+// Status is an image's outcome in a sweep.
+type Status string
+
+const (
+	// StatusCompleted: the profile ran and the image is compliant.
+	StatusCompleted = Status(result.StatusCompleted)
+	// StatusNoncompliant: the profile ran and found failures at or above
+	// the threshold (exit code 2).
+	StatusNoncompliant Status = "noncompliant"
+	StatusFailed              = Status(result.StatusFailed)
+	StatusTimeout             = Status(result.StatusTimeout)
+	StatusRejected            = Status(result.StatusRejected)
+	// StatusMissing: no result object was found for the job.
+	StatusMissing Status = "missing"
+	// StatusInvalid: a result was found but is not a readable profile
+	// result of this job; Error says why.
+	StatusInvalid Status = "invalid"
+)
+
+// CodeResultInvalid is the error code of StatusInvalid images.
+const CodeResultInvalid = "result_invalid"
+
+// Report is a sweep report, guestkit.io/sweep-report/v1.
+type Report struct {
+	APIVersion string `json:"api_version"`
+	Date       string `json:"date"`
+	// Prefix is the image prefix the sweep listed.
+	Prefix     string         `json:"prefix"`
+	Profiles   []string       `json:"profiles"`
+	StartedAt  time.Time      `json:"started_at"`
+	FinishedAt time.Time      `json:"finished_at"`
+	Totals     Totals         `json:"totals"`
+	Images     []ImageReport  `json:"images"`
+	Skipped    []SkippedImage `json:"skipped"`
+	Changes    Changes        `json:"changes"`
+}
+
+// Totals sum the images of a report.
+type Totals struct {
+	// Images counts planned images, whatever their status; Skipped counts
+	// skipped objects.
+	Images   int          `json:"images"`
+	Skipped  int          `json:"skipped"`
+	ByStatus StatusCounts `json:"by_status"`
+	// Findings sums the images' findings.
+	Findings profile.SeverityCounts `json:"findings"`
+}
+
+// StatusCounts counts images by Status.
+type StatusCounts struct {
+	Completed    int `json:"completed"`
+	Noncompliant int `json:"noncompliant"`
+	Failed       int `json:"failed"`
+	Timeout      int `json:"timeout"`
+	Rejected     int `json:"rejected"`
+	Missing      int `json:"missing"`
+	Invalid      int `json:"invalid"`
+}
+
+// ImageReport is one planned image's outcome.
+type ImageReport struct {
+	ImageKey  string `json:"image_key"`
+	JobID     string `json:"job_id"`
+	ResultKey string `json:"result_key"`
+	Status    Status `json:"status"`
+	// ExitCode is the result's; absent when there is no result.
+	ExitCode *int `json:"exit_code,omitempty"`
+	// Error is set for failed, timeout, rejected and invalid images.
+	Error *ImageError `json:"error,omitempty"`
+	// Roots are the OS roots profiled, for completed and noncompliant
+	// images.
+	Roots []string `json:"roots"`
+	// Findings counts FailedRules by severity.
+	Findings profile.SeverityCounts `json:"findings"`
+	// FailedRules are the rules with status fail, once per (id, root),
+	// sorted by id then root.
+	FailedRules []FailedRule `json:"failed_rules"`
+}
+
+// ImageError says why an image has no profile report.
+type ImageError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Phase   string `json:"phase,omitempty"`
+}
+
+// FailedRule is a rule that failed on one OS root.
+type FailedRule struct {
+	ID       string           `json:"id"`
+	Severity profile.Severity `json:"severity"`
+	Root     string           `json:"root"`
+	Title    string           `json:"title,omitempty"`
+}
+
+// Changes compare a report with the previous sweep's.
+type Changes struct {
+	// PreviousDate is absent when there is no previous sweep; then the
+	// lists are empty.
+	PreviousDate string `json:"previous_date,omitempty"`
+	// NewImages were not in the previous sweep; GoneImages are no longer
+	// planned (deleted, renamed or now skipped).
+	NewImages  []string `json:"new_images"`
+	GoneImages []string `json:"gone_images"`
+	// Images has one entry per image in both sweeps, sorted by key.
+	Images []ImageChange `json:"images"`
+}
+
+// ImageChange compares one image's findings with the previous sweep's.
+type ImageChange struct {
+	ImageKey string `json:"image_key"`
+	// Comparable is false when either sweep has no profile report for the
+	// image, or the profiles or OS roots differ; Reason says which, and
+	// the lists are empty.
+	Comparable bool   `json:"comparable"`
+	Reason     string `json:"reason,omitempty"`
+	// NewFailures fail now and did not before.
+	NewFailures []FailedRule `json:"new_failures"`
+	// Resolved failed before and now pass, do not apply, or are no longer
+	// evaluated.
+	Resolved []FailedRule `json:"resolved"`
+	// Undecided failed before and are now notchecked or error.
+	Undecided []FailedRule `json:"undecided"`
+}
+
+// BuildInput is what Build reads.
+type BuildInput struct {
+	Date     string
+	Prefix   string
+	Profiles []string
+	// StartedAt and FinishedAt bound the sweep.
+	StartedAt, FinishedAt time.Time
+	Planned               []Planned
+	Skipped               []SkippedImage
+	// Results by job_id; a planned job without one (or with nil) is
+	// missing. Results of other jobs are ignored.
+	Results map[string]*result.Result
+	// Previous is the previous sweep's report, or nil.
+	Previous *Report
+}
+
+// maxMessage bounds an error message copied from a result.
+const maxMessage = 1024
+
+// Build makes the report of a sweep. It reads only its input.
+func Build(in BuildInput) *Report {
+	r := &Report{
+		APIVersion: APIVersion,
+		Date:       in.Date,
+		Prefix:     in.Prefix,
+		Profiles:   nonNil(slices.Clone(in.Profiles)),
+		StartedAt:  in.StartedAt,
+		FinishedAt: in.FinishedAt,
+		Images:     []ImageReport{},
+		Skipped:    nonNil(slices.Clone(in.Skipped)),
+	}
+	slices.SortFunc(r.Skipped, func(a, b SkippedImage) int { return strings.Compare(a.Key, b.Key) })
+
+	planned := slices.Clone(in.Planned)
+	slices.SortFunc(planned, func(a, b Planned) int { return strings.Compare(a.ImageKey, b.ImageKey) })
+	// undecided holds, per image, the (id, root) pairs now notchecked or
+	// error; the diff needs them and the report does not keep them.
+	undecided := map[string]map[ruleRoot]bool{}
+	for _, p := range planned {
+		img, und := imageReport(p, in.Results[p.Job.JobID])
+		r.Images = append(r.Images, img)
+		undecided[img.ImageKey] = und
+		r.Totals.count(img)
+	}
+	r.Totals.Images = len(r.Images)
+	r.Totals.Skipped = len(r.Skipped)
+	r.Changes = changes(r, in.Previous, undecided)
+	return r
+}
+
+func (t *Totals) count(img ImageReport) {
+	c := &t.ByStatus
+	switch img.Status {
+	case StatusCompleted:
+		c.Completed++
+	case StatusNoncompliant:
+		c.Noncompliant++
+	case StatusFailed:
+		c.Failed++
+	case StatusTimeout:
+		c.Timeout++
+	case StatusRejected:
+		c.Rejected++
+	case StatusMissing:
+		c.Missing++
+	default:
+		c.Invalid++
+	}
+	f, g := &t.Findings, img.Findings
+	f.Critical += g.Critical
+	f.High += g.High
+	f.Medium += g.Medium
+	f.Low += g.Low
+	f.Info += g.Info
+}
+
+type ruleRoot struct{ id, root string }
+
+// profileData is the part of a guestkit.profile result's data (the
+// runner's ProfileData) that a sweep reads. It is declared here so that
+// the dispatcher does not link the runner and libguestfs.
+type profileData struct {
+	Reports      []rootReport `json:"profile_reports"`
+	Noncompliant bool         `json:"noncompliant"`
+}
+
+// rootReport is the runner's RootProfile.
+type rootReport struct {
+	Root string `json:"root"`
+	*profile.Report
+}
+
+// imageReport reads one job's result. The map holds the rules now
+// notchecked or error.
+func imageReport(p Planned, res *result.Result) (ImageReport, map[ruleRoot]bool) {
+	img := ImageReport{
+		ImageKey:    p.ImageKey,
+		JobID:       p.Job.JobID,
+		ResultKey:   p.ResultKey,
+		Status:      StatusMissing,
+		Roots:       []string{},
+		FailedRules: []FailedRule{},
+	}
+	if res == nil {
+		return img, nil
+	}
+	code := res.ExitCode
+	img.ExitCode = &code
+	invalid := func(format string, args ...any) (ImageReport, map[ruleRoot]bool) {
+		img.Status = StatusInvalid
+		img.Error = &ImageError{Code: CodeResultInvalid, Message: fmt.Sprintf(format, args...)}
+		return img, nil
+	}
+	switch {
+	case res.APIVersion != result.APIVersion:
+		return invalid("api_version %q, want %q", res.APIVersion, result.APIVersion)
+	case res.JobID != p.Job.JobID:
+		return invalid("the result is for job %q", res.JobID)
+	case res.Operation != "" && res.Operation != spec.OpProfile:
+		return invalid("the result is of operation %q, want %s", res.Operation, spec.OpProfile)
+	}
+	switch res.Status {
+	case result.StatusFailed, result.StatusTimeout, result.StatusRejected:
+		img.Status = Status(res.Status)
+		img.Error = &ImageError{Code: "unknown", Message: "the result has no error"}
+		if e := res.Error; e != nil {
+			img.Error = &ImageError{Code: string(e.Code), Message: truncate(e.Message, maxMessage), Phase: string(e.Phase)}
+		}
+		return img, nil
+	case result.StatusCompleted:
+	default:
+		return invalid("unknown status %q", res.Status)
+	}
+
+	var data profileData
+	if len(res.Data) == 0 || bytes.Equal(res.Data, []byte("null")) {
+		return invalid("completed without data")
+	}
+	if err := json.Unmarshal(res.Data, &data); err != nil {
+		return invalid("data is not a profile report: %v", err)
+	}
+	if len(data.Reports) == 0 {
+		return invalid("completed without profile_reports")
+	}
+	status := map[ruleRoot]profile.Status{}
+	failed := map[ruleRoot]FailedRule{}
+	roots := map[string]bool{}
+	for _, rp := range data.Reports {
+		if rp.Report == nil {
+			return invalid("profile report of root %q is empty", rp.Root)
+		}
+		roots[rp.Root] = true
+		for _, rr := range rp.Results {
+			k := ruleRoot{rr.ID, rp.Root}
+			// A rule listed twice counts once; a fail anywhere wins.
+			if status[k] != profile.StatusFail {
+				status[k] = rr.Status
+			}
+			if rr.Status == profile.StatusFail {
+				failed[k] = FailedRule{ID: rr.ID, Severity: rr.Severity, Root: rp.Root, Title: rr.Title}
+			}
+		}
+	}
+	img.Status = StatusCompleted
+	if data.Noncompliant || res.ExitCode == result.ExitNoncompliant {
+		img.Status = StatusNoncompliant
+	}
+	img.Roots = slices.Sorted(maps.Keys(roots))
+	img.FailedRules = slices.SortedFunc(maps.Values(failed), compareRules)
+	for _, f := range img.FailedRules {
+		addSeverity(&img.Findings, f.Severity)
+	}
+	undecided := map[ruleRoot]bool{}
+	for k, s := range status {
+		if s == profile.StatusNotChecked || s == profile.StatusError {
+			undecided[k] = true
+		}
+	}
+	return img, undecided
+}
+
+func compareRules(a, b FailedRule) int {
+	if c := strings.Compare(a.ID, b.ID); c != 0 {
+		return c
+	}
+	return strings.Compare(a.Root, b.Root)
+}
+
+// addSeverity counts unknown severities as info, as package profile does.
+func addSeverity(c *profile.SeverityCounts, s profile.Severity) {
+	switch s {
+	case profile.SeverityCritical:
+		c.Critical++
+	case profile.SeverityHigh:
+		c.High++
+	case profile.SeverityMedium:
+		c.Medium++
+	case profile.SeverityLow:
+		c.Low++
+	default:
+		c.Info++
+	}
+}
+
+// hasProfileReport says whether an image's findings can be compared.
+func hasProfileReport(s Status) bool { return s == StatusCompleted || s == StatusNoncompliant }
+
+func changes(cur, prev *Report, undecided map[string]map[ruleRoot]bool) Changes {
+	c := Changes{NewImages: []string{}, GoneImages: []string{}, Images: []ImageChange{}}
+	if prev == nil {
+		return c
+	}
+	c.PreviousDate = prev.Date
+	before := map[string]ImageReport{}
+	for _, img := range prev.Images {
+		before[img.ImageKey] = img
+	}
+	now := map[string]bool{}
+	for _, img := range cur.Images {
+		now[img.ImageKey] = true
+		old, ok := before[img.ImageKey]
+		if !ok {
+			c.NewImages = append(c.NewImages, img.ImageKey)
+			continue
+		}
+		c.Images = append(c.Images, imageChange(old, img, prev, cur, undecided[img.ImageKey]))
+	}
+	for _, img := range prev.Images {
+		if !now[img.ImageKey] {
+			c.GoneImages = append(c.GoneImages, img.ImageKey)
+		}
+	}
+	slices.Sort(c.GoneImages)
+	return c
+}
+
+func imageChange(old, cur ImageReport, prev, rep *Report, undecided map[ruleRoot]bool) ImageChange {
+	ch := ImageChange{ImageKey: cur.ImageKey, NewFailures: []FailedRule{}, Resolved: []FailedRule{}, Undecided: []FailedRule{}}
+	var why []string
+	if !hasProfileReport(old.Status) {
+		why = append(why, fmt.Sprintf("%s: %s", prev.Date, describe(old)))
+	}
+	if !hasProfileReport(cur.Status) {
+		why = append(why, fmt.Sprintf("%s: %s", rep.Date, describe(cur)))
+	}
+	if len(why) == 0 && !slices.Equal(sorted(prev.Profiles), sorted(rep.Profiles)) {
+		why = append(why, fmt.Sprintf("profiles changed from %s to %s", strings.Join(prev.Profiles, ", "), strings.Join(rep.Profiles, ", ")))
+	}
+	if len(why) == 0 && !slices.Equal(sorted(old.Roots), sorted(cur.Roots)) {
+		why = append(why, fmt.Sprintf("OS roots changed from %s to %s", strings.Join(old.Roots, ", "), strings.Join(cur.Roots, ", ")))
+	}
+	if len(why) > 0 {
+		ch.Reason = "not comparable: " + strings.Join(why, "; ")
+		return ch
+	}
+	ch.Comparable = true
+	was := map[ruleRoot]bool{}
+	for _, f := range old.FailedRules {
+		was[ruleRoot{f.ID, f.Root}] = true
+	}
+	is := map[ruleRoot]bool{}
+	for _, f := range cur.FailedRules {
+		k := ruleRoot{f.ID, f.Root}
+		is[k] = true
+		if !was[k] {
+			ch.NewFailures = append(ch.NewFailures, f)
+		}
+	}
+	for _, f := range old.FailedRules {
+		k := ruleRoot{f.ID, f.Root}
+		switch {
+		case is[k]:
+		case undecided[k]:
+			ch.Undecided = append(ch.Undecided, f)
+		default:
+			ch.Resolved = append(ch.Resolved, f)
+		}
+	}
+	slices.SortFunc(ch.NewFailures, compareRules)
+	slices.SortFunc(ch.Resolved, compareRules)
+	slices.SortFunc(ch.Undecided, compareRules)
+	return ch
+}
+
+// describe names an image's status and error for a reason.
+func describe(img ImageReport) string {
+	s := string(img.Status)
+	if img.Status == StatusMissing {
+		s += " (no result at " + img.ResultKey + ")"
+	}
+	if e := img.Error; e != nil {
+		s += " (" + e.Code + ")"
+	}
+	return s
+}
+
+func sorted(s []string) []string { return slices.Sorted(slices.Values(s)) }
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+// truncate cuts s to at most n bytes on a rune boundary.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	// A rune cut in half is invalid UTF-8, which ToValidUTF8 drops.
+	return strings.ToValidUTF8(s[:n], "") + "…"
+}
