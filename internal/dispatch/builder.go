@@ -166,7 +166,7 @@ func DefaultResources() corev1.ResourceRequirements {
 // reservedEnv are the variables the template sets.
 var reservedEnv = []string{
 	"GUESTKIT_SPEC", "GUESTKIT_RESULT", "GUESTKIT_REPORT", "GUESTKIT_JOB_ID",
-	"GUESTKIT_ACCEL", "GUESTKIT_IMAGE", "GUESTKIT_SCRATCH_DIR", "TMPDIR", "HOME",
+	"GUESTKIT_ACCEL", "GUESTKIT_IMAGE", "GUESTKIT_IMAGE_URL", "GUESTKIT_SCRATCH_DIR", "TMPDIR", "HOME",
 	"LIBGUESTFS_CACHEDIR", "LIBGUESTFS_BACKEND", "POD_NAME", "POD_NAMESPACE",
 	"NODE_NAME", "JOB_NAME",
 }
@@ -397,6 +397,11 @@ type JobInput struct {
 	// a presigned ResultURI it must be a presigned PUT of its own, or
 	// reports are not stored; optional.
 	ReportURI string
+	// ImageURL is a presigned GET of a bucket image (ImageBucket), so that
+	// the runner needs no bucket credentials: GUESTKIT_IMAGE_URL. The
+	// result still names the spec's image URI, and the spec's checksum is
+	// verified on the download. Optional; ignored for other sources.
+	ImageURL string
 	// Now bounds the Job by execution.deadline; zero ignores the deadline.
 	Now time.Time
 }
@@ -459,6 +464,8 @@ type TemplateData struct {
 	// SpecURI, ResultURI, ReportURI: JobInput's.
 	SpecURI, ResultURI, ReportURI string
 	Accel                         string
+	// ImageURL is GUESTKIT_IMAGE_URL: JobInput.ImageURL for bucket images.
+	ImageURL string
 	// ImagePath is GUESTKIT_IMAGE: the mounted image, or "" when the
 	// runner downloads it.
 	ImagePath string
@@ -542,6 +549,7 @@ func (b *Builder) templateData(in JobInput) (*TemplateData, error) {
 		ReportURI:                in.ReportURI,
 		Accel:                    cfg.Accel,
 		ImagePath:                img.LocalPath,
+		ImageURL:                 imageURL(img, in.ImageURL),
 		Env:                      deepCopies(cfg.Env, (*corev1.EnvVar).DeepCopy),
 		Resources:                *cfg.Resources.DeepCopy(),
 		Job:                      j,
@@ -583,6 +591,13 @@ func (b *Builder) templateData(in JobInput) (*TemplateData, error) {
 		d.SupplementalGroups = []int64{*cfg.KVMGroup}
 	}
 	return d, nil
+}
+
+func imageURL(img ImageSource, url string) string {
+	if img.Kind != ImageBucket {
+		return ""
+	}
+	return url
 }
 
 // metadata returns the labels and annotations of the Job and its pods.
@@ -808,6 +823,9 @@ func checkJob(job *batchv1.Job, d *TemplateData) []string {
 	}
 	if d.ImagePath != "" {
 		want["GUESTKIT_IMAGE"] = d.ImagePath
+	}
+	if d.ImageURL != "" {
+		want["GUESTKIT_IMAGE_URL"] = d.ImageURL
 	}
 	got := map[string]string{}
 	for _, e := range runner.Env {

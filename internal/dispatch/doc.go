@@ -15,18 +15,16 @@
 // payload.data.image (see ImageSourceOf):
 //
 //   - s3:// and minio:// (ImageBucket): the runner downloads the object
-//     itself into its scratch emptyDir, with the pod's credentials:
-//     workload identity (IRSA, ...) of BuilderConfig.ServiceAccount, or the
-//     keys of BuilderConfig.SecretRef; the endpoint from BuilderConfig.Env
-//     (AWS_ENDPOINT_URL_S3, MINIO_ENDPOINT). The spec is not rewritten and
-//     the dispatcher uploads nothing: the spec keeps its digest and the
-//     result names the image the submitter wrote. A presigned image URL
-//     cannot be handed to the runner today (its --image takes a local path
-//     only, and the image URI comes from the spec alone); pods without
-//     bucket credentials need a runner flag for that first (--image-url).
-//     The spec and the result, by contrast, may be presigned URLs
-//     (JobInput.SpecURI, ResultURI, ReportURI), so a pod's credentials
-//     only need to read images.
+//     into its scratch emptyDir. With JobInput.ImageURL (a presigned GET,
+//     what guestkit-dispatcher passes by default) it needs no bucket
+//     credentials; without it, it uses the pod's: workload identity (IRSA,
+//     ...) of BuilderConfig.ServiceAccount, or the keys of
+//     BuilderConfig.SecretRef, with the endpoint from BuilderConfig.Env
+//     (AWS_ENDPOINT_URL_S3, MINIO_ENDPOINT). The spec is never rewritten:
+//     it keeps its digest, and the result names the image the submitter
+//     wrote; the spec's checksum is verified on the download either way.
+//     The spec and the result are presigned URLs too (JobInput.SpecURI,
+//     ResultURI, ReportURI).
 //   - http:// and https:// (ImageHTTP): the runner downloads it; nothing
 //     to mount.
 //   - path, or file:///path (ImageHostPath): a file on the node. The

@@ -53,6 +53,10 @@ type Config struct {
 	// ImagePath overrides the spec's image: the dispatcher has already put
 	// the image there (downloaded, hostPath or PVC mount).
 	ImagePath string
+	// ImageURL is where to download a bucket or http image from instead of
+	// the spec's URI: a presigned URL from the dispatcher. The spec's URI
+	// still names the image in the result.
+	ImageURL string
 	// ScratchDir receives downloaded images (default os.TempDir()).
 	ScratchDir string
 	// MaxVirtualSize refuses larger disks (default DefaultMaxVirtualSize; <0:
@@ -363,6 +367,9 @@ func localImage(ctx context.Context, job *spec.Job, cfg *Config) (string, func()
 	case strings.HasPrefix(uri, "pvc://"):
 		return "", nil, &failure{status: result.StatusRejected, code: result.CodeImageNotFound, phase: result.PhaseFetch,
 			err: fmt.Errorf("image %s: a pvc:// image is mounted by the dispatcher; run with --image", uri)}
+	}
+	if cfg.ImageURL != "" {
+		uri = cfg.ImageURL
 	}
 	dst := filepath.Join(cfg.ScratchDir, "image-"+sanitize(job.JobID))
 	cleanup := func() { os.Remove(dst) }

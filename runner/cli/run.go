@@ -19,12 +19,13 @@ import (
 
 // RunCmd runs one job spec and stores its result.
 type RunCmd struct {
-	Spec   string `required:"" help:"Spec URI: a path, file://, s3://BUCKET/KEY, minio://BUCKET/KEY or a presigned https:// URL." env:"GUESTKIT_SPEC"`
-	Result string `required:"" help:"Result URI (same schemes)." env:"GUESTKIT_RESULT"`
-	Image  string `help:"Local image path that overrides the spec's image (the dispatcher's download, hostPath or PVC mount)." env:"GUESTKIT_IMAGE"`
-	JobID  string `name:"job-id" help:"Job id to report when the spec has no valid job_id (unreadable, malformed or invalid)." env:"GUESTKIT_JOB_ID"`
-	Accel  string `help:"Accelerator: auto, kvm or tcg." default:"auto" enum:"auto,kvm,tcg" env:"GUESTKIT_ACCEL"`
-	Memory int    `help:"Appliance memory in MiB (0: libguestfs default)." default:"0" env:"GUESTKIT_MEMORY_MB"`
+	Spec     string `required:"" help:"Spec URI: a path, file://, s3://BUCKET/KEY, minio://BUCKET/KEY or a presigned https:// URL." env:"GUESTKIT_SPEC"`
+	Result   string `required:"" help:"Result URI (same schemes)." env:"GUESTKIT_RESULT"`
+	Image    string `help:"Local image path that overrides the spec's image (the dispatcher's download, hostPath or PVC mount)." env:"GUESTKIT_IMAGE"`
+	ImageURL string `name:"image-url" help:"URL to download the spec's bucket or http image from instead (a presigned GET from the dispatcher); the result still names the spec's image." env:"GUESTKIT_IMAGE_URL"`
+	JobID    string `name:"job-id" help:"Job id to report when the spec has no valid job_id (unreadable, malformed or invalid)." env:"GUESTKIT_JOB_ID"`
+	Accel    string `help:"Accelerator: auto, kvm or tcg." default:"auto" enum:"auto,kvm,tcg" env:"GUESTKIT_ACCEL"`
+	Memory   int    `help:"Appliance memory in MiB (0: libguestfs default)." default:"0" env:"GUESTKIT_MEMORY_MB"`
 
 	MaxVirtualSize int64  `name:"max-virtual-size" help:"Refuse images whose virtual size exceeds this many bytes (0: the default 8 TiB, -1: no limit)." default:"0" env:"GUESTKIT_MAX_VIRTUAL_SIZE"`
 	Scratch        string `help:"Directory for downloaded images." env:"GUESTKIT_SCRATCH_DIR"`
@@ -169,7 +170,7 @@ func (c *RunCmd) execute(ctx context.Context, deps Deps) (*result.Result, string
 		deps.Log.WithFields(logrus.Fields{"job_id": job.JobID, "field": w.Field}).Warn(w.Message)
 	}
 	return runner.Execute(ctx, job, warnings, runner.Config{
-		Version: deps.Version, Accel: c.Accel, MemoryMB: c.Memory, ImagePath: c.Image,
+		Version: deps.Version, Accel: c.Accel, MemoryMB: c.Memory, ImagePath: c.Image, ImageURL: c.ImageURL,
 		ScratchDir: c.Scratch, MaxVirtualSize: c.MaxVirtualSize, Kubernetes: c.kubernetes(), Log: deps.Log, Launch: deps.Launch,
 	}), job.OutputFormat()
 }
