@@ -1,0 +1,176 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+
+	"guestkit.io/batch/internal/metrics"
+	"guestkit.io/batch/internal/store"
+)
+
+// WatchCmd dispatches specs as they arrive, until stopped.
+type WatchCmd struct {
+	ExecutorFlags
+	MetricsAddr   string        `name:"metrics-addr" help:"Address of /metrics, /healthz and /readyz (empty: none)." default:":8080" env:"GUESTKIT_METRICS_ADDR"`
+	Notifications string        `help:"Bucket notifications: auto (MinIO's, when the bucket is minio://) or off (polling only)." enum:"auto,off" default:"auto" env:"GUESTKIT_NOTIFICATIONS"`
+	LeaderElect   bool          `name:"leader-elect" help:"kubernetes: elect one active replica through a Lease." default:"true" negatable:"" env:"GUESTKIT_LEADER_ELECT"`
+	LeaseName     string        `name:"lease-name" help:"kubernetes: the Lease's name (in --namespace)." default:"guestkit-dispatcher" env:"GUESTKIT_LEASE_NAME"`
+	LeaseDuration time.Duration `name:"lease-duration" help:"kubernetes: how long a leader's Lease lasts without renewal." default:"15s" env:"GUESTKIT_LEASE_DURATION"`
+	RenewDeadline time.Duration `name:"renew-deadline" help:"kubernetes: how long the leader keeps trying to renew." default:"10s" env:"GUESTKIT_RENEW_DEADLINE"`
+	RetryPeriod   time.Duration `name:"retry-period" help:"kubernetes: how often candidates try to acquire the Lease." default:"2s" env:"GUESTKIT_RETRY_PERIOD"`
+	Identity      string        `help:"kubernetes: this replica's identity in the Lease (default: the pod name, else the host name)." env:"POD_NAME"`
+}
+
+// Run dispatches until ctx ends. With the kubernetes executor and
+// --leader-elect, only the Lease holder dispatches; a replica that loses
+// the Lease exits, and its Deployment restarts it as a candidate.
+func (c *WatchCmd) Run(ctx context.Context, deps Deps) error {
+	log := deps.Log.WithField("command", "watch")
+	en, err := newEngine(ctx, deps.Globals, &c.ExecutorFlags, deps, log)
+	if err != nil {
+		return err
+	}
+	leading := c.Executor != "kubernetes" || !c.LeaderElect
+	var isLeader atomicBool
+	isLeader.set(leading)
+	addr, serveErr, err := metrics.Serve(ctx, c.MetricsAddr, en.metrics.Handler(func() error {
+		if !isLeader.get() {
+			return nil // a standby is ready to take over
+		}
+		return en.ready()
+	}))
+	if err != nil {
+		return fmt.Errorf("--metrics-addr %s: %w", c.MetricsAddr, err)
+	}
+	if addr != nil {
+		log.WithField("addr", addr.String()).Info("serving /metrics, /healthz, /readyz")
+	}
+	run := func(ctx context.Context) error {
+		isLeader.set(true)
+		if en.start != nil {
+			if err := en.start(ctx); err != nil {
+				return err
+			}
+		}
+		if c.Notifications == "auto" {
+			go listen(ctx, en.store, en.trigger.Poke, log)
+		}
+		log.WithFields(logrus.Fields{"bucket": store.Redact(deps.Globals.Bucket), "executor": c.Executor, "interval": c.Interval.String()}).Info("dispatching")
+		return en.controller.Run(ctx, en.trigger)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		if leading {
+			errc <- run(ctx)
+			return
+		}
+		errc <- c.elect(ctx, en, log, run)
+	}()
+	select {
+	case err = <-errc:
+	case err = <-serveErr:
+		if err != nil {
+			err = fmt.Errorf("metrics server: %w", err)
+		}
+	}
+	if en.wait != nil {
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		_ = en.wait(wctx)
+	}
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		log.Info("stopped")
+		return nil
+	}
+	return err
+}
+
+// elect runs run while this replica holds the Lease.
+func (c *WatchCmd) elect(ctx context.Context, en *engine, log *logrus.Entry, run func(context.Context) error) error {
+	id := c.Identity
+	if id == "" {
+		id, _ = os.Hostname()
+	}
+	lock, err := resourcelock.NewFromKubeconfig(resourcelock.LeasesResourceLock, c.Namespace, c.LeaseName,
+		resourcelock.ResourceLockConfig{Identity: id}, en.kcfg, c.RenewDeadline)
+	if err != nil {
+		return fmt.Errorf("lease %s/%s: %w", c.Namespace, c.LeaseName, err)
+	}
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var runErr error
+	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+		Lock:            lock,
+		LeaseDuration:   c.LeaseDuration,
+		RenewDeadline:   c.RenewDeadline,
+		RetryPeriod:     c.RetryPeriod,
+		ReleaseOnCancel: true,
+		Name:            c.LeaseName,
+		Callbacks: leaderelection.LeaderCallbacks{
+			OnStartedLeading: func(ctx context.Context) {
+				log.WithField("identity", id).Info("leading")
+				runErr = run(ctx)
+				cancel()
+			},
+			OnStoppedLeading: func() {
+				log.WithField("identity", id).Info("not leading")
+			},
+			OnNewLeader: func(leader string) {
+				if leader != id {
+					log.WithField("leader", leader).Info("standing by")
+				}
+			},
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("leader election: %w", err)
+	}
+	log.WithFields(logrus.Fields{"lease": c.Namespace + "/" + c.LeaseName, "identity": id}).Info("waiting for the lease")
+	le.Run(lctx)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if runErr != nil && !errors.Is(runErr, context.Canceled) {
+		return runErr
+	}
+	return errors.New("lost the lease; exiting so that a fresh process stands again")
+}
+
+// listen pokes on bucket notifications, reconnecting with a backoff; the
+// polling in Controller.Run covers whatever is missed.
+func listen(ctx context.Context, st store.Store, poke func(), log *logrus.Entry) {
+	n, ok := st.(store.Notifier)
+	if !ok {
+		log.Info("the bucket has no notifications; polling only")
+		return
+	}
+	backoff := time.Second
+	for ctx.Err() == nil {
+		start := time.Now()
+		err := n.Listen(ctx, store.SpecsPrefix, func(key string) {
+			log.WithField("key", key).Debug("bucket notification")
+			poke()
+		})
+		if ctx.Err() != nil {
+			return
+		}
+		if time.Since(start) > time.Minute {
+			backoff = time.Second
+		}
+		log.WithError(err).WithField("retry_in", backoff.String()).Warn("bucket notifications interrupted; polling meanwhile")
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Minute)
+		poke() // catch up on what the gap missed
+	}
+}
