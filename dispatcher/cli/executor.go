@@ -137,6 +137,7 @@ func (en *engine) kubeExecutor(ctx context.Context, g *Globals, f *ExecutorFlags
 	}
 	cfg.QPS, cfg.Burst = f.QPS, f.Burst
 	cfg.UserAgent = "guestkit-dispatcher"
+	cfg.Wrap(en.metrics.RoundTripper)
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)

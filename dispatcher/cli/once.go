@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/sirupsen/logrus"
 	"golang.org/x/term"
 
 	"guestkit.io/batch/internal/controller"
@@ -32,6 +33,7 @@ func (c *OnceCmd) Run(ctx context.Context, deps Deps) error {
 		return err
 	}
 	sum, err := runOnce(ctx, en, newProgress(deps, c.Progress))
+	en.logStats(log)
 	if err != nil {
 		return err
 	}
@@ -57,6 +59,15 @@ func runOnce(ctx context.Context, en *engine, p *progress) (*controller.Summary,
 		_ = en.wait(wctx)
 	}
 	return sum, err
+}
+
+// logStats logs what the run cost, for operators and the benchmark.
+func (en *engine) logStats(log logrus.FieldLogger) {
+	t := en.metrics.Totals()
+	log.WithFields(logrus.Fields{
+		"passes": t["passes_total"], "jobs_created": t["jobs_created_total"],
+		"specs_seen": t["specs_seen_total"], "kube_api_requests": t["kube_api_requests_total"],
+	}).Info("stats")
 }
 
 func summaryExit(sum *controller.Summary, failOnNoncompliant bool) error {

@@ -156,6 +156,9 @@ func New(cfg Config) (*Executor, error) {
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = sel.String() }))
 	jobs := x.factory.Batch().V1().Jobs()
 	x.informer, x.lister = jobs.Informer(), jobs.Lister()
+	if err := x.informer.SetTransform(slim); err != nil {
+		return nil, err
+	}
 	_, err := x.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    x.enqueue,
 		UpdateFunc: func(_, obj any) { x.enqueue(obj) },
@@ -452,6 +455,18 @@ func (x *Executor) podsAndLog(ctx context.Context, job *batchv1.Job) ([]corev1.P
 	defer r.Close()
 	b, _ := io.ReadAll(io.LimitReader(r, logTailBytes))
 	return pods, string(b), nil
+}
+
+// slim drops what the dispatcher never reads from cached Jobs (the pod
+// template with its presigned URLs, managed fields): at thousands of Jobs
+// it is most of the cache's memory.
+func slim(obj any) (any, error) {
+	if j, ok := obj.(*batchv1.Job); ok {
+		j.ManagedFields = nil
+		j.Spec.Template = corev1.PodTemplateSpec{}
+		j.Spec.PodFailurePolicy = nil
+	}
+	return obj, nil
 }
 
 func finished(j *batchv1.Job) bool {

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,6 +33,7 @@ type Dispatcher struct {
 	Errors          *prometheus.CounterVec // by stage: scan, launch, settle
 	DispatchLatency prometheus.Histogram
 	Passes          prometheus.Counter
+	KubeRequests    *prometheus.CounterVec // by method and code
 }
 
 // New registers the metrics in a new registry, with Go and process
@@ -53,6 +56,8 @@ func New() *Dispatcher {
 			Help:    "From a spec object's last modification to its Job's creation.",
 			Buckets: []float64{0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900, 3600}}),
 		Passes: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "passes_total", Help: "Scans of the bucket."}),
+		KubeRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "kube_api_requests_total",
+			Help: "Requests to the Kubernetes API server, by method and status code (watches count once)."}, []string{"method", "code"}),
 	}
 	f(m.SpecsSeen)
 	f(m.SpecsPending)
@@ -64,6 +69,7 @@ func New() *Dispatcher {
 	f(m.Errors)
 	f(m.DispatchLatency)
 	f(m.Passes)
+	f(m.KubeRequests)
 	return m
 }
 
@@ -79,6 +85,43 @@ func (m *Dispatcher) Observe(d time.Duration) {
 
 // Written counts a result the dispatcher stored.
 func (m *Dispatcher) Written(status string) { m.ResultsWritten.WithLabelValues(status).Inc() }
+
+// Totals sums each of the dispatcher's counters over its labels, by name
+// without the guestkit_dispatcher_ prefix.
+func (m *Dispatcher) Totals() map[string]float64 {
+	out := map[string]float64{}
+	mfs, err := m.Registry.Gather()
+	if err != nil {
+		return out
+	}
+	for _, mf := range mfs {
+		name, ok := strings.CutPrefix(mf.GetName(), namespace+"_")
+		if !ok {
+			continue
+		}
+		for _, x := range mf.GetMetric() {
+			out[name] += x.GetCounter().GetValue() + x.GetGauge().GetValue()
+		}
+	}
+	return out
+}
+
+// RoundTripper counts the requests that go through rt in KubeRequests.
+func (m *Dispatcher) RoundTripper(rt http.RoundTripper) http.RoundTripper {
+	return roundTripper(func(r *http.Request) (*http.Response, error) {
+		resp, err := rt.RoundTrip(r)
+		code := "error"
+		if err == nil {
+			code = strconv.Itoa(resp.StatusCode)
+		}
+		m.KubeRequests.WithLabelValues(r.Method, code).Inc()
+		return resp, err
+	})
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // Handler serves /metrics, /healthz (the process is alive) and /readyz
 // (ready() returns nil: caches synced, the bucket reached).
