@@ -14,7 +14,7 @@ export GUESTKIT_CACHE := $(CACHE)
 # itself (see README, "Acceleration").
 export LIBGUESTFS_BACKEND := direct
 
-.PHONY: all build setup images minio test test-unit lint demo bench-runner clean
+.PHONY: all build setup images minio kube test test-unit lint demo bench-runner clean
 
 all: build
 
@@ -30,13 +30,16 @@ images: setup
 minio:
 	bash scripts/install-minio.sh >/dev/null
 
+kube:
+	bash scripts/install-kube.sh >/dev/null
+
 # Unit tests only: no appliance, no images (seconds).
 test-unit:
 	$(GO) test -short ./...
 
 # Everything: unit tests, and the runner against real libguestfs on the
 # synthetic images, compared with virt-inspector.
-test: build images minio lint
+test: build images minio kube lint
 	GUESTKIT_TEST_IMAGES=$(IMAGES) $(GO) test -timeout 75m -count=1 ./...
 
 lint:

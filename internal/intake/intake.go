@@ -54,7 +54,7 @@ func (e *Entry) Pending() dispatch.Pending {
 type Reason string
 
 const (
-	ReasonKey      Reason = "key"      // the object key is unsafe
+	ReasonKey      Reason = "key" // the object key is unsafe
 	ReasonTooLarge Reason = "too-large"
 	ReasonSyntax   Reason = "syntax"   // not JSON or YAML, or not an object
 	ReasonInvalid  Reason = "invalid"  // spec.Validate failed

@@ -89,11 +89,11 @@ func TestScanClassifiesEverySpec(t *testing.T) {
 		resultKey string
 		msg       string
 	}{
-		"jobs/malformed.json":     {ReasonSyntax, store.InvalidResultKey("jobs/malformed.json"), "json"},
-		"jobs/badyaml.yaml":       {ReasonSyntax, store.InvalidResultKey("jobs/badyaml.yaml"), "yaml"},
-		"jobs/unknown-op.json":    {ReasonInvalid, store.ResultKey("unknown-op"), "guestkit.repair"},
-		"jobs/noimage.json":       {ReasonInvalid, store.ResultKey("noimage"), "payload.data.image"},
-		"jobs/huge.json":          {ReasonTooLarge, store.InvalidResultKey("jobs/huge.json"), "1 MiB"},
+		"jobs/malformed.json":    {ReasonSyntax, store.InvalidResultKey("jobs/malformed.json"), "json"},
+		"jobs/badyaml.yaml":      {ReasonSyntax, store.InvalidResultKey("jobs/badyaml.yaml"), "yaml"},
+		"jobs/unknown-op.json":   {ReasonInvalid, store.ResultKey("unknown-op"), "guestkit.repair"},
+		"jobs/noimage.json":      {ReasonInvalid, store.ResultKey("noimage"), "payload.data.image"},
+		"jobs/huge.json":         {ReasonTooLarge, store.InvalidResultKey("jobs/huge.json"), "1 MiB"},
 		"jobs/evil\x1b[31m.json": {ReasonKey, store.InvalidResultKey("jobs/evil\x1b[31m.json"), "control character"},
 	}
 	if len(snap.Rejected) != len(want) {

@@ -220,8 +220,8 @@ func TestJobsAsTheAPIServerStoresThem(t *testing.T) {
 
 	// Rejected specs have their results without any Job.
 	for key, code := range map[string]result.Code{
-		store.ResultKey("noimage"):                   result.CodeImageNotFound,
-		store.ResultKey("hostpath"):                  result.CodeSpecInvalid,
+		store.ResultKey("noimage"):                 result.CodeImageNotFound,
+		store.ResultKey("hostpath"):                result.CodeSpecInvalid,
 		store.InvalidResultKey("jobs/broken.yaml"): result.CodeSpecInvalid,
 	} {
 		r := e.result(key)
