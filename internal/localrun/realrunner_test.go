@@ -1,0 +1,145 @@
+package localrun
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"guestkit.io/batch/internal/controller"
+	"guestkit.io/batch/internal/dispatch"
+	"guestkit.io/batch/internal/metrics"
+	"guestkit.io/batch/internal/result"
+	"guestkit.io/batch/internal/store"
+)
+
+// TestRealRunnerThroughController drives the whole embedded path: a file
+// bucket, controller.Once, and the real guestkit-runner on a real image
+// (about a minute under TCG).
+func TestRealRunnerThroughController(t *testing.T) {
+	image := debianImage(t)
+	runner := buildRunner(t)
+	st := openStore(t)
+	inspect := func(id, path string) map[string]any {
+		return map[string]any{
+			"version": "1.0", "job_id": id, "kind": "VMOperation", "operation": "guestkit.inspect",
+			"execution": map[string]any{"max_attempts": 1, "timeout_seconds": 900},
+			"payload": map[string]any{"type": "guestkit.inspect.v1", "data": map[string]any{
+				"image": map[string]any{"path": path, "format": "qcow2"}}},
+		}
+	}
+	ok := putSpec(t, st, "jobs/ok.json", inspect("ok", image))
+	noimg := putSpec(t, st, "jobs/noimg.json", inspect("noimg", filepath.Join(t.TempDir(), "missing.qcow2")))
+	if err := st.Put(t.Context(), "jobs/bad.json", []byte(`{"version": "1.0", "job_id": `)); err != nil {
+		t.Fatal(err)
+	}
+
+	log := testLog(t)
+	m := metrics.New()
+	trigger := controller.NewTrigger()
+	stop, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	x, err := New(stop, Config{
+		Runner: runner, Store: st, Results: controller.NewResults(st, "test", log, m), Parallel: 2,
+		ExtraEnv: []string{"LIBGUESTFS_BACKEND=direct"}, Log: log, Metrics: m, OnFinish: trigger.Poke,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := controller.New(controller.Config{Store: st, Executor: x, MaxActive: 4, Interval: 5 * time.Second, Log: log, Metrics: m, Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, done := context.WithTimeout(stop, 15*time.Minute)
+	defer done()
+	start := time.Now()
+	sum, err := c.Once(ctx, trigger, nil)
+	if err != nil {
+		t.Fatalf("once: %v", err)
+	}
+	if err := x.Wait(ctx); err != nil {
+		t.Fatalf("wait: %v", err)
+	}
+	t.Logf("3 specs dispatched in %s", time.Since(start).Round(time.Second))
+
+	r := readResult(t, st, ok.ResultKey)
+	var report struct {
+		OperatingSystems []struct {
+			Distro, Hostname string
+			MajorVersion     int `json:"major_version"`
+		} `json:"operating_systems"`
+	}
+	if err := json.Unmarshal(r.Data, &report); err != nil {
+		t.Fatalf("ok: report: %v", err)
+	}
+	if r.Status != result.StatusCompleted || r.ExitCode != 0 || r.Runner.Name != "guestkit-runner" || r.JobID != "ok" ||
+		len(report.OperatingSystems) != 1 || report.OperatingSystems[0].Distro != "debian" || report.OperatingSystems[0].MajorVersion != 12 {
+		t.Errorf("ok: %s exit %d by %s, OS %+v, error %+v: want the runner's completed Debian 12 inspection",
+			r.Status, r.ExitCode, r.Runner.Name, report.OperatingSystems, r.Error)
+	}
+
+	r = readResult(t, st, store.InvalidResultKey("jobs/bad.json"))
+	if r.Status != result.StatusRejected || r.Error == nil || r.Error.Code != result.CodeSpecInvalid || r.Runner.Name != dispatch.DispatcherName {
+		t.Errorf("bad: %s by %s, error %+v: want the dispatcher's rejected spec_invalid", r.Status, r.Runner.Name, r.Error)
+	}
+
+	r = readResult(t, st, noimg.ResultKey)
+	if r.Status != result.StatusRejected || r.ExitCode != result.ExitBadImage || r.Error == nil || r.Error.Code != result.CodeImageNotFound || r.Runner.Name != "guestkit-runner" {
+		t.Errorf("noimg: %s exit %d by %s, error %+v: want the runner's rejected image_not_found", r.Status, r.ExitCode, r.Runner.Name, r.Error)
+	}
+
+	if sum.Total != 3 || sum.ByStatus[result.StatusCompleted] != 1 || sum.ByStatus[result.StatusRejected] != 2 || len(sum.ByStatus) != 2 || !sum.Failed() {
+		t.Errorf("summary: total %d, by status %v", sum.Total, sum.ByStatus)
+	}
+	if len(sum.Items) != 2 || sum.Items[0].Key != "jobs/bad.json" || sum.Items[0].Code != result.CodeSpecInvalid ||
+		sum.Items[1].Key != "jobs/noimg.json" || sum.Items[1].Code != result.CodeImageNotFound || sum.Items[1].ExitCode != result.ExitBadImage {
+		t.Errorf("summary items: %+v", sum.Items)
+	}
+	if s, f := counter(t, m, "jobs_succeeded_total", "", ""), counter(t, m, "jobs_failed_total", "", ""); s != 1 || f != 1 {
+		t.Errorf("jobs succeeded %v, failed %v: want 1 and 1 (noimg's exit 4)", s, f)
+	}
+	if got := x.Active(); got != 0 {
+		t.Errorf("Active = %d after Wait", got)
+	}
+}
+
+// debianImage is the test Debian image from scripts/testimages.sh
+// ($GUESTKIT_TEST_IMAGES, which `make test` sets). Without it the test is
+// skipped, except on CI, where it must run.
+func debianImage(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs libguestfs and the test images; run `make test`")
+	}
+	dir := os.Getenv("GUESTKIT_TEST_IMAGES")
+	p := filepath.Join(dir, "debian.qcow2")
+	if _, err := os.Stat(p); dir == "" || err != nil {
+		msg := "no test image " + p + ": run `make test`, or `bash scripts/testimages.sh DIR` and set GUESTKIT_TEST_IMAGES=DIR"
+		if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return p
+}
+
+// buildRunner builds guestkit-runner from this tree (cgo and libguestfs;
+// a minute the first time, seconds from the build cache).
+func buildRunner(t *testing.T) string {
+	t.Helper()
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), "guestkit-runner")
+	cmd := exec.Command("go", "build", "-o", bin, "./runner")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build the runner: %v\n%s", err, out)
+	}
+	return bin
+}
