@@ -212,7 +212,7 @@ func (x *Executor) Launch(ctx context.Context, e *intake.Entry) error {
 	if e.Job == nil || e.JobID == "" || e.ResultKey == "" {
 		return fmt.Errorf("launch spec %s: not a valid pending spec", e.Key)
 	}
-	if err := x.check(e); err != nil {
+	if err := x.Check(e); err != nil {
 		return err
 	}
 	x.mu.Lock()
@@ -230,8 +230,10 @@ func (x *Executor) Launch(ctx context.Context, e *intake.Entry) error {
 	return nil
 }
 
-// check refuses what no attempt could run.
-func (x *Executor) check(e *intake.Entry) error {
+// Check reports a spec no attempt could run, without side effects: a
+// pvc:// image (there is no claim to mount here) or a passed
+// execution.deadline, as a *dispatch.SpecError. Launch checks it too.
+func (x *Executor) Check(e *intake.Entry) error {
 	if img := e.Job.Image(); img != nil && img.URI != "" {
 		if u, err := url.Parse(img.URI); err == nil && strings.EqualFold(u.Scheme, "pvc") {
 			return &dispatch.SpecError{Field: "payload.data.image.uri", Value: img.URI,

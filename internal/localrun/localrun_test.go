@@ -349,6 +349,12 @@ func TestLaunchLookupAlreadyLaunched(t *testing.T) {
 			"image": map[string]any{"uri": "pvc://vm-disks/web.qcow2"}}},
 	})
 	var specErr *dispatch.SpecError
+	if err := f.x.Check(pvc); !errors.As(err, &specErr) || specErr.Field != "payload.data.image.uri" {
+		t.Errorf("Check of a pvc spec = %v, want a SpecError on payload.data.image.uri", err)
+	}
+	if err := f.x.Check(e); err != nil {
+		t.Errorf("Check of a runnable spec = %v", err)
+	}
 	if err := f.x.Launch(t.Context(), pvc); !errors.As(err, &specErr) || specErr.Field != "payload.data.image.uri" || specErr.Value != "pvc://vm-disks/web.qcow2" {
 		t.Errorf("pvc Launch = %v, want a SpecError on payload.data.image.uri", err)
 	}
