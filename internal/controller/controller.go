@@ -49,6 +49,9 @@ type Controller struct {
 	results *Results
 	log     logrus.FieldLogger
 	m       *metrics.Dispatcher
+	// checked remembers the specs (key → digest) that passed precheck, so
+	// that each is checked once, not at every pass.
+	checked map[string]string
 }
 
 // New returns a Controller.
@@ -68,7 +71,7 @@ func New(cfg Config) (*Controller, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	c := &Controller{cfg: cfg, scanner: intake.NewScanner(cfg.Store, 0), log: cfg.Log, m: cfg.Metrics}
+	c := &Controller{cfg: cfg, scanner: intake.NewScanner(cfg.Store, 0), log: cfg.Log, m: cfg.Metrics, checked: map[string]string{}}
 	c.results = NewResults(cfg.Store, cfg.Version, cfg.Log, cfg.Metrics)
 	return c, nil
 }
@@ -127,9 +130,23 @@ func (c *Controller) Pass(ctx context.Context) (*PassStats, error) {
 		st.Rejected++
 	}
 
+	pending := snap.Pending[:0:0]
+	for _, e := range snap.Pending {
+		ok, err := c.precheck(ctx, e)
+		switch {
+		case err != nil:
+			st.Errors++
+		case ok:
+			pending = append(pending, e)
+		default:
+			st.Rejected++
+		}
+	}
+	c.forgetChecked(snap)
+
 	active := c.cfg.Executor.Active()
 	c.m.JobsActive.Set(float64(active))
-	for i, e := range snap.Pending {
+	for i, e := range pending {
 		if err := ctx.Err(); err != nil {
 			return st, err
 		}
@@ -138,7 +155,7 @@ func (c *Controller) Pass(ctx context.Context) (*PassStats, error) {
 			continue
 		}
 		if c.cfg.MaxActive > 0 && active >= c.cfg.MaxActive {
-			st.Waiting = len(snap.Pending) - i
+			st.Waiting = len(pending) - i
 			break
 		}
 		launched, err := c.launch(ctx, e)
@@ -172,14 +189,6 @@ func (c *Controller) launch(ctx context.Context, e *intake.Entry) (launched bool
 		log.WithError(err).Warn("cannot check for a result; retrying at the next pass")
 		return false, err
 	}
-	if err := c.checkImage(ctx, e.Job); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return false, c.rejectImage(ctx, e, err)
-		}
-		c.m.Error("launch")
-		log.WithError(err).Warn("cannot check the image; retrying at the next pass")
-		return false, err
-	}
 	err = c.cfg.Executor.Launch(ctx, e)
 	var already *AlreadyLaunched
 	var specErr *dispatch.SpecError
@@ -198,6 +207,50 @@ func (c *Controller) launch(ctx context.Context, e *intake.Entry) (launched bool
 	c.m.Error("launch")
 	log.WithError(err).Warn("launch failed; retrying at the next pass")
 	return false, err
+}
+
+// precheck rejects, before it waits for a slot, a spec that can never
+// run: one the executor refuses, or whose bucket image is missing. ok is
+// true for a spec to launch; an error means "retry at the next pass".
+func (c *Controller) precheck(ctx context.Context, e *intake.Entry) (ok bool, err error) {
+	if c.checked[e.Key] == e.Digest {
+		return true, nil
+	}
+	if _, found := c.cfg.Executor.Lookup(e); found {
+		return true, nil // checked when it was launched
+	}
+	var specErr *dispatch.SpecError
+	if err := c.cfg.Executor.Check(e); errors.As(err, &specErr) {
+		return false, c.reject(ctx, e, specErr)
+	} else if err != nil {
+		c.m.Error("launch")
+		c.log.WithError(err).WithField("spec", e.Key).Error("cannot render the job")
+		return false, err
+	}
+	if err := c.checkImage(ctx, e.Job); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return false, c.rejectImage(ctx, e, err)
+		}
+		c.m.Error("launch")
+		c.log.WithError(err).WithField("spec", e.Key).Warn("cannot check the image; retrying at the next pass")
+		return false, err
+	}
+	c.checked[e.Key] = e.Digest
+	return true, nil
+}
+
+// forgetChecked drops the memory of specs no longer pending.
+func (c *Controller) forgetChecked(snap *intake.Snapshot) {
+	if len(c.checked) <= 2*len(snap.Pending) {
+		return
+	}
+	keep := make(map[string]string, len(snap.Pending))
+	for _, e := range snap.Pending {
+		if d, ok := c.checked[e.Key]; ok {
+			keep[e.Key] = d
+		}
+	}
+	c.checked = keep
 }
 
 // checkImage stats a bucket image (s3://, minio://), so that a missing

@@ -25,6 +25,11 @@ type Executor interface {
 	// Lookup reports whether a job of e's job_id was launched and is not
 	// yet cleaned up, and the digest of the spec it runs.
 	Lookup(e *intake.Entry) (digest string, found bool)
+	// Check reports a spec this executor can never run (an image source
+	// it does not serve, a passed deadline) as a *dispatch.SpecError,
+	// without side effects, so that it is rejected before it waits for a
+	// slot.
+	Check(e *intake.Entry) error
 	// Launch starts e's job. A launch that already exists is
 	// *AlreadyLaunched; a spec this executor cannot run is a
 	// *dispatch.SpecError (a rejected result is stored for it).

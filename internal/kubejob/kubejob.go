@@ -217,6 +217,14 @@ func (x *Executor) Lookup(e *intake.Entry) (string, bool) {
 	return j.Annotations[dispatch.AnnotationSpecDigest], true
 }
 
+// Check renders e's Job with placeholder URLs: whatever the Builder
+// refuses for this spec, it refuses now.
+func (x *Executor) Check(e *intake.Entry) error {
+	_, err := x.cfg.Builder.NewJob(dispatch.JobInput{Job: e.Job, Bucket: x.cfg.BucketURL, SpecKey: e.Key, ResultKey: e.ResultKey,
+		SpecURI: "https://check.invalid/spec", ResultURI: "https://check.invalid/result", Now: x.cfg.Now()})
+	return err
+}
+
 // Launch creates e's Job.
 func (x *Executor) Launch(ctx context.Context, e *intake.Entry) error {
 	now := x.cfg.Now()

@@ -104,13 +104,10 @@ func (e *env) start(maxActive int, mutate func(*dispatch.BuilderConfig)) *dispat
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
 	e.t.Cleanup(cancel)
-	sctx, scancel := context.WithTimeout(ctx, 30*time.Second)
-	defer scancel()
-	if err := d.exec.Start(sctx); err != nil {
+	// Start's context runs the informer: it must outlive this function.
+	if err := d.exec.Start(ctx); err != nil {
 		e.t.Fatal(err)
 	}
-	// Start's context also stops the informer: keep it running.
-	_ = ctx
 	return d
 }
 
@@ -369,7 +366,7 @@ func TestFinishedJobsGetExactlyOneResult(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	eventually(t, 60*time.Second, "four results and no Jobs left", func() bool {
+	eventually(t, 90*time.Second, "four results and no Jobs left", func() bool {
 		for _, id := range []string{"ok", "oom", "bad", "late"} {
 			if _, err := e.st.Stat(ctx, store.ResultKey(id)); err != nil {
 				return false
