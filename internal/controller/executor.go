@@ -25,6 +25,9 @@ type Executor interface {
 	// Lookup reports whether a job of e's job_id was launched and is not
 	// yet cleaned up, and the digest of the spec it runs.
 	Lookup(e *intake.Entry) (digest string, found bool)
+	// Busy reports whether e's job runs: launched and not settled (a
+	// result may already exist from a failed attempt that is retried).
+	Busy(e *intake.Entry) bool
 	// Check reports a spec this executor can never run (an image source
 	// it does not serve, a passed deadline) as a *dispatch.SpecError,
 	// without side effects, so that it is rejected before it waits for a

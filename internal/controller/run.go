@@ -164,7 +164,9 @@ func (c *Controller) Once(ctx context.Context, trigger Trigger, progress func(Pr
 				switch {
 				case !ok && snap.Errors[k] == nil:
 					p.Done++ // withdrawn
-				case ok && snap.Results[now.ResultKey]:
+				case ok && snap.Results[now.ResultKey] && !c.cfg.Executor.Busy(now):
+					// A result with the job still running is a failed
+					// attempt's: the retry will replace it.
 					p.Done++
 					targets[k] = now // its result key may have changed (conflict)
 				default:

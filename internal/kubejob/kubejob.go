@@ -210,11 +210,23 @@ func (x *Executor) Active() int {
 
 // Lookup finds e's Job in the cache.
 func (x *Executor) Lookup(e *intake.Entry) (string, bool) {
+	if e.Job == nil {
+		return "", false
+	}
 	j, err := x.lister.Jobs(x.namespace).Get(dispatch.JobName(e.Job))
 	if err != nil {
 		return "", false
 	}
 	return j.Annotations[dispatch.AnnotationSpecDigest], true
+}
+
+// Busy reports whether e's Job is cached and not finished.
+func (x *Executor) Busy(e *intake.Entry) bool {
+	if e.Job == nil {
+		return false
+	}
+	j, err := x.lister.Jobs(x.namespace).Get(dispatch.JobName(e.Job))
+	return err == nil && !finished(j)
 }
 
 // Check renders e's Job with placeholder URLs: whatever the Builder

@@ -190,16 +190,21 @@ func (x *Executor) Active() int {
 	return x.active
 }
 
-// Lookup reports whether e's job_id was launched by this executor, running
-// or finished, and the digest of the spec it ran. Finished jobs are kept,
-// as a Kubernetes Job is until its TTL: their results exist, so the
-// controller does not ask for them again; a job whose result is deleted
-// to rerun it runs again only in a new dispatcher.
+// Lookup reports whether e's job_id is launched and not yet settled, and
+// the digest of the spec it runs. Settled jobs are forgotten: their
+// results exist, and one deleted to rerun the job makes it run again
+// (the controller checks for the result right before launching).
 func (x *Executor) Lookup(e *intake.Entry) (string, bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	digest, ok := x.jobs[e.JobID]
 	return digest, ok
+}
+
+// Busy reports whether e's job is launched and not settled.
+func (x *Executor) Busy(e *intake.Entry) bool {
+	_, ok := x.Lookup(e)
+	return ok
 }
 
 // Launch queues e's job and returns at once. A job_id launched before is
@@ -273,11 +278,13 @@ func (x *Executor) Wait(ctx context.Context) error {
 }
 
 // done records the end of a job's goroutine.
-func (x *Executor) done(settled bool) {
+func (x *Executor) done(jobID string, settled bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.active--
-	if !settled {
+	if settled {
+		delete(x.jobs, jobID)
+	} else {
 		x.interrupted++
 	}
 	close(x.changed)
@@ -288,7 +295,7 @@ func (x *Executor) done(settled bool) {
 // request for the first attempt's slot.
 func (x *Executor) run(e *intake.Entry, ticket chan struct{}) {
 	settled := false
-	defer func() { x.done(settled) }()
+	defer func() { x.done(e.JobID, settled) }()
 	ctx := x.stop
 	log := x.log.WithFields(logrus.Fields{"job_id": e.JobID, "spec": e.Key})
 	maxAttempts := max(e.Job.MaxAttempts(), 1)
