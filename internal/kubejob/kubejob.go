@@ -148,7 +148,9 @@ func New(cfg Config) (*Executor, error) {
 		selector:  sel,
 		settled:   map[string]bool{},
 		stores:    map[string]store.Store{},
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
+		// Retries back off to 30 s at most, not the default 1000 s: a
+		// bucket outage must not leave results unwritten long after it.
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.NewTypedItemExponentialFailureRateLimiter[string](500*time.Millisecond, 30*time.Second),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "guestkit-jobs"}),
 	}
 	x.factory = informers.NewSharedInformerFactoryWithOptions(cfg.Client, cfg.Resync,
