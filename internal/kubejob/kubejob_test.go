@@ -539,3 +539,55 @@ func TestAPIServerRestartMidRun(t *testing.T) {
 }
 
 func testCounter(c prometheus.Collector) float64 { return testutil.ToFloat64(c) }
+
+func TestBucketUnreachableForAMinute(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.put("images/a.qcow2", "QFI\xfb")
+	e.put("jobs/a.json", specJSON("a", 9, 1, e.st.URI("images/a.qcow2"), ""))
+	e.put("jobs/b.json", specJSON("b", 1, 1, e.st.URI("images/a.qcow2"), ""))
+	d := e.start(1, nil)
+	rctx, stop := context.WithCancel(ctx)
+	defer stop()
+	runErr := make(chan error, 1)
+	go func() { runErr <- d.ctrl.Run(rctx, d.trigger) }()
+	eventually(t, 20*time.Second, "a launched", func() bool { return len(e.jobs()) == 1 })
+	pod := e.pod(e.jobs()[0].Name, 1)
+
+	e.minio.Stop()
+	// a is killed while the bucket is down: its result can only be written
+	// later.
+	if err := testenv.TerminatePod(ctx, e.cs, pod, "runner", 137, "OOMKilled", ""); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Minute)
+	select {
+	case err := <-runErr:
+		t.Fatalf("Run returned during the outage: %v", err)
+	default:
+	}
+	if got := d.metrics.Totals()["errors_total"]; got == 0 {
+		t.Error("no errors counted during the outage")
+	}
+	e.minio.Restart()
+
+	eventually(t, 90*time.Second, "a's result and b's Job", func() bool {
+		if _, err := e.st.Stat(ctx, "results/a.json"); err != nil {
+			return false
+		}
+		for _, j := range e.jobs() {
+			if j.Annotations[dispatch.AnnotationJobID] == "b" {
+				return true
+			}
+		}
+		return false
+	})
+	r := e.result("results/a.json")
+	if r.Status != result.StatusFailed || r.ExitCode != 137 {
+		t.Errorf("a: %+v", r)
+	}
+	stop()
+	if err := <-runErr; err != context.Canceled {
+		t.Errorf("Run = %v, want context.Canceled", err)
+	}
+}
