@@ -23,6 +23,7 @@ setup:
 
 build: setup
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/guestkit-runner ./runner
+	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/guestkit-dispatcher ./dispatcher
 
 images: setup
 	bash scripts/testimages.sh $(IMAGES) >/dev/null
@@ -48,10 +49,10 @@ lint:
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 
-# Builds the sample image and inspects it.
+# The main job on the embedded default: guestkit-dispatcher once with the
+# local executor and a local folder as the bucket, on the sample image.
 demo: build images
-	$(BIN)/guestkit-runner inspect --summary -o $(CACHE)/demo-result.json $(IMAGES)/debian.qcow2
-	@echo "full result: $(CACHE)/demo-result.json"
+	bash scripts/demo.sh $(BIN) $(IMAGES) $(CACHE)/demo-bucket
 
 bench-runner: build images
 	$(GO) run ./scripts/bench-runner -runner $(BIN)/guestkit-runner -images $(IMAGES)
