@@ -1,0 +1,235 @@
+package cli_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/alecthomas/kong"
+
+	"guestkit.io/batch/dispatcher/cli"
+	"guestkit.io/batch/internal/store"
+)
+
+// TestMain clears the flags' environment variables, so that the
+// developer's or the CI's environment cannot change what the tests parse.
+func TestMain(m *testing.M) {
+	for _, f := range flags(nil) {
+		for _, env := range f.Envs {
+			os.Unsetenv(env)
+		}
+	}
+	os.Exit(m.Run())
+}
+
+func flags(t *testing.T) map[string]*kong.Flag {
+	var c cli.CLI
+	p, err := kong.New(&c, kong.Name("guestkit-dispatcher"))
+	if err != nil {
+		if t != nil {
+			t.Fatal(err)
+		}
+		panic(err)
+	}
+	out := map[string]*kong.Flag{}
+	var walk func(n *kong.Node, path string)
+	walk = func(n *kong.Node, path string) {
+		for _, f := range n.Flags {
+			out[strings.TrimSpace(path+" --"+f.Name)] = f
+		}
+		for _, child := range n.Children {
+			walk(child, path+" "+child.Name)
+		}
+	}
+	walk(p.Model.Node, "")
+	return out
+}
+
+// TestEveryFlagHasADocumentedEnvVar: the Deployment and the CronJob
+// configure the dispatcher through a ConfigMap, so every flag needs a
+// variable, and the README lists them all with the exit codes.
+func TestEveryFlagHasADocumentedEnvVar(t *testing.T) {
+	all := flags(t)
+	if len(all) < 40 {
+		t.Fatalf("walked %d flags; the walk is broken", len(all))
+	}
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, f := range all {
+		if f.Name == "help" {
+			continue
+		}
+		if len(f.Envs) != 1 {
+			t.Errorf("flag %s has env vars %v, want one", name, f.Envs)
+			continue
+		}
+		e := f.Envs[0]
+		if e != strings.ToUpper(e) || strings.ContainsAny(e, " -") {
+			t.Errorf("flag %s: env var %q is not an upper-case identifier", name, e)
+		}
+		if !bytes.Contains(readme, []byte("`"+e+"`")) {
+			t.Errorf("dispatcher/README.md does not document %s (flag %s)", e, name)
+		}
+	}
+	for _, code := range []int{cli.ExitOK, cli.ExitJobsFailed, cli.ExitNoncompliant, cli.ExitFailure, cli.ExitUsage, cli.ExitInterrupted} {
+		if !regexp.MustCompile(fmt.Sprintf(`(?m)^\| %d \|`, code)).Match(readme) {
+			t.Errorf("dispatcher/README.md does not document exit code %d", code)
+		}
+	}
+}
+
+type run struct {
+	code           int
+	stdout, stderr string
+}
+
+func dispatcher(t *testing.T, args ...string) run {
+	t.Helper()
+	var out, errb bytes.Buffer
+	err := cli.Run(context.Background(), args, cli.Deps{Stdout: &out, Stderr: &errb, Version: "test", IsTerminal: func() bool { return false }})
+	return run{code: cli.ExitCode(err), stdout: out.String(), stderr: errb.String()}
+}
+
+func writeFile(t *testing.T, dir, name, data string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func inspectSpec(id, image string) string {
+	return fmt.Sprintf(`{"version":"1.0","job_id":%q,"kind":"VMOperation","operation":"guestkit.inspect",
+ "payload":{"type":"guestkit.inspect.v1","data":{"image":{"path":%q,"format":"qcow2"}}}}`, id, image)
+}
+
+func TestUsageErrors(t *testing.T) {
+	if r := dispatcher(t, "once", "--executor", "mainframe"); r.code != cli.ExitUsage || !strings.Contains(r.stderr, "--executor") {
+		t.Errorf("bad enum: %+v", r)
+	}
+	if r := dispatcher(t, "frobnicate"); r.code != cli.ExitUsage {
+		t.Errorf("unknown command: %+v", r)
+	}
+	if r := dispatcher(t, "version"); r.code != 0 || r.stdout != "guestkit-dispatcher test\n" {
+		t.Errorf("version: %+v", r)
+	}
+	if r := dispatcher(t, "--bucket", "ftp://x", "status"); r.code != cli.ExitFailure || !strings.Contains(r.stderr, "ftp") {
+		t.Errorf("bad bucket: %+v", r)
+	}
+}
+
+func TestSubmitValidatesFirstAndCreatesOnce(t *testing.T) {
+	dir := t.TempDir()
+	bucket := filepath.Join(dir, "bucket")
+	a := writeFile(t, dir, "a.json", inspectSpec("job-a", "/vms/a.qcow2"))
+	b := writeFile(t, dir, "b.yaml", "version: \"1.0\"\njob_id: job-b\nkind: VMOperation\noperation: guestkit.inspect\npayload:\n  type: guestkit.inspect.v1\n  data: {image: {path: /vms/b.qcow2}}\n")
+	bad := writeFile(t, dir, "bad.json", `{"version":"1.0","job_id":"bad id!","kind":"VMOperation","operation":"guestkit.inspect","payload":{"type":"guestkit.inspect.v1","data":{}}}`)
+
+	r := dispatcher(t, "--bucket", bucket, "submit", a, b, bad)
+	if r.code != cli.ExitJobsFailed || !strings.Contains(r.stderr, "bad.json") || !strings.Contains(r.stderr, "job_id") || !strings.Contains(r.stderr, "payload.data.image") {
+		t.Fatalf("invalid batch: %+v", r)
+	}
+	if _, err := os.Stat(filepath.Join(bucket, "jobs")); err == nil {
+		t.Fatal("a batch with an invalid spec was partly uploaded")
+	}
+	r = dispatcher(t, "--bucket", bucket, "submit", a, b)
+	if r.code != 0 || !strings.Contains(r.stdout, "submitted as file://"+bucket+"/jobs/job-a.json") || !strings.Contains(r.stdout, "jobs/job-b.yaml") {
+		t.Fatalf("submit: %+v", r)
+	}
+	if got, _ := os.ReadFile(filepath.Join(bucket, "jobs", "job-b.yaml")); !strings.HasPrefix(string(got), "version:") {
+		t.Errorf("the YAML spec was not stored as written: %q", got)
+	}
+	r = dispatcher(t, "--bucket", bucket, "submit", a)
+	if r.code != 0 || !strings.Contains(r.stdout, "already submitted") {
+		t.Errorf("resubmit: %+v", r)
+	}
+	other := writeFile(t, dir, "a2.json", inspectSpec("job-a", "/vms/other.qcow2"))
+	r = dispatcher(t, "--bucket", bucket, "submit", other)
+	if r.code != cli.ExitJobsFailed || !strings.Contains(r.stderr, "conflict") {
+		t.Errorf("conflicting resubmit: %+v", r)
+	}
+	if got, _ := os.ReadFile(filepath.Join(bucket, "jobs", "job-a.json")); !strings.Contains(string(got), "/vms/a.qcow2") {
+		t.Error("a conflicting submit replaced the spec")
+	}
+	big := writeFile(t, dir, "big.json", inspectSpec("big", "/vms/a.qcow2")+strings.Repeat(" ", 1<<20))
+	if r := dispatcher(t, "--bucket", bucket, "submit", "--dry-run", big); r.code != cli.ExitJobsFailed || !strings.Contains(r.stderr, "1 MiB") {
+		t.Errorf("oversized spec: %+v", r)
+	}
+}
+
+// fakeRunner stands in for guestkit-runner in narrow CLI tests: it stores
+// the result the spec's metadata.annotations.fake asks for and exits with
+// the matching code.
+const fakeRunner = `#!/bin/sh
+while [ $# -gt 0 ]; do
+	case $1 in
+	--spec) spec=${2#file://}; shift 2 ;;
+	--result) result=${2#file://}; shift 2 ;;
+	--job-id) id=$2; shift 2 ;;
+	*) shift ;;
+	esac
+done
+if grep -q '"fake":"crash"' "$spec"; then echo "runner exploded" >&2; exit 1; fi
+mkdir -p "$(dirname "$result")"
+printf '{"api_version":"guestkit.io/result/v1","job_id":"%s","status":"completed","exit_code":0,"runner":{"name":"guestkit-runner","version":"fake"},"started_at":"2026-01-01T00:00:00Z","finished_at":"2026-01-01T00:00:01Z","duration_seconds":1}\n' "$id" > "$result"
+`
+
+func TestOnceLocalSummaryAndExitCode(t *testing.T) {
+	dir := t.TempDir()
+	bucket := filepath.Join(dir, "bucket")
+	runner := writeFile(t, dir, "guestkit-runner", fakeRunner)
+	if err := os.Chmod(runner, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(context.Background(), bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(key, data string) {
+		if err := st.Put(context.Background(), key, []byte(data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("jobs/ok.json", inspectSpec("ok", "/vms/a.qcow2"))
+	put("jobs/crash.json", strings.Replace(inspectSpec("crash", "/vms/a.qcow2"), `"kind"`, `"metadata":{"annotations":{"fake":"crash"}},"execution":{"max_attempts":1},"kind"`, 1))
+	put("jobs/broken.json", `{"job_id":`)
+
+	r := dispatcher(t, "--bucket", bucket, "once", "--runner", runner, "--interval", "200ms")
+	if r.code != cli.ExitJobsFailed {
+		t.Fatalf("once: exit %d, want 1 (one failed, one rejected)\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	for _, want := range []string{"3 specs: 1 completed 1 failed 1 rejected", "jobs/crash.json", "jobs/broken.json", "spec_invalid", "backoff_limit_exceeded", "exited 1"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("summary lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	// Nothing pending: a second once has nothing to wait for.
+	r = dispatcher(t, "--bucket", bucket, "once", "--runner", runner, "--interval", "200ms")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "0 specs") {
+		t.Errorf("second once: %+v", r)
+	}
+	r = dispatcher(t, "--bucket", bucket, "status", "-o", "json")
+	var rows []cli.StatusRow
+	if err := json.Unmarshal([]byte(r.stdout), &rows); err != nil || len(rows) != 3 {
+		t.Fatalf("status: %v %+v", err, r)
+	}
+	got := map[string]string{}
+	for _, row := range rows {
+		got[row.Spec] = row.State + "/" + row.Status
+	}
+	want := map[string]string{"jobs/ok.json": "done/completed", "jobs/crash.json": "done/failed", "jobs/broken.json": "done/rejected"}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("status %s = %s, want %s", k, got[k], v)
+		}
+	}
+}
