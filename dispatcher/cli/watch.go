@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 
 	"guestkit.io/batch/internal/metrics"
+	"guestkit.io/batch/internal/notify"
 	"guestkit.io/batch/internal/store"
 )
 
@@ -19,7 +21,7 @@ import (
 type WatchCmd struct {
 	ExecutorFlags
 	MetricsAddr   string        `name:"metrics-addr" help:"Address of /metrics, /healthz and /readyz (empty: none)." default:":8080" env:"GUESTKIT_METRICS_ADDR"`
-	Notifications string        `help:"Bucket notifications: auto (MinIO's, when the bucket is minio://) or off (polling only)." enum:"auto,off" default:"auto" env:"GUESTKIT_NOTIFICATIONS"`
+	NotifyToken   string        `name:"notify-token" help:"Bearer token that bucket notifications posted to /minio/events must carry (MinIO's notify_webhook auth_token); empty: none." env:"GUESTKIT_NOTIFY_TOKEN"`
 	LeaderElect   bool          `name:"leader-elect" help:"kubernetes: elect one active replica through a Lease." default:"true" negatable:"" env:"GUESTKIT_LEADER_ELECT"`
 	LeaseName     string        `name:"lease-name" help:"kubernetes: the Lease's name (in --namespace)." default:"guestkit-dispatcher" env:"GUESTKIT_LEASE_NAME"`
 	LeaseDuration time.Duration `name:"lease-duration" help:"kubernetes: how long a leader's Lease lasts without renewal." default:"15s" env:"GUESTKIT_LEASE_DURATION"`
@@ -40,17 +42,25 @@ func (c *WatchCmd) Run(ctx context.Context, deps Deps) error {
 	leading := c.Executor != "kubernetes" || !c.LeaderElect
 	var isLeader atomicBool
 	isLeader.set(leading)
-	addr, serveErr, err := metrics.Serve(ctx, c.MetricsAddr, en.metrics.Handler(func() error {
+	mux := http.NewServeMux()
+	mux.Handle("/", en.metrics.Handler(func() error {
 		if !isLeader.get() {
 			return nil // a standby is ready to take over
 		}
 		return en.ready()
 	}))
+	// Bucket notifications only make the next pass come sooner; a standby
+	// ignores them (the leader's polling covers events it never sees).
+	mux.Handle(notify.Path, notify.Webhook(c.NotifyToken, "", func(key string) {
+		log.WithField("key", key).Debug("bucket notification")
+		en.trigger.Poke()
+	}))
+	addr, serveErr, err := metrics.Serve(ctx, c.MetricsAddr, mux)
 	if err != nil {
 		return fmt.Errorf("--metrics-addr %s: %w", c.MetricsAddr, err)
 	}
 	if addr != nil {
-		log.WithField("addr", addr.String()).Info("serving /metrics, /healthz, /readyz")
+		log.WithField("addr", addr.String()).Info("serving /metrics, /healthz, /readyz and " + notify.Path)
 	}
 	run := func(ctx context.Context) error {
 		isLeader.set(true)
@@ -58,9 +68,6 @@ func (c *WatchCmd) Run(ctx context.Context, deps Deps) error {
 			if err := en.start(ctx); err != nil {
 				return err
 			}
-		}
-		if c.Notifications == "auto" {
-			go listen(ctx, en.store, en.trigger.Poke, log)
 		}
 		log.WithFields(logrus.Fields{"bucket": store.Redact(deps.Globals.Bucket), "executor": c.Executor, "interval": c.Interval.String()}).Info("dispatching")
 		return en.controller.Run(ctx, en.trigger)
@@ -141,36 +148,4 @@ func (c *WatchCmd) elect(ctx context.Context, en *engine, log *logrus.Entry, run
 		return runErr
 	}
 	return errors.New("lost the lease; exiting so that a fresh process stands again")
-}
-
-// listen pokes on bucket notifications, reconnecting with a backoff; the
-// polling in Controller.Run covers whatever is missed.
-func listen(ctx context.Context, st store.Store, poke func(), log *logrus.Entry) {
-	n, ok := st.(store.Notifier)
-	if !ok {
-		log.Info("the bucket has no notifications; polling only")
-		return
-	}
-	backoff := time.Second
-	for ctx.Err() == nil {
-		start := time.Now()
-		err := n.Listen(ctx, store.SpecsPrefix, func(key string) {
-			log.WithField("key", key).Debug("bucket notification")
-			poke()
-		})
-		if ctx.Err() != nil {
-			return
-		}
-		if time.Since(start) > time.Minute {
-			backoff = time.Second
-		}
-		log.WithError(err).WithField("retry_in", backoff.String()).Warn("bucket notifications interrupted; polling meanwhile")
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, time.Minute)
-		poke() // catch up on what the gap missed
-	}
 }

@@ -26,6 +26,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/minio/minio-go/v7/pkg/notification"
 )
 
 // Region is the region MinIO reports and Env sets.
@@ -49,6 +50,7 @@ type MinIO struct {
 	console string
 
 	mu      sync.Mutex
+	env     []string // extra server settings (webhook targets)
 	cmd     *exec.Cmd
 	exited  chan struct{}
 	buckets int
@@ -176,6 +178,40 @@ func (m *MinIO) Restart() {
 	}
 }
 
+// AddWebhook declares a webhook notification target named id (MinIO reads
+// targets from its environment at start, so the server restarts) that
+// posts events to endpoint with the bearer token; its ARN is
+// arn:minio:sqs::ID:webhook, for Notify.
+func (m *MinIO) AddWebhook(t testing.TB, id, endpoint, token string) {
+	t.Helper()
+	m.mu.Lock()
+	m.env = append(m.env,
+		"MINIO_NOTIFY_WEBHOOK_ENABLE_"+id+"=on",
+		"MINIO_NOTIFY_WEBHOOK_ENDPOINT_"+id+"="+endpoint,
+		"MINIO_NOTIFY_WEBHOOK_AUTH_TOKEN_"+id+"="+token)
+	m.mu.Unlock()
+	m.Restart()
+}
+
+// Notify sends the bucket's object-created events under prefix to the
+// webhook targets ids (see AddWebhook).
+func (m *MinIO) Notify(t testing.TB, bucket, prefix string, ids ...string) {
+	t.Helper()
+	cfg := notification.Configuration{}
+	for _, id := range ids {
+		arn := notification.NewArn("minio", "sqs", "", id, "webhook")
+		q := notification.NewConfig(arn)
+		q.AddEvents(notification.ObjectCreatedAll)
+		q.AddFilterPrefix(prefix)
+		cfg.AddQueue(q)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := m.Client(t).SetBucketNotification(ctx, bucket, cfg); err != nil {
+		t.Fatalf("testenv: bucket notification on %s: %v", bucket, err)
+	}
+}
+
 func (m *MinIO) logPath() string { return filepath.Join(m.dir, "minio.log") }
 
 // start runs the server and waits until it reports ready.
@@ -197,6 +233,9 @@ func (m *MinIO) start() error {
 		"MINIO_BROWSER=off", // no console to start: faster, and nothing on the console port
 		"MINIO_UPDATE=off",
 	}
+	m.mu.Lock()
+	cmd.Env = append(cmd.Env, m.env...)
+	m.mu.Unlock()
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = procAttr()
 	if err := cmd.Start(); err != nil {
