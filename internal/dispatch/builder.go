@@ -736,7 +736,7 @@ func renderedLine(doc []byte, err error) string {
 	if n < 1 || n > len(lines) {
 		return ""
 	}
-	return fmt.Sprintf(" (rendered line %d: %q)", n, head(lines[n-1], 200))
+	return fmt.Sprintf(" (rendered line %d: %q)", n, result.Head(lines[n-1], 200))
 }
 
 func toJSON(v any) (string, error) {

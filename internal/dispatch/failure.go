@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -165,7 +164,7 @@ func ResultFromJob(job *batchv1.Job, pods []corev1.Pod, logTail string, now time
 		e.Message = fmt.Sprintf("Job %s failed (%s) and the runner stored no result; %s", job.Name, cmp.Or(cond.Reason, "no reason given"), what)
 	}
 	res.ExitCode = result.ExitCodeFor(res.Status, e, false)
-	if term != nil && (statusOfExit(int(term.ExitCode)) == res.Status || statusOfExit(int(term.ExitCode)) == "") && term.ExitCode > 0 && term.ExitCode <= 255 {
+	if term != nil && (result.StatusOfExit(int(term.ExitCode)) == res.Status || result.StatusOfExit(int(term.ExitCode)) == "") && term.ExitCode > 0 && term.ExitCode <= 255 {
 		res.ExitCode = int(term.ExitCode)
 	}
 	return res
@@ -191,22 +190,6 @@ func RecoverResult(log string) *result.Result {
 		}
 	}
 	return nil
-}
-
-// statusOfExit is the status an exit code means under the runner's
-// contract; "" for codes outside it.
-func statusOfExit(code int) result.Status {
-	switch code {
-	case result.ExitCompleted, result.ExitNoncompliant:
-		return result.StatusCompleted
-	case result.ExitInternal, result.ExitInfra, result.ExitUploadFailed, result.ExitUsage:
-		return result.StatusFailed
-	case result.ExitBadSpec, result.ExitBadImage:
-		return result.StatusRejected
-	case result.ExitTimeout:
-		return result.StatusTimeout
-	}
-	return ""
 }
 
 // failedCondition is the Job's Failed condition, else its FailureTarget
@@ -314,7 +297,7 @@ func summary(pod *corev1.Pod, term *corev1.ContainerStateTerminated, wait *corev
 	case wait != nil && !slices.Contains(normalWaitingReasons, wait.Reason):
 		s += ": runner waiting, " + wait.Reason
 		if wait.Message != "" {
-			s += " (" + head(wait.Message, 512) + ")"
+			s += " (" + result.Head(wait.Message, 512) + ")"
 		}
 	default:
 		s += ": " + cmp.Or(string(pod.Status.Phase), "no phase")
@@ -322,7 +305,7 @@ func summary(pod *corev1.Pod, term *corev1.ContainerStateTerminated, wait *corev
 			s += ", " + pod.Status.Reason
 		}
 		if c := unscheduled(pod); c != nil {
-			s += ", not scheduled: " + head(c.Message, 512)
+			s += ", not scheduled: " + result.Head(c.Message, 512)
 		}
 	}
 	return s
@@ -347,20 +330,20 @@ func details(job *batchv1.Job, cond *batchv1.JobCondition, pod *corev1.Pod, cs *
 		}
 	}
 	set("job_reason", cond.Reason)
-	set("job_message", head(cond.Message, MaxDetail))
+	set("job_message", result.Head(cond.Message, MaxDetail))
 	set("failed_pods", strconv.Itoa(int(job.Status.Failed)))
 	if pod != nil {
 		set("pod", pod.Name)
 		set("node", pod.Spec.NodeName)
 		set("pod_phase", string(pod.Status.Phase))
 		set("pod_reason", pod.Status.Reason)
-		set("pod_message", head(pod.Status.Message, MaxDetail))
+		set("pod_message", result.Head(pod.Status.Message, MaxDetail))
 		if c := unscheduled(pod); c != nil {
 			msg := c.Reason
 			if c.Message != "" {
 				msg += ": " + c.Message
 			}
-			set("scheduling", head(msg, MaxDetail))
+			set("scheduling", result.Head(msg, MaxDetail))
 		}
 	}
 	if cs != nil {
@@ -372,43 +355,12 @@ func details(job *batchv1.Job, cond *batchv1.JobCondition, pod *corev1.Pod, cs *
 		if term.Signal != 0 {
 			set("signal", strconv.Itoa(int(term.Signal)))
 		}
-		set("container_message", tail(term.Message, MaxDetail))
+		set("container_message", result.Tail(term.Message, MaxDetail))
 	}
 	if wait != nil {
 		set("waiting_reason", wait.Reason)
-		set("waiting_message", head(wait.Message, MaxDetail))
+		set("waiting_message", result.Head(wait.Message, MaxDetail))
 	}
-	set("log_tail", tail(logTail, MaxDetail))
+	set("log_tail", result.Tail(logTail, MaxDetail))
 	return d
-}
-
-// tail returns the end of s, at most max bytes of valid UTF-8, from the
-// start of a line when one starts in that window, without trailing newlines.
-func tail(s string, max int) string {
-	s = strings.TrimRight(s, "\n")
-	if len(s) > max {
-		s = s[len(s)-max:]
-		if i := strings.IndexByte(s, '\n'); i >= 0 && i < len(s)-1 {
-			s = s[i+1:]
-		}
-		for len(s) > 0 && !utf8.RuneStart(s[0]) {
-			s = s[1:]
-		}
-	}
-	return strings.ToValidUTF8(s, "\uFFFD")
-}
-
-// head returns the start of s, at most max bytes of valid UTF-8.
-func head(s string, max int) string {
-	if len(s) > max {
-		s = s[:max]
-		// Drop a rune cut in two.
-		for range utf8.UTFMax - 1 {
-			if r, size := utf8.DecodeLastRuneInString(s); r != utf8.RuneError || size != 1 {
-				break
-			}
-			s = s[:len(s)-1]
-		}
-	}
-	return strings.ToValidUTF8(s, "\uFFFD")
 }

@@ -316,8 +316,8 @@ func TestResultFromJobLogTail(t *testing.T) {
 	if got := ResultFromJob(j, nil, "", tNow).Error.Details["job_message"]; len(got) != MaxDetail {
 		t.Errorf("job_message of %d bytes", len(got))
 	}
-	if !utf8.ValidString(head("ab日", 4)) || head("ab日", 4) != "ab" {
-		t.Errorf("head splits a rune: %q", head("ab日", 4))
+	if !utf8.ValidString(result.Head("ab日", 4)) || result.Head("ab日", 4) != "ab" {
+		t.Errorf("head splits a rune: %q", result.Head("ab日", 4))
 	}
 }
 
@@ -441,12 +441,12 @@ func TestStatusOfExitMatchesContract(t *testing.T) {
 	for _, s := range []result.Status{result.StatusCompleted, result.StatusFailed, result.StatusTimeout, result.StatusRejected} {
 		for _, c := range []result.Code{result.CodeSpecInvalid, result.CodeImageCorrupt, result.CodeInternal, result.CodeUploadFailed, result.CodeInfrastructure} {
 			code := result.ExitCodeFor(s, &result.Error{Code: c}, false)
-			if got := statusOfExit(code); got != s {
+			if got := result.StatusOfExit(code); got != s {
 				t.Errorf("ExitCodeFor(%s, %s) = %d, statusOfExit = %s", s, c, code, got)
 			}
 		}
 	}
-	if statusOfExit(137) != "" || statusOfExit(64) != result.StatusFailed {
+	if result.StatusOfExit(137) != "" || result.StatusOfExit(64) != result.StatusFailed {
 		t.Errorf("statusOfExit outside the contract")
 	}
 }

@@ -4,9 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"guestkit.io/batch/internal/dispatch"
 	"guestkit.io/batch/internal/intake"
@@ -105,7 +103,7 @@ func (x *Executor) resultOf(e *intake.Entry, first time.Time, o *outcome) *resul
 	res.ExitCode = result.ExitCodeFor(res.Status, fail, false)
 	// The process's own code when it means the same under the runner's
 	// contract, or is outside it (137: SIGKILL).
-	if c := o.exitCode; c > 0 && c <= 255 && (statusOfExit(c) == res.Status || statusOfExit(c) == "") {
+	if c := o.exitCode; c > 0 && c <= 255 && (result.StatusOfExit(c) == res.Status || result.StatusOfExit(c) == "") {
 		res.ExitCode = c
 	}
 	return res
@@ -127,7 +125,7 @@ func (o *outcome) details(maxAttempts int) map[string]string {
 	}
 	switch {
 	case o.startErr != nil:
-		set("start_error", head(o.startErr.Error(), dispatch.MaxDetail))
+		set("start_error", result.Head(o.startErr.Error(), dispatch.MaxDetail))
 	case o.signal != 0:
 		set("signal", strconv.Itoa(int(o.signal)))
 		set("exit_code", strconv.Itoa(o.exitCode))
@@ -137,54 +135,6 @@ func (o *outcome) details(maxAttempts int) map[string]string {
 	if o.timedOut {
 		set("killed_after", o.limit.String())
 	}
-	set("log_tail", tail(o.stderr.Tail(), dispatch.MaxDetail))
+	set("log_tail", result.Tail(o.stderr.Tail(), dispatch.MaxDetail))
 	return d
-}
-
-// statusOfExit is the status an exit code means under the runner's
-// contract; "" for codes outside it. (dispatch has the same, unexported.)
-func statusOfExit(code int) result.Status {
-	switch code {
-	case result.ExitCompleted, result.ExitNoncompliant:
-		return result.StatusCompleted
-	case result.ExitInternal, result.ExitInfra, result.ExitUploadFailed, result.ExitUsage:
-		return result.StatusFailed
-	case result.ExitBadSpec, result.ExitBadImage:
-		return result.StatusRejected
-	case result.ExitTimeout:
-		return result.StatusTimeout
-	}
-	return ""
-}
-
-// tail returns the end of s, at most n bytes of valid UTF-8, from the
-// start of a line when one starts in that window, without trailing
-// newlines.
-func tail(s string, n int) string {
-	s = strings.TrimRight(s, "\n")
-	if len(s) > n {
-		s = s[len(s)-n:]
-		if i := strings.IndexByte(s, '\n'); i >= 0 && i < len(s)-1 {
-			s = s[i+1:]
-		}
-		for len(s) > 0 && !utf8.RuneStart(s[0]) {
-			s = s[1:]
-		}
-	}
-	return strings.ToValidUTF8(s, "\uFFFD")
-}
-
-// head returns the start of s, at most n bytes of valid UTF-8.
-func head(s string, n int) string {
-	if len(s) > n {
-		s = s[:n]
-		// Drop a rune cut in two.
-		for range utf8.UTFMax - 1 {
-			if r, size := utf8.DecodeLastRuneInString(s); r != utf8.RuneError || size != 1 {
-				break
-			}
-			s = s[:len(s)-1]
-		}
-	}
-	return strings.ToValidUTF8(s, "\uFFFD")
 }
