@@ -203,7 +203,10 @@ func TestOnceLocalSummaryAndExitCode(t *testing.T) {
 	put("jobs/crash.json", strings.Replace(inspectSpec("crash", "/vms/a.qcow2"), `"kind"`, `"metadata":{"annotations":{"fake":"crash"}},"execution":{"max_attempts":1},"kind"`, 1))
 	put("jobs/broken.json", `{"job_id":`)
 
-	r := dispatcher(t, "--bucket", bucket, "once", "--runner", runner, "--interval", "200ms")
+	r := dispatcher(t, "--bucket", bucket, "once", "--runner", runner, "--interval", "200ms", "--progress", "always")
+	if !strings.Contains(r.stderr, "\r\033[K[") || !strings.Contains(r.stderr, "3/3 done, 0 running") {
+		t.Errorf("no progress line on stderr:\n%q", r.stderr)
+	}
 	if r.code != cli.ExitJobsFailed {
 		t.Fatalf("once: exit %d, want 1 (one failed, one rejected)\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
