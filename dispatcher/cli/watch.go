@@ -1,14 +1,20 @@
 package cli
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 
@@ -49,11 +55,19 @@ func (c *WatchCmd) Run(ctx context.Context, deps Deps) error {
 		}
 		return en.ready()
 	}))
-	// Bucket notifications only make the next pass come sooner; a standby
-	// ignores them (the leader's polling covers events it never sees).
+	// Bucket notifications only make the next pass come sooner. A Service
+	// may deliver them to a standby, which passes them on to the leader's
+	// pod; if that fails, the leader's polling still finds the spec.
+	var leader atomic.Value // identity of the current leader
 	mux.Handle(notify.Path, notify.Webhook(c.NotifyToken, "", func(key string) {
 		log.WithField("key", key).Debug("bucket notification")
-		en.trigger.Poke()
+		if isLeader.get() {
+			en.trigger.Poke()
+			return
+		}
+		if id, _ := leader.Load().(string); id != "" && en.kube != nil {
+			go c.forward(context.WithoutCancel(ctx), en, id, key, log)
+		}
 	}))
 	addr, serveErr, err := metrics.Serve(ctx, c.MetricsAddr, mux)
 	if err != nil {
@@ -78,7 +92,7 @@ func (c *WatchCmd) Run(ctx context.Context, deps Deps) error {
 			errc <- run(ctx)
 			return
 		}
-		errc <- c.elect(ctx, en, log, run)
+		errc <- c.elect(ctx, en, log, run, func(id string) { leader.Store(id) })
 	}()
 	select {
 	case err = <-errc:
@@ -100,7 +114,7 @@ func (c *WatchCmd) Run(ctx context.Context, deps Deps) error {
 }
 
 // elect runs run while this replica holds the Lease.
-func (c *WatchCmd) elect(ctx context.Context, en *engine, log *logrus.Entry, run func(context.Context) error) error {
+func (c *WatchCmd) elect(ctx context.Context, en *engine, log *logrus.Entry, run func(context.Context) error, newLeader func(string)) error {
 	id := c.Identity
 	if id == "" {
 		id, _ = os.Hostname()
@@ -130,6 +144,7 @@ func (c *WatchCmd) elect(ctx context.Context, en *engine, log *logrus.Entry, run
 				log.WithField("identity", id).Info("not leading")
 			},
 			OnNewLeader: func(leader string) {
+				newLeader(leader)
 				if leader != id {
 					log.WithField("leader", leader).Info("standing by")
 				}
@@ -148,4 +163,35 @@ func (c *WatchCmd) elect(ctx context.Context, en *engine, log *logrus.Entry, run
 		return runErr
 	}
 	return errors.New("lost the lease; exiting so that a fresh process stands again")
+}
+
+// forward posts a notification to the leader's pod (the identity is the
+// pod name; its metrics port is this replica's).
+func (c *WatchCmd) forward(ctx context.Context, en *engine, leader, key string, log *logrus.Entry) {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	log = log.WithFields(logrus.Fields{"leader": leader, "key": key})
+	pod, err := en.kube.CoreV1().Pods(c.Namespace).Get(ctx, leader, metav1.GetOptions{})
+	if err != nil || pod.Status.PodIP == "" {
+		log.WithError(err).Debug("cannot pass the notification on to the leader; its polling will find the spec")
+		return
+	}
+	_, port, err := net.SplitHostPort(c.MetricsAddr)
+	if err != nil {
+		return
+	}
+	body, _ := json.Marshal(map[string]any{"Records": []any{map[string]any{"s3": map[string]any{"object": map[string]string{"key": url.QueryEscape(key)}}}}})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+net.JoinHostPort(pod.Status.PodIP, port)+notify.Path, bytes.NewReader(body))
+	if err != nil {
+		return
+	}
+	if c.NotifyToken != "" {
+		req.Header.Set("Authorization", "Bearer "+c.NotifyToken)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		log.WithError(err).Debug("cannot pass the notification on to the leader; its polling will find the spec")
+		return
+	}
+	resp.Body.Close()
 }

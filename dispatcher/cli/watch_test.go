@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"guestkit.io/batch/dispatcher/cli"
@@ -87,10 +88,26 @@ func TestWatchReplicasElectALeaderAndFollowNotifications(t *testing.T) {
 	}
 	var mu sync.Mutex
 	// MinIO posts bucket events to both replicas' webhooks.
-	addrs := map[string]string{"replica-a": freePort(t), "replica-b": freePort(t)}
-	m.AddWebhook(t, "A", "http://"+addrs["replica-a"]+"/minio/events", "s3cr3t")
+	// Like pods behind a Service: the same port on two addresses, and a Pod
+	// object per replica (named by its identity) that tells its address.
+	_, port, _ := net.SplitHostPort(freePort(t))
+	addrs := map[string]string{"replica-a": "127.0.0.2:" + port, "replica-b": "127.0.0.3:" + port}
+	for id, addr := range addrs {
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: id, Namespace: ns},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "dispatcher", Image: "guestkit-dispatcher:test"}}}}
+		pod, err := k.Client().CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ip, _, _ := net.SplitHostPort(addr)
+		pod.Status.PodIP, pod.Status.PodIPs = ip, []corev1.PodIP{{IP: ip}}
+		if _, err := k.Client().CoreV1().Pods(ns).UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// MinIO notifies replica b only: while a leads, b passes the events on.
 	m.AddWebhook(t, "B", "http://"+addrs["replica-b"]+"/minio/events", "s3cr3t")
-	m.Notify(t, bucket, "jobs/", "A", "B")
+	m.Notify(t, bucket, "jobs/", "B")
 	start := func(id string) *replica {
 		r := &replica{id: id, addr: addrs[id], done: make(chan error, 1), stderr: &bytes.Buffer{}}
 		rctx, cancel := context.WithCancel(ctx)
@@ -105,16 +122,17 @@ func TestWatchReplicasElectALeaderAndFollowNotifications(t *testing.T) {
 		}()
 		return r
 	}
-	a, b := start("replica-a"), start("replica-b")
+	a := start("replica-a")
+	replicas := map[string]*replica{a.id: a}
 	t.Cleanup(func() {
 		mu.Lock()
 		defer mu.Unlock()
 		if t.Failed() {
-			t.Logf("replica logs:\n%s\n%s", a.stderr, b.stderr)
+			for _, r := range replicas {
+				t.Logf("replica %s log:\n%s", r.id, r.stderr)
+			}
 		}
 	})
-	replicas := map[string]*replica{a.id: a, b.id: b}
-
 	holder := func() string {
 		l, err := k.Client().CoordinationV1().Leases(ns).Get(ctx, "guestkit-dispatcher", metav1.GetOptions{})
 		if err != nil || l.Spec.HolderIdentity == nil {
@@ -122,12 +140,12 @@ func TestWatchReplicasElectALeaderAndFollowNotifications(t *testing.T) {
 		}
 		return *l.Spec.HolderIdentity
 	}
-	waitFor(t, 30*time.Second, "a leader", func() bool { return replicas[holder()] != nil })
-	leader := replicas[holder()]
-	standby := a
-	if leader == a {
-		standby = b
-	}
+	waitFor(t, 30*time.Second, "a to lead", func() bool { return holder() == a.id })
+	b := start("replica-b")
+	mu.Lock()
+	replicas[b.id] = b
+	mu.Unlock()
+	leader, standby := a, b
 	for _, r := range []*replica{a, b} {
 		waitFor(t, 20*time.Second, r.id+" ready", func() bool { c, _ := httpGet("http://" + r.addr + "/readyz"); return c == 200 })
 		if c, body := httpGet("http://" + r.addr + "/healthz"); c != 200 || body != "ok\n" {
@@ -152,8 +170,8 @@ func TestWatchReplicasElectALeaderAndFollowNotifications(t *testing.T) {
 		t.Errorf("a notification with a wrong token: HTTP %d, want 401", c)
 	}
 	written := put("jobs/one.json", spec("one"))
-	waitFor(t, 10*time.Second, "the Job of spec one (notifications, not the 30 s poll)", func() bool { return jobsFor("one") == 1 })
-	t.Logf("spec to Job with notifications: %s", time.Since(written).Round(10*time.Millisecond))
+	waitFor(t, 10*time.Second, "the Job of spec one (a notification passed on by the standby, not the 30 s poll)", func() bool { return jobsFor("one") == 1 })
+	t.Logf("spec to Job with a notification through the standby: %s", time.Since(written).Round(10*time.Millisecond))
 
 	_, metricsText := httpGet("http://" + leader.addr + "/metrics")
 	for _, want := range []string{"guestkit_dispatcher_jobs_created_total 1", "guestkit_dispatcher_dispatch_latency_seconds_count 1", `guestkit_dispatcher_kube_api_requests_total{code="201",method="POST"}`} {
@@ -170,8 +188,9 @@ func TestWatchReplicasElectALeaderAndFollowNotifications(t *testing.T) {
 		t.Errorf("the stopped leader returned %v", err)
 	}
 	waitFor(t, 30*time.Second, "the standby to lead", func() bool { return holder() == standby.id })
-	put("jobs/two.json", spec("two"))
-	waitFor(t, 15*time.Second, "the Job of spec two from the new leader", func() bool { return jobsFor("two") == 1 })
+	written = put("jobs/two.json", spec("two"))
+	waitFor(t, 10*time.Second, "the Job of spec two from the new leader (its own notification)", func() bool { return jobsFor("two") == 1 })
+	t.Logf("spec to Job with a notification to the leader: %s", time.Since(written).Round(10*time.Millisecond))
 	if n := jobsFor("one"); n != 1 {
 		t.Errorf("spec one has %d Jobs after the failover", n)
 	}

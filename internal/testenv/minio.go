@@ -205,10 +205,20 @@ func (m *MinIO) Notify(t testing.TB, bucket, prefix string, ids ...string) {
 		q.AddFilterPrefix(prefix)
 		cfg.AddQueue(q)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := m.Client(t).SetBucketNotification(ctx, bucket, cfg); err != nil {
-		t.Fatalf("testenv: bucket notification on %s: %v", bucket, err)
+	// MinIO registers webhook targets in the background after a start:
+	// until then it refuses their ARNs.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := m.Client(t).SetBucketNotification(ctx, bucket, cfg)
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("testenv: bucket notification on %s: %v", bucket, err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 
