@@ -14,7 +14,7 @@ export GUESTKIT_CACHE := $(CACHE)
 # itself (see README, "Acceleration").
 export LIBGUESTFS_BACKEND := direct
 
-.PHONY: all build setup images minio kube test test-unit lint demo bench-runner clean
+.PHONY: all build setup images minio kube test test-unit lint demo bench-runner bench-dispatcher clean
 
 all: build
 
@@ -56,6 +56,12 @@ demo: build images
 
 bench-runner: build images
 	$(GO) run ./scripts/bench-runner -runner $(BIN)/guestkit-runner -images $(IMAGES)
+
+# guestkit-dispatcher against a real kube-apiserver and MinIO: a report
+# (throughput, requests, RSS, spec-to-Job latency), minutes long. Settings:
+# GUESTKIT_BENCH_* (scripts/bench-dispatcher/doc.go).
+bench-dispatcher: build kube minio
+	GUESTKIT_BENCH_DISPATCHER=$(CURDIR)/$(BIN)/guestkit-dispatcher $(GO) test -tags bench -run '^TestBenchDispatcher$$' -count=1 -v -timeout 60m ./scripts/bench-dispatcher/
 
 clean:
 	rm -rf $(BIN)
