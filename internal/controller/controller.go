@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -33,6 +34,9 @@ type Config struct {
 	Executor Executor
 	// MaxActive caps the jobs running at once; <= 0: no cap.
 	MaxActive int
+	// Launchers is how many specs are prechecked and launched at once;
+	// default 8.
+	Launchers int
 	// Interval is the polling period: the backstop when notifications are
 	// missed, and the only trigger without them. Default 10s.
 	Interval time.Duration
@@ -51,7 +55,11 @@ type Controller struct {
 	m       *metrics.Dispatcher
 	// checked remembers the specs (key → digest) that passed precheck, so
 	// that each is checked once, not at every pass.
+	mu      sync.Mutex
 	checked map[string]string
+	// stores are the image buckets' stores, opened once: a store holds a
+	// connection pool.
+	stores map[string]store.Store
 }
 
 // New returns a Controller.
@@ -62,6 +70,9 @@ func New(cfg Config) (*Controller, error) {
 	if cfg.Interval <= 0 {
 		cfg.Interval = 10 * time.Second
 	}
+	if cfg.Launchers <= 0 {
+		cfg.Launchers = 8
+	}
 	if cfg.Log == nil {
 		cfg.Log = logrus.New()
 	}
@@ -71,7 +82,7 @@ func New(cfg Config) (*Controller, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	c := &Controller{cfg: cfg, scanner: intake.NewScanner(cfg.Store, 0), log: cfg.Log, m: cfg.Metrics, checked: map[string]string{}}
+	c := &Controller{cfg: cfg, scanner: intake.NewScanner(cfg.Store, 0), log: cfg.Log, m: cfg.Metrics, checked: map[string]string{}, stores: map[string]store.Store{}}
 	c.results = NewResults(cfg.Store, cfg.Version, cfg.Log, cfg.Metrics)
 	return c, nil
 }
@@ -130,46 +141,107 @@ func (c *Controller) Pass(ctx context.Context) (*PassStats, error) {
 		st.Rejected++
 	}
 
-	pending := snap.Pending[:0:0]
-	for _, e := range snap.Pending {
-		ok, err := c.precheck(ctx, e)
-		switch {
-		case err != nil:
-			st.Errors++
-		case ok:
-			pending = append(pending, e)
-		default:
-			st.Rejected++
-		}
-	}
+	c.dispatch(ctx, snap.Pending, st)
 	c.forgetChecked(snap)
+	c.m.JobsActive.Set(float64(c.cfg.Executor.Active()))
+	return st, ctx.Err()
+}
+
+// dispatch prechecks and launches pending specs. Slots go to specs in
+// their order; prechecks run ahead and launches run alongside, each by
+// cfg.Launchers workers, because one spec at a time would leave the API
+// client idle during every bucket round trip. Specs beyond the cap are
+// still prechecked, so that a spec that can never run is rejected now
+// rather than when a slot frees.
+func (c *Controller) dispatch(ctx context.Context, pending []*intake.Entry, st *PassStats) {
+	type checked struct {
+		ok  bool
+		err error
+	}
+	results := make([]chan checked, len(pending))
+	for i := range results {
+		results[i] = make(chan checked, 1)
+	}
+	todo := make(chan int)
+	go func() {
+		defer close(todo)
+		for i := range pending {
+			select {
+			case todo <- i:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	for range c.cfg.Launchers {
+		go func() {
+			for i := range todo {
+				ok, err := c.precheck(ctx, pending[i])
+				results[i] <- checked{ok, err}
+			}
+		}()
+	}
+
+	var mu sync.Mutex // guards st
+	launches := make(chan *intake.Entry)
+	var wg sync.WaitGroup
+	for range c.cfg.Launchers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for e := range launches {
+				launched, err := c.launch(ctx, e)
+				mu.Lock()
+				switch {
+				case err != nil:
+					st.Errors++
+				case launched:
+					st.Launched++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
 
 	active := c.cfg.Executor.Active()
 	c.m.JobsActive.Set(float64(active))
 	for i, e := range pending {
-		if err := ctx.Err(); err != nil {
-			return st, err
+		var r checked
+		select {
+		case r = <-results[i]:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		mu.Lock()
+		switch {
+		case r.err != nil:
+			st.Errors++
+		case !r.ok:
+			st.Rejected++
+		}
+		mu.Unlock()
+		if r.err != nil || !r.ok {
+			continue
 		}
 		if digest, found := c.cfg.Executor.Lookup(e); found {
 			c.checkSame(ctx, e, digest)
 			continue
 		}
 		if c.cfg.MaxActive > 0 && active >= c.cfg.MaxActive {
-			st.Waiting = len(pending) - i
-			break
-		}
-		launched, err := c.launch(ctx, e)
-		if err != nil {
-			st.Errors++
+			mu.Lock()
+			st.Waiting++
+			mu.Unlock()
 			continue
 		}
-		if launched {
-			st.Launched++
-			active++
-		}
+		// The slot is taken even if the launch finds a result: the next
+		// pass recounts from the executor.
+		active++
+		launches <- e
 	}
-	c.m.JobsActive.Set(float64(c.cfg.Executor.Active()))
-	return st, nil
+	close(launches)
+	wg.Wait()
 }
 
 // scannedKeys is how many spec objects the scanner has read so far, for
@@ -213,7 +285,10 @@ func (c *Controller) launch(ctx context.Context, e *intake.Entry) (launched bool
 // run: one the executor refuses, or whose bucket image is missing. ok is
 // true for a spec to launch; an error means "retry at the next pass".
 func (c *Controller) precheck(ctx context.Context, e *intake.Entry) (ok bool, err error) {
-	if c.checked[e.Key] == e.Digest {
+	c.mu.Lock()
+	done := c.checked[e.Key] == e.Digest
+	c.mu.Unlock()
+	if done {
 		return true, nil
 	}
 	if _, found := c.cfg.Executor.Lookup(e); found {
@@ -235,12 +310,16 @@ func (c *Controller) precheck(ctx context.Context, e *intake.Entry) (ok bool, er
 		c.log.WithError(err).WithField("spec", e.Key).Warn("cannot check the image; retrying at the next pass")
 		return false, err
 	}
+	c.mu.Lock()
 	c.checked[e.Key] = e.Digest
+	c.mu.Unlock()
 	return true, nil
 }
 
 // forgetChecked drops the memory of specs no longer pending.
 func (c *Controller) forgetChecked(snap *intake.Snapshot) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if len(c.checked) <= 2*len(snap.Pending) {
 		return
 	}
@@ -269,7 +348,7 @@ func (c *Controller) checkImage(ctx context.Context, j *spec.Job) error {
 	if err != nil {
 		return fmt.Errorf("image %s: %w: %w", store.Redact(uri), err, store.ErrNotFound)
 	}
-	st, err := store.Open(ctx, bucket)
+	st, err := c.imageStore(ctx, bucket)
 	if err != nil {
 		return fmt.Errorf("image %s: %w", store.Redact(uri), err)
 	}
@@ -277,6 +356,20 @@ func (c *Controller) checkImage(ctx context.Context, j *spec.Job) error {
 		return fmt.Errorf("image %s: %w", store.Redact(uri), err)
 	}
 	return nil
+}
+
+func (c *Controller) imageStore(ctx context.Context, bucket string) (store.Store, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st, ok := c.stores[bucket]; ok {
+		return st, nil
+	}
+	st, err := store.Open(ctx, bucket)
+	if err != nil {
+		return nil, err
+	}
+	c.stores[bucket] = st
+	return st, nil
 }
 
 func hasScheme(s, scheme string) bool { return len(s) >= len(scheme) && s[:len(scheme)] == scheme }

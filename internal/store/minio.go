@@ -21,6 +21,7 @@ type minioStore struct {
 	client *minio.Client
 	bucket string
 	prefix string
+	seen   bucketSeen
 }
 
 // openMinio takes minio://BUCKET[/PREFIX]. The endpoint (host:port, or a
@@ -143,9 +144,13 @@ func (m *minioStore) Stat(ctx context.Context, key string) (Object, error) {
 		err = m.mapErr("stat", key, err)
 		// A HEAD's 404 has no body to tell a missing bucket from a missing
 		// object (MinIO says in a header; S3 does not).
-		if errors.Is(err, ErrNotFound) {
-			if ok, berr := m.client.BucketExists(ctx, m.bucket); berr == nil && !ok {
+		if errors.Is(err, ErrNotFound) && !m.seen.recent() {
+			ok, berr := m.client.BucketExists(ctx, m.bucket)
+			switch {
+			case berr == nil && !ok:
 				err = fmt.Errorf("stat %s: bucket %s does not exist", m.URI(key), m.bucket)
+			case berr == nil:
+				m.seen.see()
 			}
 		}
 		return Object{}, err

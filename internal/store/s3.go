@@ -27,6 +27,7 @@ type s3Store struct {
 	presign *s3.PresignClient
 	bucket  string
 	prefix  string
+	seen    bucketSeen
 }
 
 // openS3 builds a client from the default credential chain (env, shared
@@ -123,7 +124,13 @@ func (s *s3Store) mapErr(op, key string, err error) error {
 // whose 404 has no body to say which. Anything but a clear 404 for the
 // bucket (403 without s3:ListBucket, say) keeps notFound.
 func (s *s3Store) checkBucket(ctx context.Context, key string, notFound error) error {
+	if s.seen.recent() {
+		return notFound
+	}
 	_, err := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(s.bucket)})
+	if err == nil {
+		s.seen.see()
+	}
 	var nf *types.NotFound
 	var re *awshttp.ResponseError
 	if errors.As(err, &nf) || errors.As(err, &re) && re.HTTPStatusCode() == http.StatusNotFound {

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 )
@@ -209,3 +210,18 @@ func readBounded(r io.Reader, key string, max int64) ([]byte, error) {
 	}
 	return data, nil
 }
+
+// bucketSeen remembers that a bucket existed, so that a Stat's 404 (which
+// cannot tell a missing bucket from a missing object) does not cost a
+// bucket check every time: a dispatcher stats thousands of absent results.
+type bucketSeen struct{ at atomic.Int64 }
+
+// bucketMemo is how long a seen bucket is trusted to exist.
+const bucketMemo = time.Minute
+
+func (b *bucketSeen) recent() bool {
+	t := b.at.Load()
+	return t != 0 && time.Since(time.Unix(0, t)) < bucketMemo
+}
+
+func (b *bucketSeen) see() { b.at.Store(time.Now().UnixNano()) }
