@@ -118,10 +118,10 @@ func (s *Scanner) Reads() int {
 	return s.reads
 }
 
-// NewScanner returns a Scanner of st. parallel <= 0 means 16.
+// NewScanner returns a Scanner of st. parallel <= 0 means 32.
 func NewScanner(st store.Store, parallel int) *Scanner {
 	if parallel <= 0 {
-		parallel = 16
+		parallel = 32
 	}
 	return &Scanner{store: st, parallel: parallel, cache: map[string]*Entry{}}
 }
@@ -242,6 +242,9 @@ func (s *Scanner) load(ctx context.Context, o store.Object) (*Entry, error) {
 		return reject(reason, err)
 	}
 	e.Job, e.Warnings, e.Digest = job, warnings, job.Digest()
+	// The dispatcher never needs the document again (runners read the
+	// object), and thousands of cached specs would keep every byte.
+	job.Raw = nil
 	if job.JobID != "" && spec.ValidJobID(job.JobID) {
 		e.JobID = job.JobID
 		e.ResultKey = store.ResultKey(job.JobID)
