@@ -3,6 +3,7 @@ package cli_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -181,6 +182,16 @@ func TestWatchReplicasElectALeaderAndFollowNotifications(t *testing.T) {
 	}
 	if _, s := httpGet("http://" + standby.addr + "/metrics"); !strings.Contains(s, "guestkit_dispatcher_jobs_created_total 0") {
 		t.Error("the standby created Jobs")
+	}
+
+	// status joins specs, Jobs and results.
+	st := dispatcher(t, "--bucket", "minio://"+bucket, "status", "--kubernetes", "--kubeconfig", k.Kubeconfig, "--namespace", ns, "-o", "json")
+	var rows []cli.StatusRow
+	if err := json.Unmarshal([]byte(st.stdout), &rows); err != nil || len(rows) != 1 {
+		t.Fatalf("status: %v %+v", err, st)
+	}
+	if rows[0].Spec != "jobs/one.json" || rows[0].State != "pending" || !strings.HasPrefix(rows[0].Job, "gk-one-") || rows[0].JobSt != "pending" {
+		t.Errorf("status row = %+v", rows[0])
 	}
 
 	leader.cancel()

@@ -91,8 +91,12 @@ func (e *env) start(maxActive int, mutate func(*dispatch.BuilderConfig)) *dispat
 	m := metrics.New()
 	results := controller.NewResults(e.st, "test", log, m)
 	d := &dispatcher{metrics: m, trigger: controller.NewTrigger()}
+	creds := Presigned
+	if bc.SecretRef != "" {
+		creds = PodCredentials
+	}
 	d.exec, err = New(Config{Client: e.cs, Builder: b, Store: e.st, BucketURL: e.bucket, Results: results,
-		Cleanup: true, Log: log, Metrics: m, OnFinish: d.trigger.Poke, Resync: 2 * time.Second})
+		Credentials: creds, Cleanup: true, Log: log, Metrics: m, OnFinish: d.trigger.Poke, Resync: 2 * time.Second})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -589,5 +593,36 @@ func TestBucketUnreachableForAMinute(t *testing.T) {
 	stop()
 	if err := <-runErr; err != context.Canceled {
 		t.Errorf("Run = %v, want context.Canceled", err)
+	}
+}
+
+// TestPodCredentials: with a Secret reference the pods get bucket URIs and
+// the Secret's keys instead of presigned URLs.
+func TestPodCredentials(t *testing.T) {
+	e := newEnv(t)
+	e.put("images/a.qcow2", "QFI\xfb")
+	e.put("jobs/a.json", specJSON("a", 5, 1, e.st.URI("images/a.qcow2"), ""))
+	d := e.start(0, func(bc *dispatch.BuilderConfig) {
+		bc.SecretRef = "bucket-credentials"
+		bc.Env = []corev1.EnvVar{{Name: "AWS_ENDPOINT_URL_S3", Value: e.minio.Endpoint}}
+	})
+	if st := e.pass(d); st.Launched != 1 {
+		t.Fatalf("launched %d", st.Launched)
+	}
+	c := e.jobs()[0].Spec.Template.Spec.Containers[0]
+	if got := env0(c, "GUESTKIT_SPEC"); got != e.st.URI("jobs/a.json") {
+		t.Errorf("GUESTKIT_SPEC = %q, want the bucket URI", got)
+	}
+	if got := env0(c, "GUESTKIT_RESULT"); got != e.st.URI("results/a.json") {
+		t.Errorf("GUESTKIT_RESULT = %q", got)
+	}
+	if got := env0(c, "GUESTKIT_IMAGE_URL"); got != "" {
+		t.Errorf("GUESTKIT_IMAGE_URL = %q, want none (the pod reads the image itself)", got)
+	}
+	if len(c.EnvFrom) != 1 || c.EnvFrom[0].SecretRef == nil || c.EnvFrom[0].SecretRef.Name != "bucket-credentials" {
+		t.Errorf("envFrom = %+v", c.EnvFrom)
+	}
+	if env0(c, "AWS_ENDPOINT_URL_S3") != e.minio.Endpoint {
+		t.Errorf("runner env lacks the endpoint")
 	}
 }
