@@ -93,30 +93,11 @@ RUN apt-get update \
 RUN groupadd --gid 65532 nonroot \
  && useradd --uid 65532 --gid 65532 --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin nonroot
 
-# A fixed appliance, built once here from this image's kernel and packages:
-# pods launch it as is, instead of running supermin into a cache on every
-# start. Its ext2 root is 4 GiB sparse; image layers do not keep holes, so
-# every node would store 4 GiB of zeros: it is shrunk to its contents plus
-# 256 MiB of free space for the appliance. The kernel is copied 0600 from
-# /boot, hence the chmod. Last, the appliance boots (TCG) as uid 65532 with
-# only LIBGUESTFS_PATH pointing at it, so an unreadable file or a broken
-# appliance fails the build rather than the first Job. Both boots use TCG
-# even if the builder exposes /dev/kvm: nested KVM that hangs is common.
-RUN set -eu; \
-    export LIBGUESTFS_BACKEND=direct LIBGUESTFS_BACKEND_SETTINGS=force_tcg; \
-    cache=$(mktemp -d); \
-    LIBGUESTFS_CACHEDIR="$cache" libguestfs-make-fixed-appliance /opt/guestkit/appliance; \
-    rm -rf "$cache"; \
-    cd /opt/guestkit/appliance; \
-    e2fsck -fy root >/dev/null; \
-    resize2fs -M root; \
-    resize2fs root "$(( $(stat -c %s root) / 1048576 + 256 ))M"; \
-    chmod 0755 . && chmod 0644 ./*; \
-    setpriv --reuid=65532 --regid=65532 --clear-groups \
-      env -i PATH="$PATH" HOME=/tmp TMPDIR=/tmp LIBGUESTFS_BACKEND=direct LIBGUESTFS_BACKEND_SETTINGS=force_tcg \
-        LIBGUESTFS_PATH=/opt/guestkit/appliance \
-      guestfish -a /dev/null run; \
-    rm -rf /tmp/* /var/tmp/* /tmp/.guestfs-* /var/tmp/.guestfs-*
+# A fixed appliance, built once here from this image's kernel and packages,
+# shrunk, and booted once as uid 65532. The recipe is shared with the
+# rootless build (scripts/build-image.sh): see scripts/make-appliance.sh.
+COPY scripts/make-appliance.sh /usr/share/guestkit/make-appliance.sh
+RUN bash /usr/share/guestkit/make-appliance.sh /opt/guestkit/appliance
 
 # LIBGUESTFS_PATH holds only the fixed appliance, so libguestfs never looks
 # for supermin.d. The direct backend: there is no libvirtd in a pod.

@@ -479,16 +479,29 @@ func (x *Executor) podsAndLog(ctx context.Context, job *batchv1.Job) ([]corev1.P
 	return pods, string(b), nil
 }
 
-// slim drops what the dispatcher never reads from cached Jobs (the pod
-// template with its presigned URLs, managed fields): at thousands of Jobs
-// it is most of the cache's memory.
+// slim drops what the dispatcher never reads from cached Jobs: the pod
+// template with its presigned URLs, managed fields, and the labels and
+// annotations copied from specs (strangers' data, up to 256 KiB a Job).
+// At thousands of Jobs it is most of the cache's memory.
 func slim(obj any) (any, error) {
 	if j, ok := obj.(*batchv1.Job); ok {
 		j.ManagedFields = nil
 		j.Spec.Template = corev1.PodTemplateSpec{}
 		j.Spec.PodFailurePolicy = nil
+		j.Labels, j.Annotations = ours(j.Labels), ours(j.Annotations)
 	}
 	return obj, nil
+}
+
+// ours keeps the keys the dispatcher sets (the informer's selector is
+// matched against the cached labels too).
+func ours(m map[string]string) map[string]string {
+	for k := range m {
+		if !strings.HasPrefix(k, "guestkit.io/") && !strings.HasPrefix(k, "app.kubernetes.io/") {
+			delete(m, k)
+		}
+	}
+	return m
 }
 
 func finished(j *batchv1.Job) bool {
