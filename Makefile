@@ -14,7 +14,7 @@ export GUESTKIT_CACHE := $(CACHE)
 # itself (see README, "Acceleration").
 export LIBGUESTFS_BACKEND := direct
 
-.PHONY: all build setup images minio kube test test-unit lint demo bench-runner bench-dispatcher clean
+.PHONY: all build setup images minio kube test test-unit lint demo bench-runner bench-dispatcher clean image image-archive
 
 all: build
 
@@ -48,6 +48,25 @@ lint:
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
+
+# The runner and dispatcher images, guestkit-runner:dev and
+# guestkit-dispatcher:dev: docker build when a Docker engine answers, else
+# image-archive.
+image:
+	@if docker info >/dev/null 2>&1; then \
+	  set -e; for t in runner dispatcher; do \
+	    docker build --target $$t -t guestkit-$$t:dev --build-arg VERSION=$(VERSION) \
+	      --build-arg REVISION=$$(git rev-parse HEAD 2>/dev/null || echo unknown) .; \
+	  done; \
+	else \
+	  $(MAKE) image-archive; \
+	fi
+
+# The same images without Docker (debootstrap, chroot; root): docker-format
+# archives for `ctr -n k8s.io images import` or `kind load image-archive`.
+# Prints their paths.
+image-archive: build
+	VERSION=$(VERSION) bash scripts/build-image.sh all
 
 # The main job on the embedded default: guestkit-dispatcher once with the
 # local executor and a local folder as the bucket, on the sample image.
