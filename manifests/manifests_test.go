@@ -32,7 +32,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	k8syaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -804,43 +803,9 @@ func checkWatch(t *testing.T, r *rendering, c *cli.CLI) {
 // with these settings (as `watch` does; see dispatcher/cli/executor.go).
 func runnerJob(t *testing.T, r *rendering, f *cli.ExecutorFlags, bucket string) *batchv1.Job {
 	t.Helper()
-	// The same mapping as ExecutorFlags.builderConfig, which is unexported.
-	ttl := int32(f.TTLAfterFinished / time.Second)
-	bc := dispatch.BuilderConfig{
-		Namespace: f.Namespace, RunnerImage: f.RunnerImage, ImagePullPolicy: corev1.PullPolicy(f.ImagePullPolicy),
-		ServiceAccount: f.ServiceAccount, Instance: f.Instance, NodeSelector: f.NodeSelector,
-		TTLSecondsAfterFinished: &ttl, KVM: dispatch.KVMMode(f.KVM), KVMResource: corev1.ResourceName(f.KVMResource),
-		SecretRef: f.SecretRef, Accel: f.Accel, HostPathRoots: f.HostPathRoots,
-	}
-	if f.KVMGroup >= 0 {
-		bc.KVMGroup = &f.KVMGroup
-	}
-	if f.Tolerations != "" {
-		if err := yaml.Unmarshal([]byte(f.Tolerations), &bc.Tolerations); err != nil {
-			t.Fatalf("GUESTKIT_TOLERATIONS: %v", err)
-		}
-	}
-	for k, v := range f.RunnerEnv {
-		bc.Env = append(bc.Env, corev1.EnvVar{Name: k, Value: v})
-	}
-	quantities := func(m map[string]string) corev1.ResourceList {
-		l := corev1.ResourceList{}
-		for k, v := range m {
-			q, err := resource.ParseQuantity(v)
-			if err != nil {
-				t.Fatalf("runner resource %s=%s: %v", k, v, err)
-			}
-			l[corev1.ResourceName(k)] = q
-		}
-		return l
-	}
-	bc.Resources.Requests, bc.Resources.Limits = quantities(f.RunnerRequests), quantities(f.RunnerLimits)
-	if f.ScratchSize != "" {
-		q, err := resource.ParseQuantity(f.ScratchSize)
-		if err != nil {
-			t.Fatalf("GUESTKIT_SCRATCH_SIZE: %v", err)
-		}
-		bc.ScratchSizeLimit = &q
+	bc, err := f.BuilderConfig()
+	if err != nil {
+		t.Fatalf("the dispatcher would not start: %v", err)
 	}
 	b, err := dispatch.NewBuilder(bc)
 	if err != nil {

@@ -143,7 +143,7 @@ func (en *engine) kubeExecutor(ctx context.Context, g *Globals, f *ExecutorFlags
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
 	en.kube, en.kcfg = cs, cfg
-	bc, err := f.builderConfig()
+	bc, err := f.BuilderConfig()
 	if err != nil {
 		return nil, err
 	}
@@ -158,7 +158,9 @@ func (en *engine) kubeExecutor(ctx context.Context, g *Globals, f *ExecutorFlags
 	})
 }
 
-func (f *ExecutorFlags) builderConfig() (dispatch.BuilderConfig, error) {
+// BuilderConfig maps the flags to the Job builder's configuration (the
+// manifests test renders runner Jobs with it).
+func (f *ExecutorFlags) BuilderConfig() (dispatch.BuilderConfig, error) {
 	ttl := int32(f.TTLAfterFinished / time.Second)
 	bc := dispatch.BuilderConfig{
 		TemplatePath: f.JobTemplate, Namespace: f.Namespace, RunnerImage: f.RunnerImage,
