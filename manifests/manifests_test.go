@@ -33,6 +33,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/labels"
 	k8syaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
@@ -685,8 +686,14 @@ func parseDispatcher(t *testing.T, r *rendering, kind, name string) *cli.CLI {
 	}
 	cmd := c.Args[0]
 	known := dispatcherEnvVars(t)
-	// The container's own variables are for its command.
+	// The container's own variables are for its command, or Go's runtime.
 	for _, e := range c.Env {
+		if e.Name == "GOMEMLIMIT" {
+			if _, err := resource.ParseQuantity(strings.TrimSuffix(e.Value, "B")); err != nil {
+				t.Errorf("%s %s: GOMEMLIMIT %q: %v", kind, name, e.Value, err)
+			}
+			continue
+		}
 		if cmds := known[e.Name]; !slices.Contains(cmds, "") && !slices.Contains(cmds, cmd) {
 			t.Errorf("%s %s: %s is not a setting of guestkit-dispatcher %s", kind, name, e.Name, cmd)
 		}

@@ -609,6 +609,10 @@ func (b *bench) startDispatcher(ctx context.Context, run, addr, bucket, ns strin
 	// Only what it needs: the caller's GUESTKIT_*, KUBECONFIG and AWS
 	// settings stay out.
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+	// As deployed: manifests/base/deployment.yaml sets GOMEMLIMIT.
+	if v := cmp.Or(os.Getenv("GUESTKIT_BENCH_GOMEMLIMIT"), "96MiB"); v != "off" {
+		cmd.Env = append(cmd.Env, "GOMEMLIMIT="+v)
+	}
 	for k, v := range b.minio.Env() {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}

@@ -17,5 +17,6 @@
 //	GUESTKIT_BENCH_BURST            the dispatcher's --burst (100)
 //	GUESTKIT_BENCH_LATENCY_SPECS    specs uploaded one at a time per latency run (20)
 //	GUESTKIT_BENCH_LATENCY_PAUSE    the pause between those uploads (1.3s)
+//	GUESTKIT_BENCH_GOMEMLIMIT       the dispatcher's GOMEMLIMIT (96MiB, as manifests/base/deployment.yaml; off: none)
 //	GUESTKIT_BENCH_LOGS             a folder to keep the dispatcher logs in (default: deleted)
 package benchdispatcher
