@@ -1,7 +1,6 @@
 package testenv
 
 import (
-	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -11,7 +10,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -677,7 +675,7 @@ func kubeBinDir() (string, error) {
 	if p := os.Getenv("GUESTKIT_KUBE_BIN"); p != "" {
 		return p, nil
 	}
-	dir, err := kubeInstalledDir()
+	dir, err := scriptPath("install-kube.sh")
 	if err != nil {
 		return "", err
 	}
@@ -688,44 +686,3 @@ func kubeBinDir() (string, error) {
 	return dir, nil
 }
 
-var kubeInstalled struct {
-	once sync.Once
-	dir  string
-	err  error
-}
-
-// kubeInstalledDir asks the install script, which pins the version, where
-// the binaries live. The script is found from the working directory, which
-// go test sets to the package's folder inside the module.
-func kubeInstalledDir() (string, error) {
-	kubeInstalled.once.Do(func() {
-		dir, err := os.Getwd()
-		if err != nil {
-			kubeInstalled.err = err
-			return
-		}
-		for {
-			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-				break
-			}
-			parent := filepath.Dir(dir)
-			if parent == dir {
-				kubeInstalled.err = errors.New("no go.mod above the working directory")
-				return
-			}
-			dir = parent
-		}
-		script := filepath.Join(dir, "scripts", "install-kube.sh")
-		out, err := exec.Command("bash", script, "--path").Output()
-		if err != nil {
-			kubeInstalled.err = fmt.Errorf("%s --path: %w", script, err)
-			return
-		}
-		for sc := bufio.NewScanner(strings.NewReader(string(out))); sc.Scan(); {
-			if s := strings.TrimSpace(sc.Text()); s != "" {
-				kubeInstalled.dir = s
-			}
-		}
-	})
-	return kubeInstalled.dir, kubeInstalled.err
-}

@@ -8,9 +8,7 @@
 package testenv
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -315,7 +313,7 @@ func minioBinary(t testing.TB) string {
 		}
 		return p
 	}
-	p, err := installedPath()
+	p, err := scriptPath("install-minio.sh")
 	if err == nil {
 		err = executable(p)
 	}
@@ -341,46 +339,3 @@ func executable(p string) error {
 	return nil
 }
 
-var installed struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-// installedPath asks the install script, which pins the version, where the
-// binary lives. The script is found from the working directory, which go
-// test sets to the package's folder inside the module.
-func installedPath() (string, error) {
-	installed.once.Do(func() {
-		dir, err := os.Getwd()
-		if err != nil {
-			installed.err = err
-			return
-		}
-		for {
-			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-				break
-			}
-			parent := filepath.Dir(dir)
-			if parent == dir {
-				installed.err = errors.New("no go.mod above the working directory")
-				return
-			}
-			dir = parent
-		}
-		script := filepath.Join(dir, "scripts", "install-minio.sh")
-		out, err := exec.Command("bash", script, "--path").Output()
-		if err != nil {
-			installed.err = fmt.Errorf("%s --path: %w", script, err)
-			return
-		}
-		var last string
-		for sc := bufio.NewScanner(strings.NewReader(string(out))); sc.Scan(); {
-			if s := strings.TrimSpace(sc.Text()); s != "" {
-				last = s
-			}
-		}
-		installed.path = last
-	})
-	return installed.path, installed.err
-}
