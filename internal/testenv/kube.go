@@ -685,4 +685,3 @@ func kubeBinDir() (string, error) {
 	}
 	return dir, nil
 }
-

@@ -338,4 +338,3 @@ func executable(p string) error {
 	}
 	return nil
 }
-
