@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -57,9 +58,7 @@ type Controller struct {
 	// that each is checked once, not at every pass.
 	mu      sync.Mutex
 	checked map[string]string
-	// stores are the image buckets' stores, opened once: a store holds a
-	// connection pool.
-	stores map[string]store.Store
+	stores  store.Stores // of image buckets
 }
 
 // New returns a Controller.
@@ -82,7 +81,7 @@ func New(cfg Config) (*Controller, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	c := &Controller{cfg: cfg, scanner: intake.NewScanner(cfg.Store, 0), log: cfg.Log, m: cfg.Metrics, checked: map[string]string{}, stores: map[string]store.Store{}}
+	c := &Controller{cfg: cfg, scanner: intake.NewScanner(cfg.Store, 0), log: cfg.Log, m: cfg.Metrics, checked: map[string]string{}}
 	c.results = NewResults(cfg.Store, cfg.Version, cfg.Log, cfg.Metrics)
 	return c, nil
 }
@@ -341,14 +340,14 @@ func (c *Controller) checkImage(ctx context.Context, j *spec.Job) error {
 		return nil
 	}
 	uri := img.URI
-	if !hasScheme(uri, "s3://") && !hasScheme(uri, "minio://") {
+	if !strings.HasPrefix(uri, "s3://") && !strings.HasPrefix(uri, "minio://") {
 		return nil
 	}
 	bucket, key, err := store.SplitURI(uri)
 	if err != nil {
 		return fmt.Errorf("image %s: %w: %w", store.Redact(uri), err, store.ErrNotFound)
 	}
-	st, err := c.imageStore(ctx, bucket)
+	st, err := c.stores.Open(ctx, bucket)
 	if err != nil {
 		return fmt.Errorf("image %s: %w", store.Redact(uri), err)
 	}
@@ -357,22 +356,6 @@ func (c *Controller) checkImage(ctx context.Context, j *spec.Job) error {
 	}
 	return nil
 }
-
-func (c *Controller) imageStore(ctx context.Context, bucket string) (store.Store, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if st, ok := c.stores[bucket]; ok {
-		return st, nil
-	}
-	st, err := store.Open(ctx, bucket)
-	if err != nil {
-		return nil, err
-	}
-	c.stores[bucket] = st
-	return st, nil
-}
-
-func hasScheme(s, scheme string) bool { return len(s) >= len(scheme) && s[:len(scheme)] == scheme }
 
 // checkSame reports a spec whose job runs a different content: it was
 // changed (or replaced) after its job was launched. The running job keeps

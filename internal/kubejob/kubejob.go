@@ -108,7 +108,7 @@ type Executor struct {
 
 	mu      sync.Mutex
 	settled map[string]bool // Job UIDs settled, so metrics count each once
-	stores  map[string]store.Store
+	stores  store.Stores    // of image buckets
 }
 
 var _ controller.Executor = (*Executor)(nil)
@@ -147,7 +147,6 @@ func New(cfg Config) (*Executor, error) {
 		namespace: bc.Namespace,
 		selector:  sel,
 		settled:   map[string]bool{},
-		stores:    map[string]store.Store{},
 		// Retries back off to 30 s at most, not the default 1000 s: a
 		// bucket outage must not leave results unwritten long after it.
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.NewTypedItemExponentialFailureRateLimiter[string](500*time.Millisecond, 30*time.Second),
@@ -307,7 +306,7 @@ func (x *Executor) uris(ctx context.Context, e *intake.Entry, in *dispatch.JobIn
 	if err != nil {
 		return &dispatch.SpecError{Field: "payload.data.image.uri", Value: store.Redact(img.URI), Err: err}
 	}
-	ist, err := x.store(ctx, bucket)
+	ist, err := x.stores.Open(ctx, bucket)
 	if err != nil {
 		return fmt.Errorf("image bucket %s: %w", bucket, err)
 	}
@@ -315,21 +314,6 @@ func (x *Executor) uris(ctx context.Context, e *intake.Entry, in *dispatch.JobIn
 		return fmt.Errorf("presign image %s: %w", store.Redact(img.URI), err)
 	}
 	return nil
-}
-
-// store opens (once) the store of an image's bucket.
-func (x *Executor) store(ctx context.Context, bucketURL string) (store.Store, error) {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if st, ok := x.stores[bucketURL]; ok {
-		return st, nil
-	}
-	st, err := store.Open(ctx, bucketURL)
-	if err != nil {
-		return nil, err
-	}
-	x.stores[bucketURL] = st
-	return st, nil
 }
 
 func (x *Executor) enqueue(obj any) {
