@@ -39,6 +39,12 @@ const maxErrorBackoff = 30 * time.Second
 // backoff from 1 s doubling up to Interval (30 s at most). It returns only
 // ctx's error.
 func (c *Controller) Run(ctx context.Context, trigger Trigger) error {
+	return c.loop(ctx, trigger, func(*PassStats) bool { return false })
+}
+
+// loop is Run's loop, ending early when done, called after each
+// successful pass, says so.
+func (c *Controller) loop(ctx context.Context, trigger Trigger, done func(*PassStats) bool) error {
 	backoff := time.Duration(0)
 	for {
 		st, err := c.Pass(ctx)
@@ -53,6 +59,9 @@ func (c *Controller) Run(ctx context.Context, trigger Trigger) error {
 		default:
 			backoff = 0
 			c.logPass(st)
+			if done(st) {
+				return nil
+			}
 		}
 		if !sleep(ctx, wait, trigger) {
 			return ctx.Err()
@@ -128,62 +137,45 @@ func (s *Summary) Failed() bool {
 // too, but not waited for. A spec deleted while waiting is reported as
 // withdrawn.
 func (c *Controller) Once(ctx context.Context, trigger Trigger, progress func(Progress)) (*Summary, error) {
-	var targets map[string]*intake.Entry
-	backoff := time.Duration(0)
-	for {
-		st, err := c.Pass(ctx)
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		wait := c.cfg.Interval
-		if err != nil {
-			backoff = min(max(2*backoff, time.Second), c.cfg.Interval, maxErrorBackoff)
-			wait = backoff
-			c.log.WithError(err).WithField("retry_in", wait.String()).Warn("pass failed")
-		} else {
-			backoff = 0
-			c.logPass(st)
-			snap := st.Snapshot
-			if targets == nil {
-				targets = map[string]*intake.Entry{}
-				for _, list := range [][]*intake.Entry{snap.Pending, snap.Rejected, snap.Aliases} {
-					for _, e := range list {
-						targets[e.Key] = e
-					}
-				}
-			}
-			p := Progress{Total: len(targets), Active: c.cfg.Executor.Active(), Waiting: st.Waiting}
-			listed := map[string]*intake.Entry{}
-			for _, list := range [][]*intake.Entry{snap.Pending, snap.Rejected, snap.Aliases, snap.Done} {
+	var targets, listed map[string]*intake.Entry
+	err := c.loop(ctx, trigger, func(st *PassStats) bool {
+		snap := st.Snapshot
+		if targets == nil {
+			targets = map[string]*intake.Entry{}
+			for _, list := range [][]*intake.Entry{snap.Pending, snap.Rejected, snap.Aliases} {
 				for _, e := range list {
-					listed[e.Key] = e
+					targets[e.Key] = e
 				}
 			}
-			for k, e := range targets {
-				now, ok := listed[k]
-				switch {
-				case !ok && snap.Errors[k] == nil:
-					p.Done++ // withdrawn
-				case ok && snap.Results[now.ResultKey] && !c.cfg.Executor.Busy(now):
-					// A result with the job still running is a failed
-					// attempt's: the retry will replace it.
-					p.Done++
-					targets[k] = now // its result key may have changed (conflict)
-				default:
-					_ = e
-				}
-			}
-			if progress != nil {
-				progress(p)
-			}
-			if p.Done == p.Total {
-				return c.summarize(ctx, targets, listed)
+		}
+		p := Progress{Total: len(targets), Active: c.cfg.Executor.Active(), Waiting: st.Waiting}
+		listed = map[string]*intake.Entry{}
+		for _, list := range [][]*intake.Entry{snap.Pending, snap.Rejected, snap.Aliases, snap.Done} {
+			for _, e := range list {
+				listed[e.Key] = e
 			}
 		}
-		if !sleep(ctx, wait, trigger) {
-			return nil, ctx.Err()
+		for k := range targets {
+			now, ok := listed[k]
+			switch {
+			case !ok && snap.Errors[k] == nil:
+				p.Done++ // withdrawn
+			case ok && snap.Results[now.ResultKey] && !c.cfg.Executor.Busy(now):
+				// A result with the job still running is a failed
+				// attempt's: the retry will replace it.
+				p.Done++
+				targets[k] = now // its result key may have changed (conflict)
+			}
 		}
+		if progress != nil {
+			progress(p)
+		}
+		return p.Done == p.Total
+	})
+	if err != nil {
+		return nil, err
 	}
+	return c.summarize(ctx, targets, listed)
 }
 
 // summarize reads the results of targets.
