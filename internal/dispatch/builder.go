@@ -507,6 +507,14 @@ func (b *Builder) NewJob(in JobInput) (*batchv1.Job, error) {
 	return job, nil
 }
 
+// Check reports what NewJob would refuse about in's spec (a *SpecError),
+// without rendering the template: a broken template is the dispatcher's
+// fault, found by NewBuilder, not the spec's.
+func (b *Builder) Check(in JobInput) error {
+	_, err := b.templateData(in)
+	return err
+}
+
 func (b *Builder) templateData(in JobInput) (*TemplateData, error) {
 	j := in.Job
 	if j == nil {

@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"errors"
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -230,6 +231,9 @@ func TestNewJobImageSources(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if err := b.Check(input(tt.job)); err != nil {
+				t.Errorf("Check = %v for a spec NewJob accepts", err)
+			}
 			c := runner(t, job)
 			if got, ok := envOf(c)["GUESTKIT_IMAGE"]; got != tt.image || ok != (tt.image != "") {
 				t.Errorf("GUESTKIT_IMAGE = %q (set %v), want %q", got, ok, tt.image)
@@ -295,7 +299,12 @@ func TestNewJobSpecErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			in := input(tt.job)
 			in.Now = tt.now
-			_, err := mustBuilder(t, tt.cfg).NewJob(in)
+			b := mustBuilder(t, tt.cfg)
+			_, err := b.NewJob(in)
+			// Check refuses exactly what NewJob refuses.
+			if cerr := b.Check(in); cerr == nil || cerr.Error() != fmt.Sprint(err) {
+				t.Errorf("Check = %v, want NewJob's %v", cerr, err)
+			}
 			var se *SpecError
 			if !errors.As(err, &se) {
 				t.Fatalf("err = %v, want a *SpecError", err)

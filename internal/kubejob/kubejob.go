@@ -230,12 +230,11 @@ func (x *Executor) Busy(e *intake.Entry) bool {
 	return err == nil && !finished(j)
 }
 
-// Check renders e's Job with placeholder URLs: whatever the Builder
-// refuses for this spec, it refuses now.
+// Check asks the Builder, with placeholder URLs, whatever it would refuse
+// for this spec.
 func (x *Executor) Check(e *intake.Entry) error {
-	_, err := x.cfg.Builder.NewJob(dispatch.JobInput{Job: e.Job, Bucket: x.cfg.BucketURL, SpecKey: e.Key, ResultKey: e.ResultKey,
+	return x.cfg.Builder.Check(dispatch.JobInput{Job: e.Job, Bucket: x.cfg.BucketURL, SpecKey: e.Key, ResultKey: e.ResultKey,
 		SpecURI: "https://check.invalid/spec", ResultURI: "https://check.invalid/result", Now: x.cfg.Now()})
-	return err
 }
 
 // Launch creates e's Job.
