@@ -149,8 +149,8 @@ func plan(date, key string, j *spec.Job) (Planned, error) {
 	}
 	return Planned{
 		ImageKey:  key,
-		SpecKey:   "jobs/sweeps/" + date + "/" + j.JobID + ".json",
-		ResultKey: "results/" + j.JobID + ".json",
+		SpecKey:   store.SpecsPrefix + "sweeps/" + date + "/" + j.JobID + ".json",
+		ResultKey: store.ResultKey(j.JobID),
 		Job:       parsed,
 		SpecJSON:  data,
 	}, nil

@@ -20,8 +20,8 @@ const MaxReportSize = 64 << 20
 // Previous for a report that cannot be read.
 var ErrCorruptReport = errors.New("corrupt sweep report")
 
-// sweepsPrefix holds one folder per sweep date.
-const sweepsPrefix = "sweeps/"
+// sweepsPrefix holds one folder per sweep date (the bucket layout).
+const sweepsPrefix = store.SweepsPrefix
 
 // ReportKey is the key of date's report.
 func ReportKey(date string) string { return sweepsPrefix + date + "/report.json" }
