@@ -267,9 +267,10 @@ func (x *Executor) Launch(ctx context.Context, e *intake.Entry) error {
 func (x *Executor) uris(ctx context.Context, e *intake.Entry, in *dispatch.JobInput, now time.Time) error {
 	st := x.cfg.Store
 	reportKey := ""
-	if f := e.Job.OutputFormat(); f == "sarif" || f == "junit" {
-		ext := map[string]string{"sarif": ".sarif", "junit": ".junit.xml"}[f]
-		reportKey = strings.TrimSuffix(e.ResultKey, ".json") + ext
+	if f := e.Job.OutputFormat(); f == result.FormatSARIF || f == result.FormatJUnit {
+		// The first report's name, as the runner writes it beside the
+		// result; a presigned URL covers that one only.
+		reportKey = result.ReportName(strings.TrimSuffix(e.ResultKey, ".json"), f, 0)
 	}
 	if x.cfg.Credentials == PodCredentials {
 		in.SpecURI, in.ResultURI = st.URI(e.Key), st.URI(e.ResultKey)

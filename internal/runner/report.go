@@ -10,29 +10,14 @@ import (
 	"guestkit.io/batch/internal/result"
 )
 
-// Report formats besides the JSON result.
-const (
-	FormatJSON  = "json"
-	FormatSARIF = "sarif"
-	FormatJUnit = "junit"
-)
-
 // ErrNoProfile means the result has no profile reports to render.
 var ErrNoProfile = errors.New("result has no profile reports")
-
-// Extension is the file name suffix for a report format.
-func Extension(format string) string {
-	if format == FormatJUnit {
-		return ".junit.xml"
-	}
-	return "." + format
-}
 
 // RenderReports encodes a profile result's reports as SARIF 2.1.0 or JUnit
 // XML: one document per OS root, in root order, so that a disk with two
 // systems gives two reports and none is dropped.
 func RenderReports(res *result.Result, format string) ([][]byte, error) {
-	if format != FormatSARIF && format != FormatJUnit {
+	if format != result.FormatSARIF && format != result.FormatJUnit {
 		return nil, fmt.Errorf("report format %q: want sarif or junit", format)
 	}
 	var data ProfileData
@@ -43,7 +28,7 @@ func RenderReports(res *result.Result, format string) ([][]byte, error) {
 	for _, rp := range data.Profiles {
 		var buf bytes.Buffer
 		var err error
-		if format == FormatSARIF {
+		if format == result.FormatSARIF {
 			err = profile.WriteSARIF(&buf, rp.Report, res.Runner.Version)
 		} else {
 			err = profile.WriteJUnit(&buf, rp.Report)
@@ -54,13 +39,4 @@ func RenderReports(res *result.Result, format string) ([][]byte, error) {
 		out = append(out, buf.Bytes())
 	}
 	return out, nil
-}
-
-// ReportName is the name of the n-th (0-based) report beside a result
-// named base (without extension): base.sarif, base.2.sarif, ...
-func ReportName(base, format string, n int) string {
-	if n == 0 {
-		return base + Extension(format)
-	}
-	return fmt.Sprintf("%s.%d%s", base, n+1, Extension(format))
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"guestkit.io/batch/internal/result"
 	"guestkit.io/batch/internal/runner"
 	"guestkit.io/batch/internal/spec"
 )
@@ -54,7 +55,7 @@ func (c *ProfileCmd) Run(ctx context.Context, deps Deps) error {
 		SeverityThreshold: c.SeverityThreshold, FailOnCritical: &c.FailOnCritical, IncludeRemediation: &c.Remediation,
 	}
 	res := c.execute(ctx, deps, job, abs)
-	if c.ReportFormat == runner.FormatJSON {
+	if c.ReportFormat == result.FormatJSON {
 		return emit(res, c.Output, c.Summary, deps)
 	}
 	docs, rerr := runner.RenderReports(res, c.ReportFormat)
@@ -74,7 +75,7 @@ func (c *ProfileCmd) Run(ctx context.Context, deps Deps) error {
 	default:
 		base := strings.TrimSuffix(c.Output, ".json")
 		for i, d := range docs {
-			if err := os.WriteFile(runner.ReportName(base, c.ReportFormat, i), d, 0o644); err != nil {
+			if err := os.WriteFile(result.ReportName(base, c.ReportFormat, i), d, 0o644); err != nil {
 				return fmt.Errorf("write report: %w", err)
 			}
 		}

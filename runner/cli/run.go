@@ -57,10 +57,10 @@ func (c *RunCmd) storeReports(ctx context.Context, log *logrus.Entry, res *resul
 	}
 	base = strings.TrimSuffix(base, ".json")
 	if c.Report != "" {
-		base = strings.TrimSuffix(strings.TrimSuffix(base, runner.Extension(format)), ".sarif")
+		base = strings.TrimSuffix(strings.TrimSuffix(base, result.Extension(format)), ".sarif")
 	}
 	for i, d := range docs {
-		uri := runner.ReportName(base, format, i)
+		uri := result.ReportName(base, format, i)
 		if strings.HasPrefix(base, "http://") || strings.HasPrefix(base, "https://") {
 			if c.Report == "" || i > 0 {
 				return fmt.Errorf("report %d of %d: a presigned result URL cannot name more reports; pass --report", i+1, len(docs))
@@ -115,7 +115,7 @@ func (c *RunCmd) Run(ctx context.Context, deps Deps) error {
 	if format == "" {
 		format = specFormat
 	}
-	if format == runner.FormatSARIF || format == runner.FormatJUnit {
+	if format == result.FormatSARIF || format == result.FormatJUnit {
 		// The JSON result holds everything and is stored; a report that
 		// cannot be written is logged, not allowed to hide the result.
 		if err := c.storeReports(upCtx, log, res, format); err != nil {
