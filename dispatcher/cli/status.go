@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"text/tabwriter"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -109,28 +108,27 @@ func dash(s string) string {
 
 // fillResults reads the status of the rows whose result exists.
 func fillResults(ctx context.Context, st store.Store, rows []StatusRow) {
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 16)
+	var keys []string
+	for _, r := range rows {
+		if r.State == "done" {
+			keys = append(keys, r.Result)
+		}
+	}
+	results, errs := controller.ReadResults(ctx, st, keys)
 	for i := range rows {
 		if rows[i].State != "done" {
 			continue
 		}
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			r, err := controller.ReadResult(ctx, st, rows[i].Result)
-			if err != nil {
-				rows[i].Status, rows[i].Reason = "unreadable", oneLine(err.Error(), 200)
-				return
-			}
-			rows[i].Status = string(r.Status)
-			if r.Error != nil {
-				rows[i].Code = string(r.Error.Code)
-			}
-		}()
+		r := results[rows[i].Result]
+		if r == nil {
+			rows[i].Status, rows[i].Reason = "unreadable", oneLine(errs[rows[i].Result].Error(), 200)
+			continue
+		}
+		rows[i].Status = string(r.Status)
+		if r.Error != nil {
+			rows[i].Code = string(r.Error.Code)
+		}
 	}
-	wg.Wait()
 }
 
 func (c *StatusCmd) jobs(ctx context.Context) (map[string]*batchv1.Job, error) {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -137,28 +136,22 @@ func submitPlanned(ctx context.Context, st store.Store, p sweep.Planned) error {
 	return fmt.Errorf("sweep spec %s exists with other content (another sweep of this date with different options?): choose another --date or delete %s", st.URI(p.SpecKey), st.URI(p.SpecKey))
 }
 
-// readResults reads the planned jobs' results; a missing or unreadable one
-// is left out, and the report says "missing".
+// readResults reads the planned jobs' results, by job_id; a missing or
+// unreadable one is left out, and the report says "missing".
 func readResults(ctx context.Context, st store.Store, planned []sweep.Planned, log *logrus.Entry) map[string]*result.Result {
-	out := map[string]*result.Result{}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 16)
-	for _, p := range planned {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			r, err := controller.ReadResult(ctx, st, p.ResultKey)
-			if err != nil {
-				log.WithError(err).WithField("result", p.ResultKey).Warn("no result for a sweep image")
-				return
-			}
-			mu.Lock()
-			out[p.Job.JobID] = r
-			mu.Unlock()
-		}()
+	keys := make([]string, len(planned))
+	for i, p := range planned {
+		keys[i] = p.ResultKey
 	}
-	wg.Wait()
+	results, errs := controller.ReadResults(ctx, st, keys)
+	for k, err := range errs {
+		log.WithError(err).WithField("result", k).Warn("no result for a sweep image")
+	}
+	out := map[string]*result.Result{}
+	for _, p := range planned {
+		if r := results[p.ResultKey]; r != nil {
+			out[p.Job.JobID] = r
+		}
+	}
 	return out
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -181,60 +182,75 @@ func (c *Controller) Once(ctx context.Context, trigger Trigger, progress func(Pr
 // summarize reads the results of targets.
 func (c *Controller) summarize(ctx context.Context, targets, listed map[string]*intake.Entry) (*Summary, error) {
 	s := &Summary{Total: len(targets), ByStatus: map[result.Status]int{}}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 16)
+	var keys []string
 	for k, e := range targets {
 		if _, ok := listed[k]; !ok {
 			s.Items = append(s.Items, SummaryItem{Key: k, JobID: e.JobID, Status: "withdrawn", Message: "the spec was deleted before it had a result"})
 			continue
 		}
+		keys = append(keys, e.ResultKey)
+	}
+	results, errs := ReadResults(ctx, c.cfg.Store, keys)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	for k, e := range targets {
+		if _, ok := listed[k]; !ok {
+			continue
+		}
+		item := SummaryItem{Key: k, JobID: e.JobID, ResultKey: e.ResultKey}
+		if r := results[e.ResultKey]; r != nil {
+			item.Status, item.ExitCode = r.Status, r.ExitCode
+			if r.Error != nil {
+				item.Code, item.Message = r.Error.Code, r.Error.Message
+			}
+		} else {
+			item.Status, item.Message = "unreadable", errs[e.ResultKey].Error()
+		}
+		s.ByStatus[item.Status]++
+		if item.Status == result.StatusCompleted && item.ExitCode == result.ExitNoncompliant {
+			s.Noncompliant++
+		}
+		if item.Status != result.StatusCompleted {
+			s.Items = append(s.Items, item)
+		}
+	}
+	slices.SortFunc(s.Items, func(a, b SummaryItem) int { return strings.Compare(a.Key, b.Key) })
+	return s, nil
+}
+
+// ReadResults reads the results at keys, 16 at a time: the results read,
+// and the error of every key that could not be read.
+func ReadResults(ctx context.Context, st store.Store, keys []string) (map[string]*result.Result, map[string]error) {
+	results, errs := map[string]*result.Result{}, map[string]error{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for _, k := range keys {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			item := SummaryItem{Key: k, JobID: e.JobID, ResultKey: e.ResultKey}
-			r, err := readResult(ctx, c.cfg.Store, e.ResultKey)
-			if err != nil {
-				item.Status, item.Message = "unreadable", err.Error()
-			} else {
-				item.Status, item.ExitCode = r.Status, r.ExitCode
-				if r.Error != nil {
-					item.Code, item.Message = r.Error.Code, r.Error.Message
-				}
-			}
+			r, err := ReadResult(ctx, st, k)
 			mu.Lock()
 			defer mu.Unlock()
-			s.ByStatus[item.Status]++
-			if item.Status == result.StatusCompleted && item.ExitCode == result.ExitNoncompliant {
-				s.Noncompliant++
+			if err != nil {
+				errs[k] = err
+				return
 			}
-			if item.Status != result.StatusCompleted {
-				s.Items = append(s.Items, item)
-			}
+			results[k] = r
 		}()
 	}
 	wg.Wait()
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	slices.SortFunc(s.Items, func(a, b SummaryItem) int {
-		if a.Key < b.Key {
-			return -1
-		}
-		if a.Key > b.Key {
-			return 1
-		}
-		return 0
-	})
-	return s, nil
+	return results, errs
 }
 
 // MaxResultSize bounds reading a result (a profile of a large guest with
 // all its packages is a few MiB).
 const MaxResultSize = 64 << 20
 
-func readResult(ctx context.Context, st store.Store, key string) (*result.Result, error) {
+// ReadResult reads and decodes the result at key.
+func ReadResult(ctx context.Context, st store.Store, key string) (*result.Result, error) {
 	data, err := st.Get(ctx, key, MaxResultSize)
 	if err != nil {
 		return nil, fmt.Errorf("read result %s: %w", st.URI(key), err)
@@ -247,9 +263,4 @@ func readResult(ctx context.Context, st store.Store, key string) (*result.Result
 		return nil, errors.New("result " + st.URI(key) + ": no status")
 	}
 	return &r, nil
-}
-
-// ReadResult reads and decodes the result at key.
-func ReadResult(ctx context.Context, st store.Store, key string) (*result.Result, error) {
-	return readResult(ctx, st, key)
 }
