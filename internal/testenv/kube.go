@@ -79,6 +79,7 @@ type Kube struct {
 	apiAddr string // 127.0.0.1:PORT of Host
 	kcmAddr string // 127.0.0.1:PORT of the controller-manager's /healthz
 	client  kubernetes.Interface
+	opts    KubeOptions
 
 	mu    sync.Mutex
 	procs map[string]*kubeProc // running, by binary name
@@ -96,6 +97,18 @@ const (
 	kcmName  = "kube-controller-manager"
 )
 
+// KubeOptions change how StartKubeWith starts a control plane.
+type KubeOptions struct {
+	// Address is the IP address kube-apiserver binds to and advertises
+	// (the kubernetes Service's endpoint), and that its certificate names
+	// besides 127.0.0.1: an address pods can reach for a cluster with a
+	// node. Default 127.0.0.1.
+	Address string
+	// Controllers is the controller manager's --controllers. Default
+	// KubeControllers.
+	Controllers string
+}
+
 // StartKube starts etcd, kube-apiserver and kube-controller-manager with
 // empty data, and stops them when t ends (in about a second); if t failed,
 // it then logs the tail of each component's log. It returns once the API
@@ -103,12 +116,25 @@ const (
 // 3.5-7.5 s on a busy 2-core machine, most of it kube-apiserver's start.
 func StartKube(t testing.TB) *Kube {
 	t.Helper()
+	return StartKubeWith(t, KubeOptions{})
+}
+
+// StartKubeWith is StartKube with options.
+func StartKubeWith(t testing.TB, opts KubeOptions) *Kube {
+	t.Helper()
+	if opts.Address == "" {
+		opts.Address = "127.0.0.1"
+	}
+	if opts.Controllers == "" {
+		opts.Controllers = KubeControllers
+	}
 	binDir, etcdBin := kubeBinaries(t)
 	k := &Kube{
 		BinDir:  binDir,
 		etcdBin: etcdBin,
 		dir:     t.TempDir(),
 		procs:   map[string]*kubeProc{},
+		opts:    opts,
 	}
 	// Registered after TempDir, so it runs before the removal.
 	t.Cleanup(func() {
@@ -134,7 +160,7 @@ func StartKube(t testing.TB) *Kube {
 		t.Fatalf("testenv: %v", err)
 	}
 	for range 3 {
-		k.apiAddr = freeAddr(t)
+		k.apiAddr = net.JoinHostPort(opts.Address, port(freeAddrOn(t, opts.Address)))
 		k.Host = "https://" + k.apiAddr
 		if err = k.startAPIServer(); err == nil {
 			break
@@ -315,7 +341,8 @@ func (k *Kube) startEtcd(client, peer string) error {
 func (k *Kube) startAPIServer() error {
 	err := k.start(apiName, filepath.Join(k.BinDir, apiName),
 		"--etcd-servers="+k.etcd,
-		"--bind-address=127.0.0.1",
+		"--bind-address="+k.opts.Address,
+		"--advertise-address="+k.opts.Address,
 		"--secure-port="+port(k.apiAddr),
 		"--cert-dir="+k.path("apiserver"),
 		"--tls-cert-file="+k.path("serving.crt"),
@@ -346,7 +373,7 @@ func (k *Kube) startAPIServer() error {
 func (k *Kube) startControllerManager() error {
 	err := k.start(kcmName, filepath.Join(k.BinDir, kcmName),
 		"--kubeconfig="+k.Kubeconfig,
-		"--controllers="+KubeControllers,
+		"--controllers="+k.opts.Controllers,
 		"--use-service-account-credentials=false",
 		"--leader-elect=false",
 		"--service-account-private-key-file="+k.path("sa.key"),
@@ -491,6 +518,9 @@ func (k *Kube) writeCredentials() error {
 			"kubernetes.default.svc", "kubernetes.default.svc.cluster.local"},
 		// 10.0.0.1: the kubernetes Service in --service-cluster-ip-range.
 		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv4(10, 0, 0, 1)},
+	}
+	if ip := net.ParseIP(k.opts.Address); ip != nil && !ip.IsLoopback() {
+		tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {

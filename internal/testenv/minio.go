@@ -33,9 +33,9 @@ const Region = "us-east-1"
 // MinIO is a running MinIO server on loopback, single drive, stopped when
 // the test ends.
 type MinIO struct {
-	// Endpoint is the S3 endpoint URL, http://127.0.0.1:PORT.
+	// Endpoint is the S3 endpoint URL, http://IP:PORT.
 	Endpoint string
-	// Host is 127.0.0.1:PORT, the form minio-go and MINIO_ENDPOINT take.
+	// Host is IP:PORT, the form minio-go and MINIO_ENDPOINT take.
 	Host string
 	// AccessKey and SecretKey are the root credentials.
 	AccessKey, SecretKey string
@@ -54,9 +54,16 @@ type MinIO struct {
 	buckets int
 }
 
-// StartMinIO starts a MinIO server with an empty data folder and one bucket,
-// and stops it when t ends. It takes about a second.
+// StartMinIO starts a MinIO server on 127.0.0.1 with an empty data folder
+// and one bucket, and stops it when t ends. It takes about a second.
 func StartMinIO(t testing.TB) *MinIO {
+	t.Helper()
+	return StartMinIOOn(t, "127.0.0.1")
+}
+
+// StartMinIOOn is StartMinIO listening on ip, such as a pod network's
+// gateway address that pods reach (StartCluster's HostIP).
+func StartMinIOOn(t testing.TB, ip string) *MinIO {
 	t.Helper()
 	m := &MinIO{
 		AccessKey: "guestkit-test",
@@ -70,7 +77,7 @@ func StartMinIO(t testing.TB) *MinIO {
 	// A free port can be taken between probing and MinIO binding it: retry.
 	var err error
 	for range 3 {
-		m.Host, m.console = freeAddr(t), freeAddr(t)
+		m.Host, m.console = freeAddrOn(t, ip), freeAddrOn(t, ip)
 		m.Endpoint = "http://" + m.Host
 		if err = m.start(); err == nil {
 			break
@@ -294,7 +301,13 @@ func (m *MinIO) logTail() string {
 
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	return freeAddrOn(t, "127.0.0.1")
+}
+
+// freeAddrOn returns IP:PORT with a port free on ip.
+func freeAddrOn(t testing.TB, ip string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 	if err != nil {
 		t.Fatalf("testenv: free port: %v", err)
 	}
