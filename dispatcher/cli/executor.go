@@ -84,6 +84,8 @@ func newEngine(ctx context.Context, g *Globals, f *ExecutorFlags, deps Deps, log
 	}
 	en := &engine{store: st, trigger: controller.NewTrigger(), metrics: metrics.New(), ready: func() error { return nil }}
 	results := controller.NewResults(st, deps.Version, log, en.metrics)
+	// Image URIs in this bucket use its endpoint and settings.
+	stores := &store.Stores{Home: g.Bucket}
 	dispatch.Version = deps.Version
 	var exec controller.Executor
 	maxActive := f.MaxActive
@@ -105,7 +107,7 @@ func newEngine(ctx context.Context, g *Globals, f *ExecutorFlags, deps Deps, log
 			maxActive = f.Parallel
 		}
 	case "kubernetes":
-		x, err := en.kubeExecutor(ctx, g, f, st, results, log)
+		x, err := en.kubeExecutor(ctx, g, f, st, stores, results, log)
 		if err != nil {
 			return nil, err
 		}
@@ -121,7 +123,7 @@ func newEngine(ctx context.Context, g *Globals, f *ExecutorFlags, deps Deps, log
 		}
 	}
 	en.controller, err = controller.New(controller.Config{
-		Store: st, Executor: exec, MaxActive: maxActive, Interval: f.Interval,
+		Store: st, Stores: stores, Executor: exec, MaxActive: maxActive, Interval: f.Interval,
 		Log: log, Metrics: en.metrics, Version: deps.Version,
 	})
 	if err != nil {
@@ -130,7 +132,7 @@ func newEngine(ctx context.Context, g *Globals, f *ExecutorFlags, deps Deps, log
 	return en, nil
 }
 
-func (en *engine) kubeExecutor(ctx context.Context, g *Globals, f *ExecutorFlags, st store.Store, results *controller.Results, log logrus.FieldLogger) (*kubejob.Executor, error) {
+func (en *engine) kubeExecutor(ctx context.Context, g *Globals, f *ExecutorFlags, st store.Store, stores *store.Stores, results *controller.Results, log logrus.FieldLogger) (*kubejob.Executor, error) {
 	cfg, err := kubeConfig(f.Kubeconfig)
 	if err != nil {
 		return nil, err
@@ -152,7 +154,7 @@ func (en *engine) kubeExecutor(ctx context.Context, g *Globals, f *ExecutorFlags
 		return nil, err
 	}
 	return kubejob.New(kubejob.Config{
-		Client: cs, Builder: b, Store: st, BucketURL: store.Redact(g.Bucket),
+		Client: cs, Builder: b, Store: st, Stores: stores, BucketURL: store.Redact(g.Bucket),
 		Credentials: kubejob.Credentials(f.Credentials), Results: results, Cleanup: f.Cleanup,
 		Log: log, Metrics: en.metrics, OnFinish: en.trigger.Poke,
 	})

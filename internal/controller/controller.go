@@ -33,6 +33,9 @@ import (
 type Config struct {
 	Store    store.Store
 	Executor Executor
+	// Stores opens the buckets images are in; share it with the executor,
+	// with Home set to Store's bucket URL. Default: a new one without Home.
+	Stores *store.Stores
 	// MaxActive caps the jobs running at once; <= 0: no cap.
 	MaxActive int
 	// Launchers is how many specs are prechecked and launched at once;
@@ -58,7 +61,7 @@ type Controller struct {
 	// that each is checked once, not at every pass.
 	mu      sync.Mutex
 	checked map[string]string
-	stores  store.Stores // of image buckets
+	stores  *store.Stores // of image buckets
 }
 
 // New returns a Controller.
@@ -81,7 +84,11 @@ func New(cfg Config) (*Controller, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	c := &Controller{cfg: cfg, scanner: intake.NewScanner(cfg.Store, 0), log: cfg.Log, m: cfg.Metrics, checked: map[string]string{}}
+	if cfg.Stores == nil {
+		cfg.Stores = &store.Stores{}
+	}
+	c := &Controller{cfg: cfg, scanner: intake.NewScanner(cfg.Store, 0), log: cfg.Log, m: cfg.Metrics,
+		checked: map[string]string{}, stores: cfg.Stores}
 	c.results = NewResults(cfg.Store, cfg.Version, cfg.Log, cfg.Metrics)
 	return c, nil
 }

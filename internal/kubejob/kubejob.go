@@ -78,7 +78,10 @@ type Config struct {
 	Builder *dispatch.Builder
 	Store   store.Store
 	// BucketURL is the bucket the specs come from (an annotation).
-	BucketURL   string
+	BucketURL string
+	// Stores opens the buckets images are in, to presign them; share it
+	// with the controller. Default: a new one without Home.
+	Stores      *store.Stores
 	Credentials Credentials
 	Results     *controller.Results
 	// Cleanup deletes a Job once its result is confirmed (default in the
@@ -108,7 +111,7 @@ type Executor struct {
 
 	mu      sync.Mutex
 	settled map[string]bool // Job UIDs settled, so metrics count each once
-	stores  store.Stores    // of image buckets
+	stores  *store.Stores   // of image buckets
 }
 
 var _ controller.Executor = (*Executor)(nil)
@@ -137,6 +140,9 @@ func New(cfg Config) (*Executor, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Stores == nil {
+		cfg.Stores = &store.Stores{}
+	}
 	bc := cfg.Builder.Config()
 	sel := labels.SelectorFromSet(labels.Set{
 		dispatch.LabelManagedBy: dispatch.LabelManagedByValue,
@@ -144,6 +150,7 @@ func New(cfg Config) (*Executor, error) {
 	})
 	x := &Executor{
 		cfg:       cfg,
+		stores:    cfg.Stores,
 		namespace: bc.Namespace,
 		selector:  sel,
 		settled:   map[string]bool{},
