@@ -14,7 +14,11 @@ export GUESTKIT_CACHE := $(CACHE)
 # itself (see README, "Acceleration").
 export LIBGUESTFS_BACKEND := direct
 
-.PHONY: all build setup images minio kube test test-unit lint demo bench-runner bench-dispatcher clean image image-archive
+KIND_CLUSTER ?= guestkit
+OVERLAY      ?= kind
+E2E_TIMEOUT  ?= 60m
+
+.PHONY: all build setup images minio kube test test-unit test-integration e2e e2e-run lint demo bench-runner bench-dispatcher bench-image clean image image-archive kind-up kind-down deploy
 
 all: build
 
@@ -38,16 +42,54 @@ kube:
 test-unit:
 	$(GO) test -short ./...
 
-# Everything: unit tests, and the runner against real libguestfs on the
-# synthetic images, compared with virt-inspector.
-test: build images minio kube lint
+# Everything, as CI runs it: lint, the unit and integration tests (the
+# runner against real libguestfs on the synthetic images, the dispatcher
+# against a real kube-apiserver and MinIO), then the end-to-end tests on a
+# local one-node cluster of real processes (e2e/README.md).
+test: build images minio kube lint image-archive
 	GUESTKIT_TEST_IMAGES=$(IMAGES) $(GO) test -timeout 75m -count=1 ./...
+	$(MAKE) --no-print-directory e2e-run
+
+# The unit and integration tests without the end-to-end ones.
+test-integration: build images minio kube
+	GUESTKIT_TEST_IMAGES=$(IMAGES) $(GO) test -timeout 75m -count=1 ./...
+
+# The end-to-end tests (build tag e2e) on the provider GUESTKIT_E2E_PROVIDER
+# names: local (default; a one-node cluster of real processes, as root),
+# kind, or kubeconfig.
+e2e: build images minio kube image-archive
+	$(MAKE) --no-print-directory e2e-run
+
+e2e-run:
+	GUESTKIT_TEST_IMAGES=$(IMAGES) $(GO) test -tags e2e -timeout $(E2E_TIMEOUT) -count=1 -v ./e2e/
+
+# A kind cluster from kind-config.yaml with both images loaded (needs Docker
+# and kind); then `make deploy`.
+kind-up: image
+	@kind get clusters 2>/dev/null | grep -qx '$(KIND_CLUSTER)' || \
+	  kind create cluster --name $(KIND_CLUSTER) --config kind-config.yaml --wait 180s
+	@if docker image inspect guestkit-runner:dev >/dev/null 2>&1; then \
+	  kind load docker-image guestkit-runner:dev guestkit-dispatcher:dev --name $(KIND_CLUSTER); \
+	else \
+	  for a in $$(bash scripts/build-image.sh --path all); do kind load image-archive $$a --name $(KIND_CLUSTER); done; \
+	fi
+
+kind-down:
+	kind delete cluster --name $(KIND_CLUSTER)
+
+# guestkit-batch on the current kubectl context: manifests/overlays/$(OVERLAY)
+# (kind: MinIO in the cluster, local images; aws: S3 with IRSA, edit it first).
+deploy:
+	kubectl apply -k manifests/overlays/$(OVERLAY)
+	kubectl -n guestkit rollout status deployment/guestkit-dispatcher --timeout=5m
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^internal/thirdparty/')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags e2e ./e2e/
 	$(GO) run $(STATICCHECK) ./...
+	$(GO) run $(STATICCHECK) -tags e2e ./e2e/
 
 # The runner and dispatcher images, guestkit-runner:dev and
 # guestkit-dispatcher:dev: docker build when a Docker engine answers, else

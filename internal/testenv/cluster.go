@@ -108,6 +108,7 @@ type Cluster struct {
 func StartCluster(t testing.TB, opts ClusterOptions) *Cluster {
 	t.Helper()
 	needCluster(t)
+	removeStaleNodes()
 	if err := setupBridge(); err != nil {
 		t.Fatalf("testenv: pod network: %v", err)
 	}
@@ -115,7 +116,7 @@ func StartCluster(t testing.TB, opts ClusterOptions) *Cluster {
 
 	k := StartKubeWith(t, KubeOptions{Address: clusterGateway, Controllers: ClusterControllers})
 	c := &Cluster{Kube: k, Node: "testenv-node", HostIP: clusterGateway}
-	dir, err := os.MkdirTemp("", "gk-node-")
+	dir, err := os.MkdirTemp("", nodeDirPrefix)
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
@@ -546,7 +547,7 @@ func (c *Cluster) teardown(t testing.TB) {
 		})
 	}
 	c.stop(kubeletName)
-	c.removeContainers()
+	removeContainers(c.nodeDir)
 	c.stop(containerdName)
 	killUnder(c.nodeDir)
 	unmountUnder(c.nodeDir)
@@ -556,10 +557,25 @@ func (c *Cluster) teardown(t testing.TB) {
 	}
 }
 
-// removeContainers deletes, through runc, any container the kubelet did
-// not remove.
-func (c *Cluster) removeContainers() {
-	root := filepath.Join(c.path("runc"), "k8s.io")
+// nodeDirPrefix names the node folders in os.TempDir().
+const nodeDirPrefix = "gk-node-"
+
+// removeStaleNodes removes what an interrupted run (a test binary killed
+// before its cleanup) left of its node: containers, shims, mounts, folder.
+func removeStaleNodes() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), nodeDirPrefix+"*"))
+	for _, dir := range dirs {
+		removeContainers(dir)
+		killUnder(dir)
+		unmountUnder(dir)
+		_ = os.RemoveAll(dir)
+	}
+}
+
+// removeContainers deletes, through runc, any container of the node in dir
+// that the kubelet did not remove.
+func removeContainers(dir string) {
+	root := filepath.Join(dir, "runc", "k8s.io")
 	out, err := exec.Command("runc", "--root", root, "list", "-q").Output()
 	if err != nil {
 		return

@@ -354,6 +354,8 @@ func (k *Kube) startAPIServer() error {
 		"--service-account-signing-key-file="+k.path("sa.key"),
 		"--service-cluster-ip-range=10.0.0.0/24",
 		"--allow-privileged=true",
+		// Nodes are named, not resolvable: logs and exec go to their IP.
+		"--kubelet-preferred-address-types=InternalIP,Hostname",
 		"--profiling=false",
 		// Without it, SIGTERM leaves the watches of the controller manager
 		// open and the server hangs until SIGKILL; with it, it ends

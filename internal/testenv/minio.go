@@ -183,6 +183,22 @@ func (m *MinIO) Restart() {
 	}
 }
 
+// Start starts the server again after Stop, on the same port and data;
+// starting a running server does nothing. Unlike Restart it reports to t,
+// so a subtest can call it.
+func (m *MinIO) Start(t testing.TB) {
+	t.Helper()
+	m.mu.Lock()
+	running := m.cmd != nil
+	m.mu.Unlock()
+	if running {
+		return
+	}
+	if err := m.start(); err != nil {
+		t.Fatalf("testenv: start: %v", err)
+	}
+}
+
 // AddWebhook declares a webhook notification target named id (MinIO reads
 // targets from its environment at start, so the server restarts) that
 // posts events to endpoint with the bearer token; its ARN is
