@@ -18,7 +18,7 @@ KIND_CLUSTER ?= guestkit
 OVERLAY      ?= kind
 E2E_TIMEOUT  ?= 60m
 
-.PHONY: all build setup images minio kube test test-unit test-integration e2e e2e-run lint demo bench-runner bench-dispatcher bench-image clean image image-archive kind-up kind-down deploy
+.PHONY: all build setup images minio kube prepare test test-unit test-integration e2e e2e-run lint demo bench-runner bench-dispatcher bench-image clean image image-archive kind-up kind-down deploy
 
 all: build
 
@@ -46,9 +46,15 @@ test-unit:
 # runner against real libguestfs on the synthetic images, the dispatcher
 # against a real kube-apiserver and MinIO), then the end-to-end tests on a
 # local one-node cluster of real processes (e2e/README.md).
-test: build images minio kube lint image-archive
+test: prepare lint
 	GUESTKIT_TEST_IMAGES=$(IMAGES) $(GO) test -timeout 75m -count=1 ./...
 	$(MAKE) --no-print-directory e2e-run
+
+# Everything the tests need, built side by side where it can be: on a fresh
+# machine the MinIO and Kubernetes builds, the test images (qemu) and the
+# image root filesystem (debootstrap) overlap.
+prepare:
+	$(MAKE) --no-print-directory -j3 build images minio kube image-archive
 
 # The unit and integration tests without the end-to-end ones.
 test-integration: build images minio kube
@@ -87,9 +93,9 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^internal/thirdparty/')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	$(GO) vet -tags e2e ./e2e/
+	$(GO) vet -tags 'e2e bench' ./e2e/
 	$(GO) run $(STATICCHECK) ./...
-	$(GO) run $(STATICCHECK) -tags e2e ./e2e/
+	$(GO) run $(STATICCHECK) -tags 'e2e bench' ./e2e/
 
 # The runner and dispatcher images, guestkit-runner:dev and
 # guestkit-dispatcher:dev: docker build when a Docker engine answers, else
@@ -123,6 +129,11 @@ bench-runner: build images
 # GUESTKIT_BENCH_* (scripts/bench-dispatcher/doc.go).
 bench-dispatcher: build kube minio
 	GUESTKIT_BENCH_DISPATCHER=$(CURDIR)/$(BIN)/guestkit-dispatcher $(GO) test -tags bench -run '^TestBenchDispatcher$$' -count=1 -v -timeout 60m ./scripts/bench-dispatcher/
+
+# The images' sizes, and a runner pod's time from creation to its first
+# appliance launch on the local cluster (GUESTKIT_BENCH_ROUNDS, default 3).
+bench-image: build images minio kube image-archive
+	GUESTKIT_TEST_IMAGES=$(IMAGES) $(GO) test -tags 'e2e bench' -run '^TestBenchImage$$' -count=1 -v -timeout 30m ./e2e/
 
 clean:
 	rm -rf $(BIN)

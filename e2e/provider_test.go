@@ -8,9 +8,11 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -43,6 +45,8 @@ type cluster struct {
 	// restartBucket stops the bucket's server, keeps it down for down, and
 	// starts it again with the same data; it returns once it serves.
 	restartBucket func(t testing.TB, down time.Duration)
+	// imports are how long each image archive took to load (local).
+	imports map[string]time.Duration
 }
 
 // kubectl runs kubectl on the cluster and returns its standard output; a
@@ -75,7 +79,7 @@ func startCluster(t *testing.T) *cluster {
 	t.Helper()
 	switch p := os.Getenv("GUESTKIT_E2E_PROVIDER"); p {
 	case "", "local":
-		return startLocal(t)
+		return startLocal(t, nil)
 	case "kind":
 		return startKind(t)
 	case "kubeconfig":
@@ -153,8 +157,9 @@ func kubectlPath(t testing.TB) string {
 
 // startLocal is the local provider: the node, MinIO on the host at the pod
 // network's gateway, both images imported, manifests/base through
-// e2e/overlays/local plus the bucket.
-func startLocal(t *testing.T) *cluster {
+// e2e/overlays/local plus the bucket and the settings in extra
+// (dispatcher environment variables).
+func startLocal(t *testing.T, extra map[string]string) *cluster {
 	t.Helper()
 	archives := imageArchives(t)
 	start := time.Now()
@@ -163,10 +168,14 @@ func startLocal(t *testing.T) *cluster {
 	})
 	m := testenv.StartMinIOOn(t, k.HostIP)
 	t.Logf("local cluster and MinIO ready in %v", time.Since(start).Round(time.Second))
+	imports := map[string]time.Duration{}
 	for _, a := range archives {
+		start := time.Now()
 		k.ImportImage(t, a)
+		imports[filepath.Base(a)] = time.Since(start)
 	}
 	c := &cluster{
+		imports:    imports,
 		provider:   "local",
 		kubeconfig: k.Kubeconfig,
 		kubectlBin: filepath.Join(k.BinDir, "kubectl"),
@@ -180,7 +189,7 @@ func startLocal(t *testing.T) *cluster {
 		},
 	}
 	bucketURL := fmt.Sprintf("s3://%s?endpoint=%s&path-style=true&region=%s", m.Bucket, m.Endpoint, testenv.Region)
-	dir := localOverlay(t, bucketURL, m.AccessKey, m.SecretKey)
+	dir := localOverlay(t, bucketURL, m.AccessKey, m.SecretKey, extra)
 	c.kubectl(t, "apply", "-k", dir)
 	c.waitDispatcher(t)
 	t.Logf("guestkit-batch deployed %v after the start", time.Since(start).Round(time.Second))
@@ -190,7 +199,7 @@ func startLocal(t *testing.T) *cluster {
 // localOverlay writes an overlay over e2e/overlays/local that sets the
 // bucket and its credentials. kustomize takes only relative paths below
 // its root, so manifests/base and e2e/overlays/local are copied beside it.
-func localOverlay(t testing.TB, bucketURL, accessKey, secretKey string) string {
+func localOverlay(t testing.TB, bucketURL, accessKey, secretKey string, extra map[string]string) string {
 	t.Helper()
 	root, dir := repoRoot(t), t.TempDir()
 	for _, sub := range []string{"manifests/base", "e2e/overlays/local"} {
@@ -207,14 +216,14 @@ configMapGenerator:
 - name: guestkit-dispatcher
   behavior: merge
   literals:
-  - GUESTKIT_BUCKET=%s
+  - GUESTKIT_BUCKET=%s%s
 secretGenerator:
 - name: guestkit-bucket-credentials
   literals:
   - AWS_ACCESS_KEY_ID=%s
   - AWS_SECRET_ACCESS_KEY=%s
   - AWS_REGION=%s
-`, namespace, bucketURL, accessKey, secretKey, testenv.Region)
+`, namespace, bucketURL, literals(extra), accessKey, secretKey, testenv.Region)
 	run := filepath.Join(dir, "run")
 	if err := os.MkdirAll(run, 0o755); err != nil {
 		t.Fatal(err)
@@ -223,6 +232,15 @@ secretGenerator:
 		t.Fatal(err)
 	}
 	return run
+}
+
+// literals are more configMapGenerator literals, sorted.
+func literals(env map[string]string) string {
+	var b strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		fmt.Fprintf(&b, "\n  - %s=%s", k, env[k])
+	}
+	return b.String()
 }
 
 // waitDispatcher waits until both dispatcher replicas are running and
