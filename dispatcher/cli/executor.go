@@ -86,7 +86,6 @@ func newEngine(ctx context.Context, g *Globals, f *ExecutorFlags, deps Deps, log
 	results := controller.NewResults(st, deps.Version, log, en.metrics)
 	// Image URIs in this bucket use its endpoint and settings.
 	stores := &store.Stores{Home: g.Bucket}
-	dispatch.Version = deps.Version
 	var exec controller.Executor
 	maxActive := f.MaxActive
 	switch f.Executor {

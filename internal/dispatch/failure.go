@@ -16,10 +16,6 @@ import (
 	"guestkit.io/batch/internal/spec"
 )
 
-// Version is the dispatcher's version in the results it writes; the
-// dispatcher command sets it.
-var Version = "dev"
-
 // DispatcherName is result.Runner.Name of the results the dispatcher writes.
 const DispatcherName = "guestkit-dispatcher"
 
@@ -64,7 +60,7 @@ var normalWaitingReasons = []string{"", "ContainerCreating", "PodInitializing"}
 // tail. exit_code is the pod's when it means the same status under the
 // runner's contract, or is outside it (137: SIGKILL, OOM); otherwise the
 // contract's code for the status (result.ExitCodeFor).
-func ResultFromJob(job *batchv1.Job, pods []corev1.Pod, logTail string, now time.Time) *result.Result {
+func ResultFromJob(job *batchv1.Job, pods []corev1.Pod, logTail string, by result.Runner, now time.Time) *result.Result {
 	if job == nil {
 		return nil
 	}
@@ -104,7 +100,7 @@ func ResultFromJob(job *batchv1.Job, pods []corev1.Pod, logTail string, now time
 		JobID:          cmp.Or(jobID, "unknown"),
 		IdempotencyKey: annotation(job, pod, AnnotationIdempotencyKey),
 		Attempt:        max(int(job.Status.Failed), 1),
-		Runner:         result.Runner{Name: DispatcherName, Version: Version},
+		Runner:         by,
 		Kubernetes:     kubernetesOf(job, pod),
 	}
 	if op := job.Labels[LabelOperation]; slices.Contains(spec.SupportedOperations(), op) {

@@ -77,6 +77,8 @@ func running() corev1.ContainerStatus {
 	return corev1.ContainerStatus{State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(tStart)}}, Started: ptr(true)}
 }
 
+var testBy = result.Runner{Name: DispatcherName, Version: "test"}
+
 func TestResultFromJob(t *testing.T) {
 	unschedulable := corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "gk-inspect-web-01-ae976fc145-pending", CreationTimestamp: metav1.NewTime(tStart)},
@@ -227,7 +229,7 @@ func TestResultFromJob(t *testing.T) {
 	schema := compileResultSchema(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := ResultFromJob(tt.job, tt.pods, tt.log, tNow)
+			r := ResultFromJob(tt.job, tt.pods, tt.log, testBy, tNow)
 			if r == nil {
 				t.Fatal("nil result")
 			}
@@ -253,7 +255,7 @@ func TestResultFromJob(t *testing.T) {
 			if r.JobID != "inspect-web-01" || r.IdempotencyKey != "order-77" || r.Operation != "guestkit.inspect" {
 				t.Errorf("job_id %q, idempotency_key %q, operation %q", r.JobID, r.IdempotencyKey, r.Operation)
 			}
-			if r.Runner.Name != "guestkit-dispatcher" || r.Runner.Version != Version {
+			if r.Runner.Name != "guestkit-dispatcher" || r.Runner.Version != testBy.Version {
 				t.Errorf("runner %+v", r.Runner)
 			}
 			k := r.Kubernetes
@@ -293,7 +295,7 @@ func TestResultFromJobLogTail(t *testing.T) {
 		{"invalid UTF-8 replaced", "ok \xff\xfe bytes", "ok \uFFFD bytes"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			r := ResultFromJob(job, []corev1.Pod{runnerPod(1, exited(1, "Error"), corev1.PodFailed)}, tt.log, tNow)
+			r := ResultFromJob(job, []corev1.Pod{runnerPod(1, exited(1, "Error"), corev1.PodFailed)}, tt.log, testBy, tNow)
 			got := r.Error.Details["log_tail"]
 			if len(got) > MaxDetail || !utf8.ValidString(got) {
 				t.Fatalf("log_tail of %d bytes, valid UTF-8 %v", len(got), utf8.ValidString(got))
@@ -313,7 +315,7 @@ func TestResultFromJobLogTail(t *testing.T) {
 	}
 	// Messages keep their start, bounded.
 	j := failedJob(batchv1.JobReasonBackoffLimitExceeded, strings.Repeat("m", 10000), 3)
-	if got := ResultFromJob(j, nil, "", tNow).Error.Details["job_message"]; len(got) != MaxDetail {
+	if got := ResultFromJob(j, nil, "", testBy, tNow).Error.Details["job_message"]; len(got) != MaxDetail {
 		t.Errorf("job_message of %d bytes", len(got))
 	}
 	if !utf8.ValidString(result.Head("ab日", 4)) || result.Head("ab日", 4) != "ab" {
@@ -334,7 +336,7 @@ func TestResultFromJobNotFailed(t *testing.T) {
 		notYet.Status.Conditions[i].Status = corev1.ConditionFalse
 	}
 	for name, job := range map[string]*batchv1.Job{"nil": nil, "running": running, "complete": complete, "conditions false": notYet} {
-		if r := ResultFromJob(job, nil, "", tNow); r != nil {
+		if r := ResultFromJob(job, nil, "", testBy, tNow); r != nil {
 			t.Errorf("%s: result %+v, want nil", name, r)
 		}
 	}
@@ -346,7 +348,7 @@ func TestResultFromJobIdentity(t *testing.T) {
 	job.Annotations = nil
 	job.Labels[LabelOperation] = "forged.operation"
 	job.Status.StartTime = nil
-	r := ResultFromJob(job, []corev1.Pod{runnerPod(1, exited(5, "Error"), corev1.PodFailed)}, "", tNow)
+	r := ResultFromJob(job, []corev1.Pod{runnerPod(1, exited(5, "Error"), corev1.PodFailed)}, "", testBy, tNow)
 	if r.JobID != "inspect-web-01" || r.Operation != "" || r.IdempotencyKey != "" {
 		t.Errorf("job_id %q, operation %q, idempotency_key %q", r.JobID, r.Operation, r.IdempotencyKey)
 	}
@@ -354,14 +356,14 @@ func TestResultFromJobIdentity(t *testing.T) {
 		t.Errorf("started_at %v, want the Job's creation", r.StartedAt)
 	}
 	// Nothing at all.
-	r = ResultFromJob(job, nil, "", tNow)
+	r = ResultFromJob(job, nil, "", testBy, tNow)
 	if r.JobID != "unknown" || r.Kubernetes.Pod != "" || r.Kubernetes.Job != job.Name {
 		t.Errorf("job_id %q, kubernetes %+v", r.JobID, r.Kubernetes)
 	}
 	// A condition without a time: now.
 	job.Status.Conditions[1].LastTransitionTime = metav1.Time{}
 	job.CreationTimestamp = metav1.Time{}
-	r = ResultFromJob(job, nil, "", tNow)
+	r = ResultFromJob(job, nil, "", testBy, tNow)
 	if !r.FinishedAt.Equal(tNow) || !r.StartedAt.Equal(tNow) || r.DurationSeconds != 0 {
 		t.Errorf("started %v, finished %v", r.StartedAt, r.FinishedAt)
 	}
@@ -401,7 +403,7 @@ func TestResultFromJobRecoversUploadFailure(t *testing.T) {
 			st := exited(7, "Error")
 			st.State.Terminated.Message = tt.message
 			job := failedJob(batchv1.JobReasonBackoffLimitExceeded, "", 3)
-			r := ResultFromJob(job, []corev1.Pod{runnerPod(4, st, corev1.PodFailed)}, tt.log, tNow)
+			r := ResultFromJob(job, []corev1.Pod{runnerPod(4, st, corev1.PodFailed)}, tt.log, testBy, tNow)
 			checkSchema(t, schema, r)
 			if !tt.recovered {
 				if r.Status != result.StatusFailed || r.Error.Code != result.CodeBackoffLimitExceeded || r.ExitCode != 7 {

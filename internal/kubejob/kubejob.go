@@ -394,13 +394,13 @@ func (x *Executor) settle(ctx context.Context, key string) error {
 	failed := failedJob(job)
 	created, err := x.cfg.Results.Ensure(ctx, resultKey, func(ctx context.Context) (*result.Result, error) {
 		if !failed {
-			return missingResult(job, x.cfg.Now()), nil
+			return missingResult(job, x.cfg.Results.By, x.cfg.Now()), nil
 		}
 		pods, tail, err := x.podsAndLog(ctx, job)
 		if err != nil {
 			return nil, err
 		}
-		r := dispatch.ResultFromJob(job, pods, tail, x.cfg.Now())
+		r := dispatch.ResultFromJob(job, pods, tail, x.cfg.Results.By, x.cfg.Now())
 		if r == nil {
 			return nil, fmt.Errorf("job %s: no result from a failed job", key)
 		}
@@ -516,13 +516,13 @@ func failedJob(j *batchv1.Job) bool {
 // missingResult is the result of a Job that succeeded but whose runner
 // stored nothing (the object was deleted, or the bucket lost it): the run
 // happened, its output is gone.
-func missingResult(job *batchv1.Job, now time.Time) *result.Result {
+func missingResult(job *batchv1.Job, by result.Runner, now time.Time) *result.Result {
 	id := cmp.Or(job.Annotations[dispatch.AnnotationJobID], "unknown")
 	r := &result.Result{
 		APIVersion: result.APIVersion,
 		JobID:      id,
 		Status:     result.StatusFailed,
-		Runner:     result.Runner{Name: dispatch.DispatcherName, Version: dispatch.Version},
+		Runner:     by,
 		Kubernetes: &result.Kubernetes{Namespace: job.Namespace, Job: job.Name},
 		StartedAt:  now.UTC(),
 		FinishedAt: now.UTC(),
