@@ -204,16 +204,7 @@ payload:
 		if after := c.leader(t); after == before {
 			t.Errorf("leader %s before and after deleting the dispatcher pods", after)
 		}
-		for _, id := range ids {
-			r := c.waitResult(t, "results/"+id+".json", final)
-			if r.Status != result.StatusCompleted {
-				t.Errorf("%s: status %s error %+v", id, r.Status, r.Error)
-			}
-			if n := rec.jobsFor(id); n != 1 {
-				t.Errorf("%s: %d Jobs created, want 1", id, n)
-			}
-			c.onlyResult(t, id)
-		}
+		c.completedOnce(t, rec, ids)
 	})
 
 	t.Run("BucketRestart", func(t *testing.T) {
@@ -226,16 +217,7 @@ payload:
 		start := time.Now()
 		c.restartBucket(t, 30*time.Second)
 		t.Logf("bucket down and up again in %v", time.Since(start).Round(time.Second))
-		for _, id := range ids {
-			r := c.waitResult(t, "results/"+id+".json", final)
-			if r.Status != result.StatusCompleted {
-				t.Errorf("%s: status %s error %+v", id, r.Status, r.Error)
-			}
-			if n := rec.jobsFor(id); n != 1 {
-				t.Errorf("%s: %d Jobs, want 1", id, n)
-			}
-			c.onlyResult(t, id)
-		}
+		c.completedOnce(t, rec, ids)
 	})
 
 	t.Run("BackingFileRejected", func(t *testing.T) {
@@ -365,6 +347,22 @@ func (c *cluster) waitResult(t testing.TB, key string, done func(*result.Result)
 	}
 	t.Fatalf("no final result at %s after %v (last: %+v, last error: %v)", key, resultWait, last, lastErr)
 	return nil
+}
+
+// completedOnce checks that every job_id ends completed, from exactly one
+// Job ever created, with one result object.
+func (c *cluster) completedOnce(t testing.TB, rec *recorder, ids []string) {
+	t.Helper()
+	for _, id := range ids {
+		r := c.waitResult(t, "results/"+id+".json", final)
+		if r.Status != result.StatusCompleted {
+			t.Errorf("%s: status %s error %+v", id, r.Status, r.Error)
+		}
+		if n := rec.jobsFor(id); n != 1 {
+			t.Errorf("%s: %d Jobs created, want 1", id, n)
+		}
+		c.onlyResult(t, id)
+	}
 }
 
 // onlyResult checks that a job has exactly one result object: none under
