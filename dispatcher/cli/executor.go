@@ -95,7 +95,7 @@ func newEngine(ctx context.Context, g *Globals, f *ExecutorFlags, deps Deps, log
 			return nil, err
 		}
 		x, err := localrun.New(ctx, localrun.Config{
-			Runner: bin, Store: st, Results: results, Parallel: f.Parallel, Accel: f.Accel,
+			Runner: bin, Store: st, Stores: stores, Results: results, Parallel: f.Parallel, Accel: f.Accel,
 			Log: log, Metrics: en.metrics, OnFinish: en.trigger.Poke,
 		})
 		if err != nil {

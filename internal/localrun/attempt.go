@@ -80,6 +80,20 @@ func (x *Executor) limit(e *intake.Entry) time.Duration {
 	return d + x.cfg.Grace
 }
 
+// runnerArgs is the runner's command line for a job. The runner opens the
+// spec, result and image URIs itself, so those in the dispatcher's bucket
+// carry its settings (endpoint, path style), as the dispatcher reaches it.
+func (x *Executor) runnerArgs(e *intake.Entry) []string {
+	uri := x.cfg.Stores.ResolveURI
+	args := []string{"run", "--spec", uri(x.cfg.Store.URI(e.Key)), "--result", uri(x.cfg.Store.URI(e.ResultKey)), "--job-id", e.JobID}
+	if img := e.Job.Image(); img != nil && img.URI != "" {
+		if u := uri(img.URI); u != img.URI {
+			args = append(args, "--image-url", u)
+		}
+	}
+	return args
+}
+
 // attempt runs the runner once, in its own process group and scratch
 // folder, and returns when the whole group is dead.
 func (x *Executor) attempt(ctx context.Context, e *intake.Entry, n int) *outcome {
@@ -103,8 +117,7 @@ func (x *Executor) attempt(ctx context.Context, e *intake.Entry, n int) *outcome
 	}
 	defer stderrR.Close()
 
-	cmd := exec.Command(x.runner, "run",
-		"--spec", x.cfg.Store.URI(e.Key), "--result", x.cfg.Store.URI(e.ResultKey), "--job-id", e.JobID)
+	cmd := exec.Command(x.runner, x.runnerArgs(e)...)
 	cmd.Env = x.attemptEnv(scratch)
 	cmd.Dir = scratch
 	// A file, not a Writer: Wait then returns when the runner exits, not

@@ -65,6 +65,10 @@ type Config struct {
 	Runner string
 	// Store is the bucket of the specs: the runner gets its URIs.
 	Store store.Store
+	// Stores, with Home set to Store's bucket URL, puts that bucket's
+	// settings (?endpoint=...) into the URIs the runner gets: it opens
+	// them itself. Default: none added.
+	Stores *store.Stores
 	// Results writes the results of jobs whose runner stored none.
 	Results *controller.Results
 	// Parallel caps the runner processes at once; <= 0 means 1. Jobs
@@ -127,6 +131,9 @@ type Executor struct {
 func New(stop context.Context, cfg Config) (*Executor, error) {
 	if cfg.Store == nil || cfg.Results == nil {
 		return nil, errors.New("local executor: a store and results are required")
+	}
+	if cfg.Stores == nil {
+		cfg.Stores = &store.Stores{}
 	}
 	if cfg.Runner == "" {
 		cfg.Runner = DefaultRunner

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"guestkit.io/batch/internal/metrics"
 	"guestkit.io/batch/internal/result"
 	"guestkit.io/batch/internal/store"
+	"guestkit.io/batch/internal/testenv"
 )
 
 // TestRealRunnerThroughController drives the whole embedded path: a file
@@ -104,6 +106,70 @@ func TestRealRunnerThroughController(t *testing.T) {
 	}
 	if got := x.Active(); got != 0 {
 		t.Errorf("Active = %d after Wait", got)
+	}
+}
+
+// TestRealRunnerBucketSettings: a MinIO bucket whose endpoint is only in
+// the bucket URL (s3://B?endpoint=...), as `--bucket` takes it, and no
+// AWS_ENDPOINT_URL_S3 anywhere. The runner opens the spec, the result, the
+// image (s3://B/images/...) and the SARIF report beside the result itself,
+// so each URI it gets must carry the endpoint.
+func TestRealRunnerBucketSettings(t *testing.T) {
+	image := debianImage(t)
+	runner := buildRunner(t)
+	m := testenv.StartMinIO(t)
+	for k, v := range m.Env() {
+		t.Setenv(k, v)
+	}
+	t.Setenv("AWS_ENDPOINT_URL_S3", "")
+	t.Setenv("MINIO_ENDPOINT", "")
+	bucketURL := "s3://" + m.Bucket + "?endpoint=" + m.Endpoint + "&path-style=true&region=" + testenv.Region
+	ctx := t.Context()
+	st, err := store.Open(ctx, bucketURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Put(ctx, "images/debian.qcow2", data); err != nil {
+		t.Fatal(err)
+	}
+	e := putSpec(t, st, "jobs/prof.json", map[string]any{
+		"version": "1.0", "job_id": "prof", "kind": "VMOperation", "operation": "guestkit.profile",
+		"execution": map[string]any{"max_attempts": 1, "timeout_seconds": 900},
+		"payload": map[string]any{"type": "guestkit.profile.v1", "data": map[string]any{
+			"image":    map[string]any{"uri": "s3://" + m.Bucket + "/images/debian.qcow2", "format": "qcow2"},
+			"profiles": []string{"security"},
+			"output":   map[string]any{"format": "sarif"},
+		}},
+	})
+
+	log := testLog(t)
+	m2 := metrics.New()
+	x, err := New(ctx, Config{
+		Runner: runner, Store: st, Stores: &store.Stores{Home: bucketURL}, Results: controller.NewResults(st, "test", log, m2),
+		ExtraEnv: []string{"LIBGUESTFS_BACKEND=direct"}, Log: log, Metrics: m2,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Launch(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
+	defer cancel()
+	if err := x.Wait(wctx); err != nil {
+		t.Fatal(err)
+	}
+	r := readResult(t, st, e.ResultKey)
+	if r.Status != result.StatusCompleted || r.Runner.Name != "guestkit-runner" || r.Image == nil || r.Image.URI != "s3://"+m.Bucket+"/images/debian.qcow2" {
+		t.Fatalf("prof: %s by %s, image %+v, error %+v: want the runner's completed profile naming the spec's image", r.Status, r.Runner.Name, r.Image, r.Error)
+	}
+	sarif, err := st.Get(ctx, "results/prof.sarif", 16<<20)
+	if err != nil || !strings.Contains(string(sarif), `"2.1.0"`) {
+		t.Errorf("results/prof.sarif beside the result: %v (%d bytes)", err, len(sarif))
 	}
 }
 

@@ -60,3 +60,20 @@ func (s *Stores) Resolve(bucketURL string) string {
 	// The bucket's root: Home's prefix is where specs live, not images.
 	return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, RawQuery: h.RawQuery}).String()
 }
+
+// ResolveURI is an object URI with Resolve's settings in its query: in
+// Home's bucket, s3://BUCKET/key becomes s3://BUCKET/key?endpoint=...,
+// which a process given only the URI (a local runner) opens like the
+// dispatcher does. Any other URI is returned unchanged.
+func (s *Stores) ResolveURI(uri string) string {
+	u, err := url.Parse(uri)
+	if err != nil || u.RawQuery != "" || (u.Scheme != "s3" && u.Scheme != "minio") {
+		return uri
+	}
+	b, err := url.Parse(s.Resolve((&url.URL{Scheme: u.Scheme, Host: u.Host}).String()))
+	if err != nil || b.RawQuery == "" {
+		return uri
+	}
+	u.RawQuery = b.RawQuery
+	return u.String()
+}

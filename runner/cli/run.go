@@ -55,12 +55,17 @@ func (c *RunCmd) storeReports(ctx context.Context, log *logrus.Entry, res *resul
 	if base == "" {
 		base = c.Result
 	}
+	// A bucket URI's settings (s3://b/key.json?endpoint=...) follow the key.
+	query := ""
+	if i := strings.IndexByte(base, '?'); i >= 0 && strings.Contains(base, "://") {
+		base, query = base[:i], base[i:]
+	}
 	base = strings.TrimSuffix(base, ".json")
 	if c.Report != "" {
 		base = strings.TrimSuffix(strings.TrimSuffix(base, result.Extension(format)), ".sarif")
 	}
 	for i, d := range docs {
-		uri := result.ReportName(base, format, i)
+		uri := result.ReportName(base, format, i) + query
 		if strings.HasPrefix(base, "http://") || strings.HasPrefix(base, "https://") {
 			if c.Report == "" || i > 0 {
 				return fmt.Errorf("report %d of %d: a presigned result URL cannot name more reports; pass --report", i+1, len(docs))
