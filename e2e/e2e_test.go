@@ -22,6 +22,7 @@ import (
 
 	"guestkit.io/batch/internal/result"
 	"guestkit.io/batch/internal/sweep"
+	"guestkit.io/batch/internal/testenv"
 )
 
 // resultWait bounds the wait for one result: a runner under TCG on a busy
@@ -249,11 +250,11 @@ func testImages(t testing.TB) string {
 	t.Helper()
 	dir := os.Getenv("GUESTKIT_TEST_IMAGES")
 	if dir == "" {
-		skipOrFail(t, "GUESTKIT_TEST_IMAGES is not set: run `make e2e` (scripts/testimages.sh makes the images)")
+		testenv.Unavailable(t, "GUESTKIT_TEST_IMAGES is not set: run `make e2e` (scripts/testimages.sh makes the images)")
 	}
 	for _, f := range []string{"debian.qcow2", "profile-debian-misconfigured.qcow2", "backing.qcow2"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
-			skipOrFail(t, "test image %v: run `make images`", err)
+			testenv.Unavailable(t, "test image %v: run `make images`", err)
 		}
 	}
 	return dir

@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -94,16 +93,6 @@ func startCluster(t *testing.T) *cluster {
 	}
 }
 
-// skipOrFail skips a test that cannot run here, except under CI=true,
-// where it fails: CI must never pass by skipping.
-func skipOrFail(t testing.TB, format string, args ...any) {
-	t.Helper()
-	if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci {
-		t.Fatalf(format, args...)
-	}
-	t.Skipf(format, args...)
-}
-
 // repoRoot is the module's root: go test runs in e2e/.
 func repoRoot(t testing.TB) string {
 	t.Helper()
@@ -131,7 +120,7 @@ func imageArchives(t testing.TB) []string {
 	}
 	for _, p := range paths {
 		if _, err := os.Stat(p); err != nil {
-			skipOrFail(t, "no image archive %s: run `make image-archive` first (make e2e does)", p)
+			testenv.Unavailable(t, "no image archive %s: run `make image-archive` first (make e2e does)", p)
 		}
 	}
 	return paths
@@ -142,14 +131,13 @@ func kubectlPath(t testing.TB) string {
 	if p, err := exec.LookPath("kubectl"); err == nil {
 		return p
 	}
-	out, err := exec.Command("bash", filepath.Join(repoRoot(t), "scripts/install-kube.sh"), "--path").Output()
-	if err == nil {
-		p := filepath.Join(strings.TrimSpace(string(out)), "kubectl")
+	if dir, err := testenv.KubeBinDir(); err == nil {
+		p := filepath.Join(dir, "kubectl")
 		if _, err := os.Stat(p); err == nil {
 			return p
 		}
 	}
-	skipOrFail(t, "no kubectl on PATH or from scripts/install-kube.sh")
+	testenv.Unavailable(t, "no kubectl on PATH or from scripts/install-kube.sh")
 	return ""
 }
 
@@ -295,10 +283,10 @@ func startKind(t *testing.T) *cluster {
 	t.Helper()
 	kind, err := exec.LookPath("kind")
 	if err != nil {
-		skipOrFail(t, "GUESTKIT_E2E_PROVIDER=kind: no kind on PATH")
+		testenv.Unavailable(t, "GUESTKIT_E2E_PROVIDER=kind: no kind on PATH")
 	}
 	if err := exec.Command("docker", "info").Run(); err != nil {
-		skipOrFail(t, "GUESTKIT_E2E_PROVIDER=kind: no Docker engine answers (docker info: %v)", err)
+		testenv.Unavailable(t, "GUESTKIT_E2E_PROVIDER=kind: no Docker engine answers (docker info: %v)", err)
 	}
 	archives := imageArchives(t)
 	name := "guestkit-e2e"
