@@ -1,7 +1,8 @@
 // Package guestconf parses guest configuration the way the guest's own
 // daemons do: sshd_config with Include and Match, sysctl.d precedence,
 // systemd unit enablement and drop-ins, fstab, login.defs, PAM stacks,
-// key=value and INI files, and package databases (dpkg, apk).
+// grub.cfg, grubenv and Boot Loader Specification entries, key=value and
+// INI files, and package databases (dpkg, apk).
 //
 // Every parser reads through a guest filesystem (io/fs, paths unrooted,
 // symlinks resolved inside the guest by Resolve) and reports where each

@@ -13,11 +13,8 @@ import (
 // kernelImage matches the names distributions give kernel images in /boot.
 var kernelImage = regexp.MustCompile(`^(vmlinuz|vmlinux|kernel|bzImage)-(.+)$`)
 
-// Bounds for hostile boot configurations.
-const (
-	maxBootEntries = 4096
-	maxGrubDepth   = 64
-)
+// maxBootEntries bounds the entries read from hostile boot configurations.
+const maxBootEntries = guestconf.MaxBootEntries
 
 // readKernels lists /boot kernels and finds the boot default from GRUB
 // (grub.cfg with submenus, grubenv, BLS entries through blscfg),
@@ -60,7 +57,7 @@ func readKernels(r *reader) *Kernels {
 	def, found := bootDefault(r)
 	switch {
 	case found:
-		k.Default, k.Cmdline, k.DefaultSource = kernelVersion(def.kernel, k.Installed), def.args, def.source
+		k.Default, k.Cmdline, k.DefaultSource = kernelVersion(def.Kernel, k.Installed), def.Args, def.Source.String()
 	case len(k.Installed) > 0:
 		k.Default = k.Installed[0].Version
 		k.DefaultSource = "newest installed kernel (no boot loader entry found)"
@@ -115,18 +112,8 @@ func kernelVersion(kernel string, installed []Kernel) string {
 	return base
 }
 
-// bootEntry is a GRUB menuentry or submenu, a BLS entry or an extlinux
-// label.
-type bootEntry struct {
-	title, id, version string
-	kernel, args       string
-	source             string // file:line
-	submenu            bool
-	children           []*bootEntry
-}
-
 // bootDefault finds the entry the boot loader starts by default.
-func bootDefault(r *reader) (*bootEntry, bool) {
+func bootDefault(r *reader) (*guestconf.BootEntry, bool) {
 	if e, ok := grubDefault(r); ok {
 		return e, true
 	}
@@ -139,8 +126,7 @@ func bootDefault(r *reader) (*bootEntry, bool) {
 // grubConfig returns the first grub.cfg that defines entries; an EFI stub
 // that only chains to /boot/grub2/grub.cfg does not count.
 func grubConfig(r *reader) (string, []byte) {
-	cands := []string{"boot/grub/grub.cfg", "boot/grub2/grub.cfg"}
-	cands = append(cands, r.glob("kernels", "boot/efi/EFI/*/grub.cfg")...)
+	cands := append(guestconf.GrubConfigs(), r.glob("kernels", "boot/efi/EFI/*/grub.cfg")...)
 	for _, c := range cands {
 		data := r.read("kernels", c)
 		s := string(data)
@@ -154,296 +140,47 @@ func grubConfig(r *reader) (string, []byte) {
 // grubEnv reads the grubenv next to grub.cfg (load_env's $prefix/grubenv),
 // or any other grubenv when that one is missing.
 func grubEnv(r *reader, cfg string) map[string]string {
-	env := map[string]string{}
 	cands := []string{path.Join(path.Dir(cfg), "grubenv"), "boot/grub/grubenv", "boot/grub2/grubenv"}
 	cands = append(cands, r.glob("kernels", "boot/efi/EFI/*/grubenv")...)
 	for _, c := range cands {
-		data := r.read("kernels", c)
-		if data == nil {
-			continue
+		if data := r.read("kernels", c); data != nil {
+			return guestconf.ParseGrubEnv(data)
 		}
-		for _, l := range strings.Split(string(data), "\n") {
-			if k, v, ok := strings.Cut(l, "="); ok && !strings.HasPrefix(l, "#") {
-				env[k] = v
-			}
-		}
-		break
 	}
-	return env
+	return map[string]string{}
 }
 
-func grubDefault(r *reader) (*bootEntry, bool) {
+func grubDefault(r *reader) (*guestconf.BootEntry, bool) {
 	cfg, data := grubConfig(r)
 	if data == nil {
 		return nil, false
 	}
 	vars := grubEnv(r, cfg)
-	entries := parseGrub(r, string(data), guestconf.Abs(cfg), vars)
+	bls := func() []*guestconf.BootEntry { return readBLS(r, "boot/loader/entries", vars) }
+	entries := guestconf.ParseGrubMenu(guestconf.ParseGrubCommands(data, guestconf.Abs(cfg)), vars, bls)
 	if len(entries) == 0 {
 		return nil, false
 	}
-	return pickGrubEntry(entries, vars["default"]), true
-}
-
-// parseGrub reads the menu of a grub.cfg. It follows set and bare
-// assignments outside entries and functions in file order (so the else
-// branch of "if next_entry" leaves the persistent default), keeps submenus
-// as a tree, and inserts BLS entries where blscfg runs. vars starts as
-// grubenv (load_env) and ends with the variables set.
-func parseGrub(r *reader, data, file string, vars map[string]string) []*bootEntry {
-	type frame struct {
-		kind  string // menuentry, submenu, other
-		entry *bootEntry
-	}
-	var root []*bootEntry
-	var stack []frame
-	count, skipped := 0, 0 // skipped: blocks opened beyond maxGrubDepth
-	push := func(f frame) {
-		if len(stack) < maxGrubDepth {
-			stack = append(stack, f)
-		} else {
-			skipped++
-		}
-	}
-	list := func() *[]*bootEntry {
-		for i := len(stack) - 1; i >= 0; i-- {
-			if stack[i].kind == "submenu" {
-				return &stack[i].entry.children
-			}
-		}
-		return &root
-	}
-	inside := func(kind string) *bootEntry {
-		for i := len(stack) - 1; i >= 0; i-- {
-			if stack[i].kind == kind {
-				return stack[i].entry
-			}
-		}
-		return nil
-	}
-	for i, l := range strings.Split(data, "\n") {
-		raw := grubWords(l, nil)
-		if len(raw) == 0 {
-			continue
-		}
-		opens := raw[len(raw)-1] == "{"
-		switch w := raw[0]; {
-		case w == "}":
-			if skipped > 0 {
-				skipped--
-			} else if len(stack) > 0 {
-				stack = stack[:len(stack)-1]
-			}
-			continue
-		case w == "menuentry" || w == "submenu":
-			if count >= maxBootEntries {
-				if opens {
-					push(frame{kind: "other"})
-				}
-				continue
-			}
-			count++
-			e := &bootEntry{submenu: w == "submenu", source: file + ":" + strconv.Itoa(i+1)}
-			e.title, e.id = grubEntryNames(raw[1:])
-			l := list()
-			*l = append(*l, e)
-			if opens {
-				push(frame{kind: w, entry: e})
-			}
-			continue
-		case w == "blscfg" && inside("menuentry") == nil:
-			for _, e := range readBLS(r, "boot/loader/entries", vars) {
-				if count < maxBootEntries {
-					count++
-					l := list()
-					*l = append(*l, e)
-				}
-			}
-		case w == "linux" || w == "linux16" || w == "linuxefi" || w == "kernel":
-			if e := inside("menuentry"); e != nil && e.kernel == "" {
-				if words := grubWords(l, vars); len(words) > 1 {
-					e.kernel, e.args = words[1], strings.Join(words[2:], " ")
-				}
-			}
-		case inside("menuentry") == nil && inside("other") == nil:
-			words := grubWords(l, vars)
-			if len(words) > 0 && words[0] == "set" {
-				words = words[1:]
-			}
-			if len(words) == 1 {
-				if k, v, ok := strings.Cut(words[0], "="); ok && k != "" && !strings.ContainsAny(k, "[$\"'") {
-					vars[k] = v
-				}
-			}
-		}
-		if opens {
-			push(frame{kind: "other"})
-		}
-	}
-	return root
-}
-
-// grubEntryNames returns the title and --id of a menuentry's arguments.
-func grubEntryNames(args []string) (title, id string) {
-	for i := 0; i < len(args); i++ {
-		switch a := args[i]; a {
-		case "--class", "--users", "--hotkey", "--id", "$menuentry_id_option", "${menuentry_id_option}":
-			if i+1 < len(args) {
-				i++
-				if a != "--class" && a != "--users" && a != "--hotkey" {
-					id = args[i]
-				}
-			}
-		case "--unrestricted", "{":
-		default:
-			if title == "" && !strings.HasPrefix(a, "--") {
-				title = a
-			}
-		}
-	}
-	return title, id
-}
-
-// pickGrubEntry resolves GRUB's default: an index, a title or an id,
-// or a path through submenus ("1>2", "Advanced options>Debian, with
-// Linux 6.1"). What does not resolve falls back to the first entry, as
-// GRUB does; a submenu boots its own first entry.
-func pickGrubEntry(entries []*bootEntry, spec string) *bootEntry {
-	level := entries
-	var pick *bootEntry
-	if spec != "" {
-		for part := range strings.SplitSeq(spec, ">") {
-			pick = nil
-			if n, err := strconv.Atoi(part); err == nil && n >= 0 && n < len(level) {
-				pick = level[n]
-			} else {
-				for _, e := range level {
-					if e.id == part || e.title == part {
-						pick = e
-						break
-					}
-				}
-			}
-			if pick == nil {
-				break
-			}
-			level = pick.children
-		}
-	}
-	if pick == nil {
-		pick = entries[0]
-	}
-	for depth := 0; pick.submenu && len(pick.children) > 0 && depth < maxGrubDepth; depth++ {
-		pick = pick.children[0]
-	}
-	return pick
-}
-
-// grubWords splits a grub.cfg line into words as GRUB's shell-like parser
-// does: blanks separate, quotes group, # at the start of a word comments.
-// With vars, $name and ${name} are expanded outside single quotes
-// (unknown names expand to nothing); without, they are kept literally.
-func grubWords(line string, vars map[string]string) []string {
-	var out []string
-	var cur strings.Builder
-	inWord, sq, dq := false, false, false
-	for i := 0; i < len(line); i++ {
-		c := line[i]
-		switch {
-		case sq:
-			if c == '\'' {
-				sq = false
-			} else {
-				cur.WriteByte(c)
-			}
-		case c == '\\' && i+1 < len(line):
-			i++
-			cur.WriteByte(line[i])
-			inWord = true
-		case c == '"':
-			dq, inWord = !dq, true
-		case c == '\'' && !dq:
-			sq, inWord = true, true
-		case c == '$' && vars != nil:
-			name, n := grubVarName(line[i+1:])
-			if n == 0 {
-				cur.WriteByte(c)
-			} else {
-				cur.WriteString(vars[name])
-				i += n
-			}
-			inWord = true
-		case !dq && (c == ' ' || c == '\t' || c == '\r'):
-			if inWord && cur.Len() > 0 {
-				out = append(out, cur.String())
-			}
-			cur.Reset()
-			inWord = false
-		case !dq && !inWord && c == '#':
-			return out
-		default:
-			cur.WriteByte(c)
-			inWord = true
-		}
-	}
-	if inWord && cur.Len() > 0 {
-		out = append(out, cur.String())
-	}
-	return out
-}
-
-// grubVarName reads a variable reference after $: {name} or a name.
-func grubVarName(s string) (string, int) {
-	if strings.HasPrefix(s, "{") {
-		if end := strings.IndexByte(s, '}'); end > 0 {
-			return s[1:end], end + 1
-		}
-		return "", 0
-	}
-	n := 0
-	for n < len(s) && (s[n] == '_' || s[n] >= 'a' && s[n] <= 'z' || s[n] >= 'A' && s[n] <= 'Z' || s[n] >= '0' && s[n] <= '9') {
-		n++
-	}
-	return s[:n], n
+	return guestconf.GrubDefault(entries, vars["default"]), true
 }
 
 // readBLS reads Boot Loader Specification entries, newest version first
 // (the order of RHEL's blscfg and of systemd-boot). Options may use grubenv
 // variables ($kernelopts on RHEL 8).
-func readBLS(r *reader, dir string, vars map[string]string) []*bootEntry {
-	var out []*bootEntry
+func readBLS(r *reader, dir string, vars map[string]string) []*guestconf.BootEntry {
+	var out []*guestconf.BootEntry
 	for _, f := range r.glob("kernels", dir+"/*.conf") {
 		if len(out) >= maxBootEntries {
 			break
 		}
-		e := &bootEntry{id: strings.TrimSuffix(path.Base(f), ".conf"), source: guestconf.Abs(f)}
-		var opts []string
-		for _, l := range strings.Split(string(r.read("kernels", f)), "\n") {
-			key, val, _ := strings.Cut(strings.TrimSpace(l), " ")
-			val = strings.TrimSpace(val)
-			switch key {
-			case "title":
-				e.title = val
-			case "version":
-				e.version = val
-			case "linux":
-				e.kernel = val
-			case "options":
-				opts = append(opts, val)
-			}
-		}
-		if vars != nil {
-			e.args = strings.Join(grubWords(strings.Join(opts, " "), vars), " ")
-		} else {
-			e.args = strings.Join(strings.Fields(strings.Join(opts, " ")), " ")
-		}
-		out = append(out, e)
+		kvs := guestconf.ParseBLS(r.read("kernels", f), guestconf.Abs(f))
+		out = append(out, guestconf.BLSEntry(f, kvs, vars))
 	}
-	key := func(e *bootEntry) string {
-		if e.version != "" {
-			return e.version
+	key := func(e *guestconf.BootEntry) string {
+		if e.Version != "" {
+			return e.Version
 		}
-		return e.id
+		return e.ID
 	}
 	sort.SliceStable(out, func(i, j int) bool { return versionLess(key(out[j]), key(out[i])) })
 	return out
@@ -451,7 +188,7 @@ func readBLS(r *reader, dir string, vars map[string]string) []*bootEntry {
 
 // systemdBootDefault reads systemd-boot's loader.conf and entries on the
 // ESP or XBOOTLDR partition.
-func systemdBootDefault(r *reader) (*bootEntry, bool) {
+func systemdBootDefault(r *reader) (*guestconf.BootEntry, bool) {
 	for _, base := range []string{"boot", "boot/efi", "efi"} {
 		entries := readBLS(r, base+"/loader/entries", nil)
 		if len(entries) == 0 {
@@ -463,10 +200,10 @@ func systemdBootDefault(r *reader) (*bootEntry, bool) {
 				continue
 			}
 			for _, e := range entries {
-				if m, _ := path.Match(f[1], e.id); m {
+				if m, _ := path.Match(f[1], e.ID); m {
 					return e, true
 				}
-				if m, _ := path.Match(f[1], e.id+".conf"); m {
+				if m, _ := path.Match(f[1], e.ID+".conf"); m {
 					return e, true
 				}
 			}
@@ -479,14 +216,14 @@ func systemdBootDefault(r *reader) (*bootEntry, bool) {
 // extlinuxDefault reads extlinux/syslinux configuration (Alpine's default
 // boot loader on BIOS): DEFAULT names a label, else MENU DEFAULT marks one,
 // else the first label boots.
-func extlinuxDefault(r *reader) (*bootEntry, bool) {
+func extlinuxDefault(r *reader) (*guestconf.BootEntry, bool) {
 	for _, f := range []string{"boot/extlinux/extlinux.conf", "boot/extlinux.conf", "extlinux.conf", "boot/syslinux/syslinux.cfg", "boot/syslinux.cfg"} {
 		data := r.read("kernels", f)
 		if data == nil {
 			continue
 		}
-		var entries []*bootEntry
-		var cur, marked *bootEntry
+		var entries []*guestconf.BootEntry
+		var cur, marked *guestconf.BootEntry
 		def := ""
 		for i, l := range strings.Split(string(data), "\n") {
 			w := strings.Fields(l)
@@ -502,15 +239,15 @@ func extlinuxDefault(r *reader) (*bootEntry, bool) {
 					cur = nil
 					continue
 				}
-				cur = &bootEntry{title: rest, id: rest, source: guestconf.Abs(f) + ":" + strconv.Itoa(i+1)}
+				cur = &guestconf.BootEntry{Title: rest, ID: rest, Source: guestconf.Source{File: guestconf.Abs(f), Line: i + 1}}
 				entries = append(entries, cur)
 			case "KERNEL", "LINUX":
 				if cur != nil {
-					cur.kernel = rest
+					cur.Kernel = rest
 				}
 			case "APPEND":
 				if cur != nil {
-					cur.args = strings.Join(strings.Fields(rest), " ")
+					cur.Args = strings.Join(strings.Fields(rest), " ")
 				}
 			case "MENU":
 				if cur != nil && len(w) > 1 && strings.EqualFold(w[1], "DEFAULT") {
@@ -522,7 +259,7 @@ func extlinuxDefault(r *reader) (*bootEntry, bool) {
 			continue
 		}
 		for _, e := range entries {
-			if e.id == def {
+			if e.ID == def {
 				return e, true
 			}
 		}

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+
+	"guestkit.io/batch/internal/guestconf"
 )
 
 // debianGrubCfg is the shape grub-mkconfig writes on Debian 12: a top
@@ -262,28 +264,6 @@ func TestReadKernelsNone(t *testing.T) {
 	noProblems(t, r)
 }
 
-func TestGrubWords(t *testing.T) {
-	vars := map[string]string{"a": "A", "kernelopts": "root=/dev/sda1 ro"}
-	for _, c := range []struct {
-		in   string
-		vars map[string]string
-		want string
-	}{
-		{`menuentry 'It'\''s "x"' --id 'i d' {`, nil, `menuentry|It's "x"|--id|i d|{`},
-		{`linux /vmlinuz $a ${a}b "$a c" '$a' $unknown # comment`, vars, `linux|/vmlinuz|A|Ab|A c|$a`},
-		{`set default="${saved_entry}"`, vars, `set|default=`},
-		{`options $kernelopts`, vars, `options|root=/dev/sda1 ro`},
-		{`  # only a comment`, vars, ``},
-		{`echo "unterminated`, vars, `echo|unterminated`},
-		{`x $`, vars, `x|$`},
-		{`x ${unterminated`, vars, `x|${unterminated`},
-	} {
-		if got := strings.Join(grubWords(c.in, c.vars), "|"); got != c.want {
-			t.Errorf("grubWords(%q) = %q, want %q", c.in, got, c.want)
-		}
-	}
-}
-
 func TestVersionLess(t *testing.T) {
 	for _, c := range []struct {
 		a, b string
@@ -305,7 +285,7 @@ func TestVersionLess(t *testing.T) {
 // Blocks nested deeper than the parser tracks still close in step: what
 // follows them is read at the right level.
 func TestParseGrubDeepNesting(t *testing.T) {
-	cfg := strings.Repeat("function f {\n", maxGrubDepth+50) + "set default=9\n" + strings.Repeat("}\n", maxGrubDepth+50) +
+	cfg := strings.Repeat("function f {\n", guestconf.MaxGrubDepth+50) + "set default=9\n" + strings.Repeat("}\n", guestconf.MaxGrubDepth+50) +
 		"set default=1\nmenuentry 'a' {\n\tlinux /vmlinuz-a\n}\nmenuentry 'b' {\n\tlinux /vmlinuz-b x=1\n}\n"
 	r := newReader(fstest.MapFS{"boot/grub/grub.cfg": file(cfg)})
 	k := readKernels(r)

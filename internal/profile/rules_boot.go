@@ -8,12 +8,10 @@ import (
 	"guestkit.io/batch/internal/guestconf"
 )
 
-// grubConfigs are the generated GRUB configurations, Debian's then RHEL's.
-func grubConfigs() []string { return []string{"boot/grub/grub.cfg", "boot/grub2/grub.cfg"} }
-
+// findGrubCfg lists the generated grub.cfg files that exist.
 func findGrubCfg(e *Env) []string {
 	var out []string
-	for _, c := range grubConfigs() {
+	for _, c := range guestconf.GrubConfigs() {
 		if guestconf.Exists(e.FS(), c) {
 			out = append(out, c)
 		}
@@ -51,28 +49,43 @@ func kernelCmdlines(e *Env) []guestconf.KV {
 			}
 		}
 	}
-	cfgs := findGrubCfg(e)
-	if bls, err := guestconf.Glob(e.FS(), "/boot/loader/entries/*.conf"); err == nil {
-		cfgs = append(cfgs, bls...)
+	for _, f := range findGrubCfg(e) {
+		cmds, err := guestconf.ReadGrubCommands(e.FS(), f)
+		if err != nil {
+			continue
+		}
+		for _, c := range cmds {
+			if len(c.Words) > 1 && cmdlineKey(c.Words[0]) {
+				out = append(out, guestconf.KV{Key: c.Words[0], Value: strings.Join(c.Words[1:], " "), Source: c.Source})
+			}
+		}
 	}
-	cfgs = append(cfgs, "etc/kernel/cmdline")
-	for _, f := range cfgs {
+	bls, _ := guestconf.Glob(e.FS(), "/boot/loader/entries/*.conf")
+	for _, f := range bls {
 		data, err := guestconf.ReadFile(e.FS(), f)
 		if err != nil {
 			continue
 		}
-		for i, l := range strings.Split(string(data), "\n") {
-			fl := strings.Fields(l)
-			if f == "etc/kernel/cmdline" && len(fl) > 0 {
-				out = append(out, guestconf.KV{Key: "cmdline", Value: strings.Join(fl, " "), Source: guestconf.Source{File: "/etc/kernel/cmdline", Line: i + 1}})
-				continue
+		for _, kv := range guestconf.ParseBLS(data, guestconf.Abs(f)) {
+			if kv.Value != "" && cmdlineKey(kv.Key) {
+				out = append(out, guestconf.KV{Key: kv.Key, Value: strings.Join(strings.Fields(kv.Value), " "), Source: kv.Source})
 			}
-			if len(fl) > 1 && (fl[0] == "linux" || fl[0] == "linux16" || fl[0] == "linuxefi" || fl[0] == "options") {
-				out = append(out, guestconf.KV{Key: fl[0], Value: strings.Join(fl[1:], " "), Source: guestconf.Source{File: guestconf.Abs(f), Line: i + 1}})
+		}
+	}
+	if data, err := guestconf.ReadFile(e.FS(), "etc/kernel/cmdline"); err == nil {
+		for i, l := range strings.Split(string(data), "\n") {
+			if fl := strings.Fields(l); len(fl) > 0 {
+				out = append(out, guestconf.KV{Key: "cmdline", Value: strings.Join(fl, " "), Source: guestconf.Source{File: "/etc/kernel/cmdline", Line: i + 1}})
 			}
 		}
 	}
 	return out
+}
+
+// cmdlineKey reports the grub.cfg commands and BLS keys whose arguments
+// end up on the kernel command line.
+func cmdlineKey(k string) bool {
+	return k == "linux" || k == "linux16" || k == "linuxefi" || k == "options"
 }
 
 // cmdlineArg finds kernel arguments matching pred.
@@ -91,27 +104,11 @@ func cmdlineArgs(e *Env, pred func(arg string) bool) []Evidence {
 func grubPassword(_ context.Context, e *Env) Outcome {
 	var ev []Evidence
 	for _, c := range findGrubCfg(e) {
-		data, err := guestconf.ReadFile(e.FS(), c)
+		cmds, err := guestconf.ReadGrubCommands(e.FS(), c)
 		if err != nil {
 			return readFailure(err)
 		}
-		var su, pw *Evidence
-		for i, l := range strings.Split(string(data), "\n") {
-			t := strings.TrimSpace(l)
-			src := guestconf.Source{File: guestconf.Abs(c), Line: i + 1}
-			if strings.HasPrefix(t, "set superusers=") && su == nil {
-				x := at(src, t, "superuser set")
-				su = &x
-			}
-			if f := strings.Fields(t); len(f) >= 3 && f[0] == "password_pbkdf2" && pw == nil {
-				shown := "<hash>"
-				if strings.Contains(f[2], "GRUB2_PASSWORD") {
-					shown = f[2]
-				}
-				x := at(src, "password_pbkdf2 "+f[1]+" "+shown, "PBKDF2 password set")
-				pw = &x
-			}
-		}
+		su, pw := grubSuperuser(cmds)
 		if su == nil || pw == nil {
 			ev = append(ev, Evidence{File: guestconf.Abs(c), Note: "no `set superusers=` with a `password_pbkdf2` line: anyone at the console can edit boot entries"})
 			continue
@@ -131,6 +128,28 @@ func grubPassword(_ context.Context, e *Env) Outcome {
 		ev = append(ev, *su, *pw, Evidence{File: guestconf.Abs(uc), Note: "no GRUB2_PASSWORD=grub.pbkdf2... hash: the password is empty and not enforced (run grub2-setpassword)"})
 	}
 	return fail(ev...)
+}
+
+// grubSuperuser finds the first `set superusers=` and `password_pbkdf2`
+// commands of a grub.cfg. The hash is never shown, only a reference to
+// RHEL's ${GRUB2_PASSWORD}.
+func grubSuperuser(cmds []guestconf.GrubCommand) (su, pw *Evidence) {
+	for _, c := range cmds {
+		w := c.Words
+		if su == nil && len(w) > 1 && w[0] == "set" && strings.HasPrefix(w[1], "superusers=") {
+			x := at(c.Source, strings.TrimSpace(c.Text), "superuser set")
+			su = &x
+		}
+		if pw == nil && len(w) >= 3 && w[0] == "password_pbkdf2" {
+			shown := "<hash>"
+			if strings.Contains(w[2], "GRUB2_PASSWORD") {
+				shown = w[2]
+			}
+			x := at(c.Source, "password_pbkdf2 "+w[1]+" "+shown, "PBKDF2 password set")
+			pw = &x
+		}
+	}
+	return su, pw
 }
 
 func selinuxApplies() Applicability {
