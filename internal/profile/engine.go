@@ -8,6 +8,8 @@ import (
 	"runtime/debug"
 	"slices"
 	"time"
+
+	"guestkit.io/batch/internal/profile/names"
 )
 
 // Options control an evaluation. The zero value is valid: the seed
@@ -30,7 +32,7 @@ type Options struct {
 
 // DefaultProfiles returns the profiles evaluated when Options.Profiles is
 // empty: the seed profiles of the guestkit worker.
-func DefaultProfiles() []string { return []string{"security", "compliance", "hardening"} }
+func DefaultProfiles() []string { return names.Defaults() }
 
 func (o Options) walkMax() int {
 	if o.WalkMaxEntries > 0 {
@@ -233,13 +235,15 @@ type Profile struct {
 	Rules       []string `json:"rules"`
 }
 
+// profileInfo titles every name of package names, in its order
+// (TestProfilesAreTheNames).
 func profileInfo() []Profile {
 	return []Profile{
-		{Name: "security", Title: "Security", Description: "Exposure and access: sshd, accounts and passwords, sensitive file permissions, SUID and world-writable files, host firewall, package signatures, insecure network services."},
-		{Name: "compliance", Title: "Compliance", Description: "Policy controls auditors ask for: password ageing and quality, account lockout, umask, MAC (SELinux/AppArmor), auditd, time synchronisation, file integrity (AIDE), cron access."},
-		{Name: "hardening", Title: "Hardening", Description: "Attack-surface reduction: kernel parameters, core dumps, /tmp mount options, boot loader, kernel modules, cron permissions, unneeded services and packages."},
-		{Name: "cis-level1-server", Title: "CIS Level 1 Server (Debian/Ubuntu and RHEL)", Description: "Every rule mapped to a CIS Level 1 Server recommendation of the CIS Ubuntu 24.04 / Debian 12 or RHEL 9 benchmarks."},
-		{Name: "pci-dss", Title: "PCI-DSS v4.0.1", Description: "Every rule mapped to a PCI-DSS v4.0.1 requirement."},
+		{Name: names.Security, Title: "Security", Description: "Exposure and access: sshd, accounts and passwords, sensitive file permissions, SUID and world-writable files, host firewall, package signatures, insecure network services."},
+		{Name: names.Compliance, Title: "Compliance", Description: "Policy controls auditors ask for: password ageing and quality, account lockout, umask, MAC (SELinux/AppArmor), auditd, time synchronisation, file integrity (AIDE), cron access."},
+		{Name: names.Hardening, Title: "Hardening", Description: "Attack-surface reduction: kernel parameters, core dumps, /tmp mount options, boot loader, kernel modules, cron permissions, unneeded services and packages."},
+		{Name: names.CISLevel1Server, Title: "CIS Level 1 Server (Debian/Ubuntu and RHEL)", Description: "Every rule mapped to a CIS Level 1 Server recommendation of the CIS Ubuntu 24.04 / Debian 12 or RHEL 9 benchmarks."},
+		{Name: names.PCIDSS, Title: "PCI-DSS v4.0.1", Description: "Every rule mapped to a PCI-DSS v4.0.1 requirement."},
 	}
 }
 
@@ -279,11 +283,11 @@ func derivedProfiles(r Rule) []string {
 	if r.Legacy {
 		return ps
 	}
-	if (r.References.CISDebian != "" || r.References.CISRHEL != "") && !slices.Contains(ps, "cis-level1-server") {
-		ps = append(ps, "cis-level1-server")
+	if (r.References.CISDebian != "" || r.References.CISRHEL != "") && !slices.Contains(ps, names.CISLevel1Server) {
+		ps = append(ps, names.CISLevel1Server)
 	}
-	if len(r.References.PCIDSS) > 0 && !slices.Contains(ps, "pci-dss") {
-		ps = append(ps, "pci-dss")
+	if len(r.References.PCIDSS) > 0 && !slices.Contains(ps, names.PCIDSS) {
+		ps = append(ps, names.PCIDSS)
 	}
 	return ps
 }

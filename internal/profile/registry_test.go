@@ -4,6 +4,8 @@ import (
 	"regexp"
 	"slices"
 	"testing"
+
+	"guestkit.io/batch/internal/profile/names"
 )
 
 func TestRegistryIntegrity(t *testing.T) {
@@ -27,7 +29,7 @@ func TestRegistryIntegrity(t *testing.T) {
 		if len(r.Profiles) == 0 {
 			t.Errorf("%s: in no profile", r.ID)
 		}
-		if !r.Legacy && !slices.ContainsFunc([]string{"security", "compliance", "hardening"}, func(p string) bool { return slices.Contains(r.Profiles, p) }) {
+		if !r.Legacy && !slices.ContainsFunc(names.Defaults(), func(p string) bool { return slices.Contains(r.Profiles, p) }) {
 			t.Errorf("%s: in no seed profile", r.ID)
 		}
 	}
@@ -43,6 +45,25 @@ func TestRegistryIntegrity(t *testing.T) {
 		for _, id := range p.Rules {
 			if !seen[id] {
 				t.Errorf("profile %s names unknown rule %s", p.Name, id)
+			}
+		}
+	}
+}
+
+// TestProfilesAreTheNames: the engine has a profile for every registered
+// name and no other, in the registry's order, and rules name only those.
+func TestProfilesAreTheNames(t *testing.T) {
+	var got []string
+	for _, p := range Profiles() {
+		got = append(got, p.Name)
+	}
+	if !slices.Equal(got, names.All()) {
+		t.Errorf("profiles %v, names.All() %v", got, names.All())
+	}
+	for _, r := range Rules() {
+		for _, p := range r.Profiles {
+			if !slices.Contains(names.All(), p) {
+				t.Errorf("%s: unknown profile %q", r.ID, p)
 			}
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"guestkit.io/batch/internal/profile/names"
 	"guestkit.io/batch/internal/result"
 )
 
@@ -44,9 +45,7 @@ const (
 func SupportedOperations() []string { return []string{OpInspect, OpProfile} }
 
 // KnownProfiles lists the profile names a guestkit.profile job may ask for.
-func KnownProfiles() []string {
-	return []string{"security", "compliance", "hardening", "cis-level1-server", "pci-dss"}
-}
+func KnownProfiles() []string { return names.All() }
 
 // Job is one job spec v1 document.
 //
