@@ -14,6 +14,7 @@ import (
 	"testing/fstest"
 
 	"guestkit.io/batch/internal/profile"
+	"guestkit.io/batch/internal/profile/names"
 	"guestkit.io/batch/internal/profile/tree"
 	"guestkit.io/batch/internal/result"
 	"guestkit.io/batch/internal/runner"
@@ -30,8 +31,6 @@ import (
 // one does.
 
 const profileTrees = "../profile/testdata/trees"
-
-var allProfiles = []string{"security", "compliance", "hardening", "cis-level1-server", "pci-dss"}
 
 // Rules that read the whole filesystem: on these small images they must be
 // decided (pass), never notchecked because a bound was hit.
@@ -130,7 +129,7 @@ func profileJob(img testImage, timeout int64) *spec.Job {
 		Execution: &spec.Execution{TimeoutSeconds: &timeout},
 		Payload: spec.Payload{Type: spec.OpProfile + ".v1", Data: &spec.Data{
 			Image:    &spec.Image{Path: img.Path, Format: img.Format},
-			Profiles: allProfiles,
+			Profiles: names.All(),
 		}},
 	}
 }

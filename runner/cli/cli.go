@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
+	"strings"
 
 	"github.com/alecthomas/kong"
 	"github.com/sirupsen/logrus"
 
+	"guestkit.io/batch/internal/profile/names"
 	"guestkit.io/batch/internal/result"
 	"guestkit.io/batch/internal/runner"
 )
@@ -93,6 +95,7 @@ func Run(ctx context.Context, args []string, deps Deps) (err error) {
 		kong.Description("Inspect or profile one VM disk image, read-only, with libguestfs."),
 		kong.Writers(deps.Stdout, deps.Stderr),
 		kong.Exit(func(code int) { exited = code }),
+		Vars(),
 	)
 	if err != nil {
 		return err
@@ -121,6 +124,15 @@ func Run(ctx context.Context, args []string, deps Deps) (err error) {
 		deps.Log.WithError(err).Error(kctx.Command() + " failed")
 	}
 	return err
+}
+
+// Vars fill the ${...} of the flags' tags, so that help and defaults name
+// the profiles of the registry.
+func Vars() kong.Vars {
+	return kong.Vars{
+		"profiles":         strings.Join(names.All(), ", "),
+		"default_profiles": strings.Join(names.Defaults(), ","),
+	}
 }
 
 func exitErr(code int, err error) error {

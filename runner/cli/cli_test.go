@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/alecthomas/kong"
 
+	"guestkit.io/batch/internal/profile/names"
 	"guestkit.io/batch/internal/result"
 	"guestkit.io/batch/runner/cli"
 )
@@ -30,7 +33,7 @@ func TestMain(m *testing.M) {
 // to ("" for globals).
 func flags(t *testing.T) map[string]*kong.Flag {
 	var c cli.CLI
-	p, err := kong.New(&c, kong.Name("guestkit-runner"))
+	p, err := kong.New(&c, kong.Name("guestkit-runner"), cli.Vars())
 	if err != nil {
 		if t != nil {
 			t.Fatal(err)
@@ -115,6 +118,48 @@ func TestReadme(t *testing.T) {
 		if !strings.Contains(row(int(code)), "FailJob") {
 			t.Errorf("README: exit code %d is non-retryable; its row must say FailJob: %q", code, row(int(code)))
 		}
+	}
+}
+
+// TestReadmeProfiles: the READMEs name the profiles of the registry, and
+// only those; runner/README.md lists them all with the default.
+func TestReadmeProfiles(t *testing.T) {
+	all := names.All()
+	for _, path := range []string{"../README.md", "../../README.md"} {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range regexp.MustCompile(`--profiles[ =]([a-z0-9,-]+)`).FindAllStringSubmatch(string(b), -1) {
+			for _, p := range strings.Split(m[1], ",") {
+				if p != "" && !slices.Contains(all, p) {
+					t.Errorf("%s: %q names unknown profile %q", path, m[0], p)
+				}
+			}
+		}
+	}
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, row, ok := strings.Cut(string(b), "\n| `profile --profiles` |")
+	if !ok {
+		t.Fatal("runner/README.md has no row for profile --profiles")
+	}
+	row, _, _ = strings.Cut(row, "\n")
+	cells := strings.Split(row, "|")
+	if len(cells) != 4 {
+		t.Fatalf("profile --profiles row: %d cells, want 4: %q", len(cells), row)
+	}
+	if got, want := strings.Trim(cells[1], " `"), strings.Join(names.Defaults(), ","); got != want {
+		t.Errorf("runner/README.md: profile --profiles default %q, want %q", got, want)
+	}
+	var listed []string
+	for _, m := range regexp.MustCompile("`([^`]+)`").FindAllStringSubmatch(cells[2], -1) {
+		listed = append(listed, m[1])
+	}
+	if !slices.Equal(listed, all) {
+		t.Errorf("runner/README.md: profile --profiles lists %v, want %v", listed, all)
 	}
 }
 

@@ -16,7 +16,7 @@ import (
 // ProfileCmd evaluates security and compliance profiles on one local image.
 type ProfileCmd struct {
 	localImage        `embed:""`
-	Profiles          []string `help:"Profiles: security, compliance, hardening, cis-level1-server, pci-dss." default:"security,compliance,hardening" sep:"," env:"GUESTKIT_PROFILES"`
+	Profiles          []string `help:"Profiles: ${profiles}." default:"${default_profiles}" sep:"," env:"GUESTKIT_PROFILES"`
 	SeverityThreshold string   `help:"Lowest severity of a failed rule that makes the image noncompliant (exit 2); none disables." default:"medium" enum:"none,info,low,medium,high,critical" env:"GUESTKIT_SEVERITY_THRESHOLD"`
 	FailOnCritical    bool     `help:"A failed critical rule makes the image noncompliant whatever the threshold." default:"true" negatable:"" env:"GUESTKIT_FAIL_ON_CRITICAL"`
 	Remediation       bool     `help:"Include remediation text in the results." default:"true" negatable:"" env:"GUESTKIT_INCLUDE_REMEDIATION"`
@@ -66,7 +66,7 @@ func (c *ProfileCmd) Run(ctx context.Context, deps Deps) error {
 	case rerr != nil:
 		return rerr
 	case c.Output == "" && len(docs) > 1:
-		return &ExitError{Code: 64, Err: fmt.Errorf("the image has %d OS roots: pass -o to write one report per root", len(docs))}
+		return &ExitError{Code: result.ExitUsage, Err: fmt.Errorf("the image has %d OS roots: pass -o to write one report per root", len(docs))}
 	case c.Output == "":
 		if _, err := deps.Stdout.Write(docs[0]); err != nil {
 			return err

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"guestkit.io/batch/internal/libguestfs"
+	"guestkit.io/batch/internal/profile/names"
 )
 
 type measure struct {
@@ -104,7 +105,7 @@ func profileSpec(img, format string) (string, error) {
 		"version": "1.0", "job_id": "bench-profile", "operation": "guestkit.profile",
 		"payload": map[string]any{"type": "guestkit.profile.v1", "data": map[string]any{
 			"image":    map[string]any{"path": img, "format": format},
-			"profiles": []string{"security", "compliance", "hardening", "cis-level1-server", "pci-dss"},
+			"profiles": names.All(),
 		}},
 	}
 	b, _ := json.Marshal(spec)
