@@ -1,8 +1,9 @@
 // Package guestconf parses guest configuration the way the guest's own
 // daemons do: sshd_config with Include and Match, sysctl.d precedence,
 // systemd unit enablement and drop-ins, fstab, login.defs, PAM stacks,
-// grub.cfg, grubenv and Boot Loader Specification entries, key=value and
-// INI files, and package databases (dpkg, apk).
+// grub.cfg, grubenv and Boot Loader Specification entries, the account
+// files (passwd, shadow, group), key=value and INI files, and package
+// databases (dpkg, apk).
 //
 // Every parser reads through a guest filesystem (io/fs, paths unrooted,
 // symlinks resolved inside the guest by Resolve) and reports where each

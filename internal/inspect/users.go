@@ -53,21 +53,17 @@ func readUsers(r *reader) ([]User, []Group) {
 	groups, gidName, member := readGroups(r)
 	keys := newKeyChecker(r)
 	var users []User
-	for n, l := range strings.Split(string(passwd), "\n") {
-		l = strings.TrimRight(l, "\r")
-		if strings.TrimSpace(l) == "" || l[0] == '#' || l[0] == '+' || l[0] == '-' {
-			continue // blank, comment, or NIS compat entry
-		}
+	for _, a := range guestconf.ParseAccounts(passwd, "/etc/passwd") {
 		// Never quote the line: its second field may be a hash.
-		f := strings.Split(l, ":")
+		f := a.Fields
 		if len(f) != 7 || f[0] == "" {
-			r.problem("users", "/etc/passwd", fmt.Errorf("line %d: %d fields, want 7 and a name", n+1, len(f)))
+			r.problem("users", a.File, fmt.Errorf("line %d: %d fields, want 7 and a name", a.Line, len(f)))
 			continue
 		}
 		uid, err1 := strconv.ParseUint(f[2], 10, 32)
 		gid, err2 := strconv.ParseUint(f[3], 10, 32)
 		if err1 != nil || err2 != nil {
-			r.problem("users", "/etc/passwd", fmt.Errorf("line %d: bad uid or gid", n+1))
+			r.problem("users", a.File, fmt.Errorf("line %d: bad uid or gid", a.Line))
 			continue
 		}
 		u := User{Name: f[0], UID: int64(uid), GID: int64(gid), Gecos: f[4], Home: f[5], Shell: f[6]}
@@ -97,19 +93,13 @@ func readUsers(r *reader) ([]User, []Group) {
 // name wins, as getspnam returns it.
 func readShadow(r *reader) map[string]string {
 	shadow := map[string]string{}
-	for n, l := range strings.Split(string(r.read("users", "etc/shadow")), "\n") {
-		l = strings.TrimRight(l, "\r")
-		if strings.TrimSpace(l) == "" || l[0] == '#' || l[0] == '+' || l[0] == '-' {
+	for _, a := range guestconf.ParseAccounts(r.read("users", "etc/shadow"), "/etc/shadow") {
+		if len(a.Fields) < 2 || a.Fields[0] == "" {
+			r.problem("users", a.File, fmt.Errorf("line %d: no password field", a.Line))
 			continue
 		}
-		name, rest, ok := strings.Cut(l, ":")
-		if !ok || name == "" {
-			r.problem("users", "/etc/shadow", fmt.Errorf("line %d: no password field", n+1))
-			continue
-		}
-		pw, _, _ := strings.Cut(rest, ":")
-		if _, dup := shadow[name]; !dup {
-			shadow[name] = pw
+		if _, dup := shadow[a.Fields[0]]; !dup {
+			shadow[a.Fields[0]] = a.Fields[1]
 		}
 	}
 	return shadow
@@ -121,19 +111,15 @@ func readGroups(r *reader) ([]Group, map[int64]string, map[string][]string) {
 	var groups []Group
 	gidName := map[int64]string{}
 	member := map[string][]string{}
-	for n, l := range strings.Split(string(r.read("users", "etc/group")), "\n") {
-		l = strings.TrimSpace(l)
-		if l == "" || l[0] == '#' || l[0] == '+' || l[0] == '-' {
-			continue
-		}
-		f := strings.Split(l, ":")
+	for _, a := range guestconf.ParseAccounts(r.read("users", "etc/group"), "/etc/group") {
+		f := a.Fields
 		if len(f) < 3 || len(f) > 4 || f[0] == "" {
-			r.problem("users", "/etc/group", fmt.Errorf("line %d: %d fields, want 4 and a name", n+1, len(f)))
+			r.problem("users", a.File, fmt.Errorf("line %d: %d fields, want 4 and a name", a.Line, len(f)))
 			continue
 		}
 		gid, err := strconv.ParseUint(f[2], 10, 32)
 		if err != nil {
-			r.problem("users", "/etc/group", fmt.Errorf("line %d: bad gid", n+1))
+			r.problem("users", a.File, fmt.Errorf("line %d: bad gid", a.Line))
 			continue
 		}
 		g := Group{Name: f[0], GID: int64(gid)}

@@ -123,13 +123,12 @@ func containsU32(s []uint32, v uint32) bool {
 
 // groupGID looks a group up in /etc/group.
 func groupGID(e *Env, name string) (uint32, bool) {
-	data, err := guestconf.ReadFile(e.FS(), "etc/group")
+	ents, err := guestconf.ReadAccounts(e.FS(), "etc/group")
 	if err != nil {
 		return 0, false
 	}
-	for _, l := range strings.Split(string(data), "\n") {
-		f := strings.Split(l, ":")
-		if len(f) >= 3 && f[0] == name {
+	for _, a := range ents {
+		if f := a.Fields; len(f) >= 3 && f[0] == name {
 			var gid uint32
 			if _, err := fmt.Sscanf(f[2], "%d", &gid); err == nil {
 				return gid, true

@@ -16,24 +16,25 @@ type passwdEntry struct {
 	guestconf.Source
 }
 
-// passwdFile parses /etc/passwd; NIS "+"/"-" lines are skipped.
+// passwdFile parses /etc/passwd; lines with fewer than 4 fields are
+// skipped, a bad UID is -1.
 func (e *Env) passwdFile() ([]passwdEntry, error) {
 	return e.passwd.get(func() ([]passwdEntry, error) {
-		data, err := guestconf.ReadFile(e.FS(), "etc/passwd")
+		ents, err := guestconf.ReadAccounts(e.FS(), "etc/passwd")
 		if err != nil {
 			return nil, err
 		}
 		var out []passwdEntry
-		for i, l := range strings.Split(string(data), "\n") {
-			f := strings.Split(strings.TrimSuffix(l, "\r"), ":")
-			if len(f) < 4 || f[0] == "" || f[0][0] == '+' || f[0][0] == '-' || strings.HasPrefix(f[0], "#") {
+		for _, a := range ents {
+			f := a.Fields
+			if len(f) < 4 || f[0] == "" {
 				continue
 			}
 			uid, err := strconv.Atoi(f[2])
 			if err != nil {
 				uid = -1
 			}
-			out = append(out, passwdEntry{Name: f[0], Password: f[1], UID: uid, Source: guestconf.Source{File: "/etc/passwd", Line: i + 1}})
+			out = append(out, passwdEntry{Name: f[0], Password: f[1], UID: uid, Source: a.Source})
 		}
 		return out, nil
 	})
@@ -232,7 +233,7 @@ func accountRules() []Rule {
 			Remediation: "Lock the accounts (`passwd -l NAME`) or give them a password.",
 			Profiles:    sec,
 			Eval: func(_ context.Context, e *Env) Outcome {
-				data, err := guestconf.ReadFile(e.FS(), "etc/shadow")
+				ents, err := guestconf.ReadAccounts(e.FS(), "etc/shadow")
 				if err != nil {
 					if isNotExist(err) {
 						return notChecked("/etc/shadow does not exist; see accounts_password_all_shadowed")
@@ -241,15 +242,15 @@ func accountRules() []Rule {
 				}
 				var bad []Evidence
 				n := 0
-				for i, l := range strings.Split(string(data), "\n") {
-					f := strings.Split(l, ":")
+				for _, a := range ents {
+					f := a.Fields
 					if len(f) < 2 || f[0] == "" {
 						continue
 					}
 					n++
 					if f[1] == "" {
 						// Never put the hash field into evidence; here it is empty.
-						bad = append(bad, Evidence{File: "/etc/shadow", Line: i + 1, Value: f[0], Note: "password field is empty: login without a password"})
+						bad = append(bad, Evidence{File: a.File, Line: a.Line, Value: f[0], Note: "password field is empty: login without a password"})
 					}
 				}
 				if len(bad) > 0 {
