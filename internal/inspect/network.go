@@ -83,118 +83,151 @@ var runPartsName = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
 // with source and source-directory. An interface's inet and inet6 stanzas
 // make one Interface; the method is the inet one when both exist.
 func readIfupdown(r *reader) []Interface {
-	var out []Interface
-	idx := map[string]int{}
-	auto := map[string]bool{}
-	seen := map[string]bool{}
-	var readFile func(f string, depth int)
-	readFile = func(f string, depth int) {
-		if depth > 8 || seen[f] || len(seen) >= maxIfupdown {
-			return
+	p := &ifupdown{r: r, idx: map[string]int{}, auto: map[string]bool{}, seen: map[string]bool{}}
+	p.readFile("etc/network/interfaces", 0)
+	for i := range p.out {
+		on := p.auto[p.out[i].Name]
+		p.out[i].OnBoot = &on
+	}
+	return p.out
+}
+
+// ifupdown collects interfaces across /etc/network/interfaces and the
+// files it includes.
+type ifupdown struct {
+	r    *reader
+	out  []Interface
+	idx  map[string]int // interface name -> index in out
+	auto map[string]bool
+	seen map[string]bool // files read, against include loops
+}
+
+// readFile reads one interfaces file. Option lines belong to the iface
+// stanza above them; any other stanza ends it.
+func (p *ifupdown) readFile(f string, depth int) {
+	if depth > 8 || p.seen[f] || len(p.seen) >= maxIfupdown {
+		return
+	}
+	p.seen[f] = true
+	data := p.r.read("network", f)
+	cur, family := -1, ""
+	for ln, l := range strings.Split(string(data), "\n") {
+		t := fields(uncomment(l))
+		if len(t) == 0 {
+			continue
 		}
-		seen[f] = true
-		data := r.read("network", f)
-		cur, family := -1, ""
-		include := func(pattern string) string {
-			if !strings.HasPrefix(pattern, "/") {
-				pattern = path.Join("/", path.Dir(f), pattern)
+		switch t[0] {
+		case "auto", "allow-auto", "allow-hotplug":
+			for _, i := range t[1:] {
+				p.auto[i] = true
 			}
-			return pattern
-		}
-		for ln, l := range strings.Split(string(data), "\n") {
-			t := fields(uncomment(l))
-			if len(t) == 0 {
+			cur = -1
+		case "mapping", "no-auto-down", "no-scripts", "rename":
+			cur = -1
+		case "source":
+			cur = -1
+			p.source(f, ln+1, t[1:], depth)
+		case "source-directory":
+			cur = -1
+			p.sourceDirectory(f, t[1:], depth)
+		case "iface":
+			if cur = p.iface(f, ln+1, t); cur >= 0 {
+				family = t[2]
+			}
+		default:
+			if cur < 0 || strings.HasPrefix(t[0], "allow-") {
+				cur = -1
 				continue
 			}
-			switch t[0] {
-			case "auto", "allow-auto", "allow-hotplug":
-				for _, i := range t[1:] {
-					auto[i] = true
-				}
-				cur = -1
-			case "mapping", "no-auto-down", "no-scripts", "rename":
-				cur = -1
-			case "source":
-				cur = -1
-				for _, p := range t[1:] {
-					p = include(p)
-					if strings.ContainsAny(path.Dir(p), "*?[") {
-						// Wildcards in directories would walk the whole guest.
-						r.problem("network", guestconf.Abs(f), fmt.Errorf("line %d: source %s: wildcards only in the file name are read", ln+1, p))
-						continue
-					}
-					for _, g := range r.glob("network", p) {
-						readFile(g, depth+1)
-					}
-				}
-			case "source-directory":
-				cur = -1
-				for _, p := range t[1:] {
-					d := strings.TrimPrefix(include(p), "/")
-					ents, err := guestconf.ReadDir(r.fsys, d)
-					if err != nil {
-						r.notExistOK("network", d, err)
-						continue
-					}
-					for _, e := range ents {
-						if runPartsName.MatchString(e.Name()) && !e.IsDir() {
-							readFile(path.Join(d, e.Name()), depth+1)
-						}
-					}
-				}
-			case "iface":
-				if len(t) < 4 {
-					r.problem("network", guestconf.Abs(f), fmt.Errorf("line %d: iface needs a name, a family and a method", ln+1))
-					cur = -1
-					continue
-				}
-				name := t[1]
-				i, ok := idx[name]
-				if !ok {
-					i = len(out)
-					idx[name] = i
-					out = append(out, Interface{Name: name, Source: "ifupdown", File: guestconf.Abs(f)})
-				}
-				cur, family = i, t[2]
-				if out[i].Method == "" || family == "inet" {
-					out[i].Method = t[3]
-				}
-			default:
-				if cur < 0 || strings.HasPrefix(t[0], "allow-") {
-					cur = -1
-					continue
-				}
-				ifc := &out[cur]
-				switch t[0] {
-				case "address":
-					if len(t) > 1 {
-						ifc.Addresses = append(ifc.Addresses, t[1])
-					}
-				case "netmask":
-					if len(t) > 1 && len(ifc.Addresses) > 0 {
-						last := &ifc.Addresses[len(ifc.Addresses)-1]
-						*last = withPrefix(*last, t[1])
-					}
-				case "gateway":
-					if len(t) > 1 && (ifc.Gateway == "" || family == "inet") {
-						ifc.Gateway = t[1]
-					}
-				case "dns-nameservers":
-					ifc.DNS = append(ifc.DNS, t[1:]...)
-				case "hwaddress":
-					if len(t) > 1 {
-						ifc.MAC = t[len(t)-1]
-					}
-				}
+			ifupdownOption(&p.out[cur], family, t)
+		}
+	}
+}
+
+// ifupdownInclude makes a source path relative to the including file
+// absolute.
+func ifupdownInclude(f, pattern string) string {
+	if !strings.HasPrefix(pattern, "/") {
+		pattern = path.Join("/", path.Dir(f), pattern)
+	}
+	return pattern
+}
+
+// source reads the files matching each pattern of a source line.
+func (p *ifupdown) source(f string, line int, patterns []string, depth int) {
+	for _, pat := range patterns {
+		pat = ifupdownInclude(f, pat)
+		if strings.ContainsAny(path.Dir(pat), "*?[") {
+			// Wildcards in directories would walk the whole guest.
+			p.r.problem("network", guestconf.Abs(f), fmt.Errorf("line %d: source %s: wildcards only in the file name are read", line, pat))
+			continue
+		}
+		for _, g := range p.r.glob("network", pat) {
+			p.readFile(g, depth+1)
+		}
+	}
+}
+
+// sourceDirectory reads the files of each directory that run-parts would.
+func (p *ifupdown) sourceDirectory(f string, dirs []string, depth int) {
+	for _, dir := range dirs {
+		d := strings.TrimPrefix(ifupdownInclude(f, dir), "/")
+		ents, err := guestconf.ReadDir(p.r.fsys, d)
+		if err != nil {
+			p.r.notExistOK("network", d, err)
+			continue
+		}
+		for _, e := range ents {
+			if runPartsName.MatchString(e.Name()) && !e.IsDir() {
+				p.readFile(path.Join(d, e.Name()), depth+1)
 			}
 		}
 	}
-	readFile("etc/network/interfaces", 0)
-	for i := range out {
-		on := auto[out[i].Name]
-		out[i].OnBoot = &on
+}
+
+// iface starts a stanza "iface NAME FAMILY METHOD" and returns the index
+// of its Interface, or -1 for a malformed line.
+func (p *ifupdown) iface(f string, line int, t []string) int {
+	if len(t) < 4 {
+		p.r.problem("network", guestconf.Abs(f), fmt.Errorf("line %d: iface needs a name, a family and a method", line))
+		return -1
 	}
-	return out
+	name := t[1]
+	i, ok := p.idx[name]
+	if !ok {
+		i = len(p.out)
+		p.idx[name] = i
+		p.out = append(p.out, Interface{Name: name, Source: "ifupdown", File: guestconf.Abs(f)})
+	}
+	if p.out[i].Method == "" || t[2] == "inet" {
+		p.out[i].Method = t[3]
+	}
+	return i
+}
+
+// ifupdownOption applies an option line of an iface stanza of family.
+func ifupdownOption(ifc *Interface, family string, t []string) {
+	switch t[0] {
+	case "address":
+		if len(t) > 1 {
+			ifc.Addresses = append(ifc.Addresses, t[1])
+		}
+	case "netmask":
+		if len(t) > 1 && len(ifc.Addresses) > 0 {
+			last := &ifc.Addresses[len(ifc.Addresses)-1]
+			*last = withPrefix(*last, t[1])
+		}
+	case "gateway":
+		if len(t) > 1 && (ifc.Gateway == "" || family == "inet") {
+			ifc.Gateway = t[1]
+		}
+	case "dns-nameservers":
+		ifc.DNS = append(ifc.DNS, t[1:]...)
+	case "hwaddress":
+		if len(t) > 1 {
+			ifc.MAC = t[len(t)-1]
+		}
+	}
 }
 
 // netplanDoc is the part of netplan's schema the report uses.
@@ -572,93 +605,120 @@ func digits(n int) []string {
 
 // readNetworkd reads systemd-networkd .network files, a basename in a
 // higher-priority directory replacing lower ones and /dev/null masking.
-// The vendor directories count only when networkd is enabled: systemd
-// ships examples there (80-container-host0.network) that configure
-// nothing otherwise.
 func readNetworkd(r *reader, units *guestconf.Systemd) []Interface {
+	files, err := guestconf.Fragments(r.fsys, networkdDirs(units), ".network")
+	if err != nil {
+		r.problem("network", "/etc/systemd/network", err)
+	}
+	var out []Interface
+	for _, f := range files {
+		if data := r.read("network", f); data != nil {
+			out = append(out, networkdInterface(f, data))
+		}
+	}
+	return out
+}
+
+// networkdDirs are the .network directories, highest priority first. The
+// vendor directories count only when networkd is enabled: systemd ships
+// examples there (80-container-host0.network) that configure nothing
+// otherwise.
+func networkdDirs(units *guestconf.Systemd) []string {
 	dirs := []string{"etc/systemd/network", "run/systemd/network"}
 	if units != nil {
 		if st, err := units.Unit("systemd-networkd.service"); err == nil && st.Enabled && !st.Masked {
 			dirs = append(dirs, "usr/local/lib/systemd/network", "usr/lib/systemd/network", "lib/systemd/network")
 		}
 	}
-	files, err := guestconf.Fragments(r.fsys, dirs, ".network")
-	if err != nil {
-		r.problem("network", "/etc/systemd/network", err)
+	return dirs
+}
+
+// networkdFile is what one .network file says about its interface.
+type networkdFile struct {
+	Interface
+	dhcp         bool
+	routeGW      map[int]string // [Route] section number -> Gateway
+	routeDefault map[int]bool   // [Route] section number -> default route
+}
+
+// networkdInterface reads the interface of the .network file f.
+func networkdInterface(f string, data []byte) Interface {
+	// Sections repeat ([Route] per route): number them by header line.
+	var headers []int
+	for n, l := range strings.Split(string(data), "\n") {
+		if t := strings.TrimSpace(l); strings.HasPrefix(t, "[") {
+			headers = append(headers, n+1)
+		}
 	}
-	var out []Interface
-	for _, f := range files {
-		data := r.read("network", f)
-		if data == nil {
-			continue
-		}
-		// Sections repeat ([Route] per route): number them by header line.
-		var headers []int
-		for n, l := range strings.Split(string(data), "\n") {
-			if t := strings.TrimSpace(l); strings.HasPrefix(t, "[") {
-				headers = append(headers, n+1)
-			}
-		}
-		section := func(line int) int { return sort.SearchInts(headers, line) }
-		i := Interface{Source: "systemd-networkd", File: guestconf.Abs(f)}
-		dhcp := false
-		routeGW := map[int]string{}
-		routeDefault := map[int]bool{}
-		for _, e := range guestconf.ParseINI(data, guestconf.Abs(f)) {
-			switch e.Section + "." + e.Key {
-			case "Match.Name":
-				i.Name = e.Value
-			case "Match.MACAddress":
-				i.MAC = e.Value
-			case "Network.DHCP":
-				switch strings.ToLower(e.Value) {
-				case "yes", "true", "ipv4", "ipv6", "both", "1", "on":
-					dhcp = true
-				default:
-					dhcp = false
-				}
-			case "Network.Address", "Address.Address":
-				i.Addresses = append(i.Addresses, e.Value)
-			case "Network.Gateway":
-				if i.Gateway == "" {
-					i.Gateway = e.Value
-				}
-			case "Network.DNS":
-				i.DNS = append(i.DNS, fields(e.Value)...)
-			case "Route.Gateway":
-				routeGW[section(e.Line)] = e.Value
-			case "Route.Destination":
-				d := e.Value
-				routeDefault[section(e.Line)] = d == "0.0.0.0/0" || d == "::/0" || d == ""
-			}
-		}
-		if i.Gateway == "" {
-			secs := make([]int, 0, len(routeGW))
-			for s := range routeGW {
-				secs = append(secs, s)
-			}
-			sort.Ints(secs)
-			for _, s := range secs {
-				if def, set := routeDefault[s]; !set || def {
-					i.Gateway = routeGW[s]
-					break
-				}
-			}
-		}
-		switch {
-		case dhcp:
-			i.Method = "dhcp"
-		case len(i.Addresses) > 0:
-			i.Method = "static"
+	nf := &networkdFile{
+		Interface: Interface{Source: "systemd-networkd", File: guestconf.Abs(f)},
+		routeGW:   map[int]string{}, routeDefault: map[int]bool{},
+	}
+	for _, e := range guestconf.ParseINI(data, guestconf.Abs(f)) {
+		nf.apply(e, sort.SearchInts(headers, e.Line))
+	}
+	i := nf.Interface
+	if i.Gateway == "" {
+		i.Gateway = nf.defaultRouteGateway()
+	}
+	switch {
+	case nf.dhcp:
+		i.Method = "dhcp"
+	case len(i.Addresses) > 0:
+		i.Method = "static"
+	default:
+		i.Method = "manual"
+	}
+	if i.Name == "" {
+		i.Name = strings.TrimSuffix(path.Base(f), ".network")
+	}
+	return i
+}
+
+// apply records one setting of section number sec.
+func (nf *networkdFile) apply(e guestconf.INIEntry, sec int) {
+	switch e.Section + "." + e.Key {
+	case "Match.Name":
+		nf.Name = e.Value
+	case "Match.MACAddress":
+		nf.MAC = e.Value
+	case "Network.DHCP":
+		switch strings.ToLower(e.Value) {
+		case "yes", "true", "ipv4", "ipv6", "both", "1", "on":
+			nf.dhcp = true
 		default:
-			i.Method = "manual"
+			nf.dhcp = false
 		}
-		if i.Name == "" {
-			i.Name = strings.TrimSuffix(path.Base(f), ".network")
+	case "Network.Address", "Address.Address":
+		nf.Addresses = append(nf.Addresses, e.Value)
+	case "Network.Gateway":
+		if nf.Gateway == "" {
+			nf.Gateway = e.Value
 		}
-		out = append(out, i)
+	case "Network.DNS":
+		nf.DNS = append(nf.DNS, fields(e.Value)...)
+	case "Route.Gateway":
+		nf.routeGW[sec] = e.Value
+	case "Route.Destination":
+		d := e.Value
+		nf.routeDefault[sec] = d == "0.0.0.0/0" || d == "::/0" || d == ""
 	}
-	return out
+}
+
+// defaultRouteGateway is the gateway of the first [Route] section that
+// is a default route (no Destination, or 0.0.0.0/0 or ::/0).
+func (nf *networkdFile) defaultRouteGateway() string {
+	secs := make([]int, 0, len(nf.routeGW))
+	for s := range nf.routeGW {
+		secs = append(secs, s)
+	}
+	sort.Ints(secs)
+	for _, s := range secs {
+		if def, set := nf.routeDefault[s]; !set || def {
+			return nf.routeGW[s]
+		}
+	}
+	return ""
 }
 
 // readResolvConf reads /etc/resolv.conf. A link into /run
