@@ -5,6 +5,8 @@ package result
 import (
 	"encoding/json"
 	"time"
+
+	"guestkit.io/batch/internal/exitcode"
 )
 
 // APIVersion identifies the document format.
@@ -146,25 +148,30 @@ const (
 	CodeBackoffLimitExceeded Code = "backoff_limit_exceeded"
 )
 
-// Exit codes of guestkit-runner. They are a public contract: the
-// dispatcher's podFailurePolicy fails a Job at once on the non-retryable
-// ones (2, 3, 4).
+// Exit codes of guestkit-runner; their meanings are in package exitcode.
 const (
-	ExitCompleted    = 0  // the job completed; for profiles, compliant
-	ExitInternal     = 1  // a bug: unexpected error
-	ExitNoncompliant = 2  // completed, findings at or above the threshold (as OpenSCAP)
-	ExitBadSpec      = 3  // the spec is invalid or unsupported: rejected
-	ExitBadImage     = 4  // the image is invalid, unsafe or has no OS: rejected
-	ExitInfra        = 5  // infrastructure failure: retryable
-	ExitTimeout      = 6  // timeout_seconds expired
-	ExitUploadFailed = 7  // the result could not be stored; it is on stderr
-	ExitUsage        = 64 // bad command line (EX_USAGE)
+	ExitCompleted    = exitcode.RunnerCompleted
+	ExitInternal     = exitcode.RunnerInternal
+	ExitNoncompliant = exitcode.RunnerNoncompliant
+	ExitBadSpec      = exitcode.RunnerBadSpec
+	ExitBadImage     = exitcode.RunnerBadImage
+	ExitInfra        = exitcode.RunnerInfra
+	ExitTimeout      = exitcode.RunnerTimeout
+	ExitUploadFailed = exitcode.RunnerUploadFailed
+	ExitUsage        = exitcode.RunnerUsage
 )
 
 // NonRetryableExitCodes are the exit codes for which retrying is useless:
-// the same input gives the same answer.
+// the same input gives the same answer. The dispatcher's podFailurePolicy
+// fails a Job at once on them.
 func NonRetryableExitCodes() []int32 {
-	return []int32{ExitNoncompliant, ExitBadSpec, ExitBadImage, ExitUsage}
+	var out []int32
+	for _, c := range exitcode.Runner() {
+		if c.NonRetryable {
+			out = append(out, int32(c.Code))
+		}
+	}
+	return out
 }
 
 // ExitCodeFor maps a final status and error to the runner's exit code.

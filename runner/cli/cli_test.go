@@ -3,16 +3,17 @@ package cli_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/alecthomas/kong"
 
+	"guestkit.io/batch/internal/exitcode"
 	"guestkit.io/batch/internal/profile/names"
 	"guestkit.io/batch/internal/result"
 	"guestkit.io/batch/runner/cli"
@@ -100,25 +101,55 @@ func TestReadme(t *testing.T) {
 			}
 		}
 	}
-	row := func(code int) string {
-		i := strings.Index(doc, fmt.Sprintf("\n| %d | ", code))
-		if i < 0 {
-			return ""
-		}
-		line, _, _ := strings.Cut(doc[i+1:], "\n")
-		return line
-	}
-	for _, code := range []int{result.ExitCompleted, result.ExitInternal, result.ExitNoncompliant, result.ExitBadSpec,
-		result.ExitBadImage, result.ExitInfra, result.ExitTimeout, result.ExitUploadFailed, result.ExitUsage} {
-		if row(code) == "" {
-			t.Errorf("README has no exit code row for %d", code)
+	rows := exitRows(t, "runner/README.md", doc)
+	for _, c := range exitcode.Runner() {
+		if nonRetryable := strings.Contains(rows[c.Code], "FailJob"); nonRetryable != c.NonRetryable {
+			t.Errorf("README: exit code %d: NonRetryable is %v; its row must say FailJob exactly then: %q", c.Code, c.NonRetryable, rows[c.Code])
 		}
 	}
-	for _, code := range result.NonRetryableExitCodes() {
-		if !strings.Contains(row(int(code)), "FailJob") {
-			t.Errorf("README: exit code %d is non-retryable; its row must say FailJob: %q", code, row(int(code)))
+	if list := nonRetryable(); !strings.Contains(doc, "`result.NonRetryableExitCodes()` "+list) {
+		t.Errorf("README does not say that result.NonRetryableExitCodes() is %s", list)
+	}
+	b, err = os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	exitRows(t, "README.md", string(b))
+}
+
+// nonRetryable is the runner's non-retryable exit codes as the READMEs
+// list them: "(2, 3)".
+func nonRetryable() string {
+	var s []string
+	for _, c := range result.NonRetryableExitCodes() {
+		s = append(s, strconv.Itoa(int(c)))
+	}
+	return "(" + strings.Join(s, ", ") + ")"
+}
+
+// exitRows returns doc's exit code rows by code, without Markdown, and
+// checks that they are exactly the runner's codes, each with its meaning.
+func exitRows(t *testing.T, name, doc string) map[int]string {
+	t.Helper()
+	rows := map[int]string{}
+	for _, m := range regexp.MustCompile(`(?m)^\| (\d+) \|.*$`).FindAllStringSubmatch(doc, -1) {
+		code, _ := strconv.Atoi(m[1])
+		rows[code] = strings.ReplaceAll(m[0], "`", "")
+	}
+	for _, c := range exitcode.Runner() {
+		switch row, ok := rows[c.Code]; {
+		case !ok:
+			t.Errorf("%s has no exit code row for %d", name, c.Code)
+		case !strings.Contains(row, " "+c.Meaning):
+			t.Errorf("%s: the row of exit code %d must say %q: %q", name, c.Code, c.Meaning, row)
 		}
 	}
+	for code := range rows {
+		if !slices.ContainsFunc(exitcode.Runner(), func(c exitcode.Code) bool { return c.Code == code }) {
+			t.Errorf("%s documents exit code %d, which is not in package exitcode", name, code)
+		}
+	}
+	return rows
 }
 
 // TestReadmeProfiles: the READMEs name the profiles of the registry, and
