@@ -32,84 +32,12 @@ func (s *Session) Roots(ctx context.Context) ([]string, error) {
 func (s *Session) OSFacts(ctx context.Context, root string) (inspect.OS, error) {
 	os := inspect.OS{Root: root}
 	err := s.call(ctx, "inspect_get", func(g *guestfs.Guestfs) error {
-		str := func(f func(string) (string, error), dst *string) error {
-			v, err := f(root)
-			if err != nil {
-				return err
-			}
-			if v != "unknown" {
-				*dst = v
-			}
-			return nil
-		}
-		for _, f := range []struct {
-			get func(string) (string, error)
-			dst *string
-		}{
-			{g.Inspect_get_type, &os.Type},
-			{g.Inspect_get_distro, &os.Distro},
-			{g.Inspect_get_product_name, &os.ProductName},
-			{g.Inspect_get_product_variant, &os.ProductVariant},
-			{g.Inspect_get_arch, &os.Arch},
-			{g.Inspect_get_hostname, &os.Hostname},
-			{g.Inspect_get_package_format, &os.PackageFormat},
-			{g.Inspect_get_package_management, &os.PackageManagement},
-			{g.Inspect_get_osinfo, &os.OSInfo},
-			{g.Inspect_get_format, &os.Format},
+		for _, read := range []func(*guestfs.Guestfs, string, *inspect.OS) error{
+			osStrings, osVersionAndFlags, windowsFacts, osMountpoints, osFilesystems,
 		} {
-			if err := str(f.get, f.dst); err != nil {
+			if err := read(g, root, &os); err != nil {
 				return err
 			}
-		}
-		var err error
-		if os.MajorVersion, err = g.Inspect_get_major_version(root); err != nil {
-			return err
-		}
-		if os.MinorVersion, err = g.Inspect_get_minor_version(root); err != nil {
-			return err
-		}
-		if os.Live, err = g.Inspect_is_live(root); err != nil {
-			return err
-		}
-		if os.Netinst, err = g.Inspect_is_netinst(root); err != nil {
-			return err
-		}
-		if os.Multipart, err = g.Inspect_is_multipart(root); err != nil {
-			return err
-		}
-		if os.Type == "windows" {
-			if os.WindowsSystemroot, err = g.Inspect_get_windows_systemroot(root); err != nil {
-				return err
-			}
-			// Both exist only when the registry could be read.
-			if v, err := g.Inspect_get_windows_current_control_set(root); err == nil {
-				os.WindowsCCS = v
-			}
-			if m, err := g.Inspect_get_drive_mappings(root); err == nil && len(m) > 0 {
-				os.DriveMappings = m
-			}
-		}
-		mps, err := g.Inspect_get_mountpoints(root)
-		if err != nil {
-			return err
-		}
-		for p, dev := range mps {
-			os.Mountpoints = append(os.Mountpoints, inspect.Mountpoint{Path: p, Device: dev})
-		}
-		// virt-inspector's order: shortest path first, then by name.
-		sort.Slice(os.Mountpoints, func(i, j int) bool {
-			a, b := os.Mountpoints[i].Path, os.Mountpoints[j].Path
-			if len(a) != len(b) {
-				return len(a) < len(b)
-			}
-			return a < b
-		})
-		devs, err := g.Inspect_get_filesystems(root)
-		if err != nil {
-			return err
-		}
-		for _, d := range devs {
-			os.Filesystems = append(os.Filesystems, filesystem(g, d))
 		}
 		return nil
 	})
@@ -117,6 +45,104 @@ func (s *Session) OSFacts(ctx context.Context, root string) (inspect.OS, error) 
 		return os, fmt.Errorf("inspect %s: %w", root, err)
 	}
 	return os, nil
+}
+
+// osStrings reads the string facts; libguestfs's "unknown" stays empty.
+func osStrings(g *guestfs.Guestfs, root string, os *inspect.OS) error {
+	for _, f := range []struct {
+		get func(string) (string, error)
+		dst *string
+	}{
+		{g.Inspect_get_type, &os.Type},
+		{g.Inspect_get_distro, &os.Distro},
+		{g.Inspect_get_product_name, &os.ProductName},
+		{g.Inspect_get_product_variant, &os.ProductVariant},
+		{g.Inspect_get_arch, &os.Arch},
+		{g.Inspect_get_hostname, &os.Hostname},
+		{g.Inspect_get_package_format, &os.PackageFormat},
+		{g.Inspect_get_package_management, &os.PackageManagement},
+		{g.Inspect_get_osinfo, &os.OSInfo},
+		{g.Inspect_get_format, &os.Format},
+	} {
+		v, err := f.get(root)
+		if err != nil {
+			return err
+		}
+		if v != "unknown" {
+			*f.dst = v
+		}
+	}
+	return nil
+}
+
+// osVersionAndFlags reads the version numbers and the install-media flags.
+func osVersionAndFlags(g *guestfs.Guestfs, root string, os *inspect.OS) error {
+	var err error
+	if os.MajorVersion, err = g.Inspect_get_major_version(root); err != nil {
+		return err
+	}
+	if os.MinorVersion, err = g.Inspect_get_minor_version(root); err != nil {
+		return err
+	}
+	if os.Live, err = g.Inspect_is_live(root); err != nil {
+		return err
+	}
+	if os.Netinst, err = g.Inspect_is_netinst(root); err != nil {
+		return err
+	}
+	os.Multipart, err = g.Inspect_is_multipart(root)
+	return err
+}
+
+// windowsFacts reads the Windows-only facts of a Windows root.
+func windowsFacts(g *guestfs.Guestfs, root string, os *inspect.OS) error {
+	if os.Type != "windows" {
+		return nil
+	}
+	var err error
+	if os.WindowsSystemroot, err = g.Inspect_get_windows_systemroot(root); err != nil {
+		return err
+	}
+	// Both exist only when the registry could be read.
+	if v, err := g.Inspect_get_windows_current_control_set(root); err == nil {
+		os.WindowsCCS = v
+	}
+	if m, err := g.Inspect_get_drive_mappings(root); err == nil && len(m) > 0 {
+		os.DriveMappings = m
+	}
+	return nil
+}
+
+// osMountpoints reads the root's mount points in virt-inspector's order:
+// shortest path first, then by name.
+func osMountpoints(g *guestfs.Guestfs, root string, os *inspect.OS) error {
+	mps, err := g.Inspect_get_mountpoints(root)
+	if err != nil {
+		return err
+	}
+	for p, dev := range mps {
+		os.Mountpoints = append(os.Mountpoints, inspect.Mountpoint{Path: p, Device: dev})
+	}
+	sort.Slice(os.Mountpoints, func(i, j int) bool {
+		a, b := os.Mountpoints[i].Path, os.Mountpoints[j].Path
+		if len(a) != len(b) {
+			return len(a) < len(b)
+		}
+		return a < b
+	})
+	return nil
+}
+
+// osFilesystems describes the filesystems that belong to the root.
+func osFilesystems(g *guestfs.Guestfs, root string, os *inspect.OS) error {
+	devs, err := g.Inspect_get_filesystems(root)
+	if err != nil {
+		return err
+	}
+	for _, d := range devs {
+		os.Filesystems = append(os.Filesystems, filesystem(g, d))
+	}
+	return nil
 }
 
 // filesystem reads type, label and UUID with one blkid call instead of

@@ -115,6 +115,7 @@ func Launch(ctx context.Context, opts Options) (*Session, error) {
 	return launchOnce(ctx, opts, true, result.Accelerator{Requested: req, Fallback: reason})
 }
 
+// launchOnce starts the appliance once, with KVM or with TCG.
 func launchOnce(ctx context.Context, opts Options, tcg bool, acc result.Accelerator) (*Session, error) {
 	name := AccelKVM
 	if tcg {
@@ -132,56 +133,14 @@ func launchOnce(ctx context.Context, opts Options, tcg bool, acc result.Accelera
 		}
 		return nil, &LaunchError{Accel: name, Err: err}
 	}
-	settings := []string{}
-	if tcg {
-		settings = append(settings, "force_tcg")
-	}
 	runtime.LockOSThread() // see call
 	defer runtime.UnlockOSThread()
 	silence(g)
-	if err := g.Set_backend("direct"); err != nil {
+	if err := configure(g, opts, tcg); err != nil {
 		return fail(err)
 	}
-	if err := g.Set_backend_settings(settings); err != nil {
-		return fail(err)
-	}
-	if opts.MemoryMB > 0 {
-		if err := g.Set_memsize(opts.MemoryMB); err != nil {
-			return fail(err)
-		}
-	}
-	// No network: an untrusted guest gets no way out.
-	if err := g.Set_network(false); err != nil {
-		return fail(err)
-	}
-	if err := g.Set_identifier("guestkit"); err != nil {
-		return fail(err)
-	}
-	abs, err := filepath.Abs(opts.Image)
-	if err != nil {
-		return fail(err)
-	}
-	if err := g.Add_drive(abs, &guestfs.OptargsAdd_drive{
-		Readonly_is_set: true, Readonly: true,
-		Format_is_set: true, Format: opts.Format,
-	}); err != nil {
-		return fail(err)
-	}
-	// Until launch returns there is no pid to kill; the watcher then kills
-	// our qemu children directly.
-	launchCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	if !tcg && acc.Requested == AccelAuto {
-		launchCtx, cancel = context.WithTimeout(ctx, opts.KVMLaunchTimeout)
-		defer cancel()
-	}
-	s.stop = context.AfterFunc(launchCtx, s.kill)
-	err = g.Launch()
-	s.stop()
-	if err != nil {
-		if ctx.Err() == nil && launchCtx.Err() != nil {
-			err = fmt.Errorf("KVM launch did not finish within %s: %w", opts.KVMLaunchTimeout, err)
-		}
+	// Only an automatic KVM attempt has a deadline: TCG is the fallback.
+	if err := s.boot(ctx, opts.KVMLaunchTimeout, !tcg && acc.Requested == AccelAuto); err != nil {
 		return fail(err)
 	}
 	s.stop = context.AfterFunc(ctx, s.kill)
@@ -199,6 +158,60 @@ func launchOnce(ctx context.Context, opts Options, tcg bool, acc result.Accelera
 		s.accel.Fallback = "qemu did not open /dev/kvm"
 	}
 	return s, nil
+}
+
+// configure sets up the handle before launch: backend, memory, no
+// network, and the image as a read-only drive.
+func configure(g *guestfs.Guestfs, opts Options, tcg bool) error {
+	settings := []string{}
+	if tcg {
+		settings = append(settings, "force_tcg")
+	}
+	if err := g.Set_backend("direct"); err != nil {
+		return err
+	}
+	if err := g.Set_backend_settings(settings); err != nil {
+		return err
+	}
+	if opts.MemoryMB > 0 {
+		if err := g.Set_memsize(opts.MemoryMB); err != nil {
+			return err
+		}
+	}
+	// No network: an untrusted guest gets no way out.
+	if err := g.Set_network(false); err != nil {
+		return err
+	}
+	if err := g.Set_identifier("guestkit"); err != nil {
+		return err
+	}
+	abs, err := filepath.Abs(opts.Image)
+	if err != nil {
+		return err
+	}
+	return g.Add_drive(abs, &guestfs.OptargsAdd_drive{
+		Readonly_is_set: true, Readonly: true,
+		Format_is_set: true, Format: opts.Format,
+	})
+}
+
+// boot launches the appliance, killed when ctx ends or, with deadline,
+// after timeout. Until launch returns there is no pid to kill; the
+// watcher then kills our qemu children directly.
+func (s *Session) boot(ctx context.Context, timeout time.Duration, deadline bool) error {
+	launchCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if deadline {
+		launchCtx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	s.stop = context.AfterFunc(launchCtx, s.kill)
+	err := s.g.Launch()
+	s.stop()
+	if err != nil && ctx.Err() == nil && launchCtx.Err() != nil {
+		err = fmt.Errorf("KVM launch did not finish within %s: %w", timeout, err)
+	}
+	return err
 }
 
 // Accelerator says what was requested and used.
