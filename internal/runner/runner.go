@@ -211,31 +211,13 @@ func runSafely(ctx context.Context, job *spec.Job, cfg *Config, res *result.Resu
 
 // run does the job. It keeps *phase up to date for runSafely.
 func run(ctx context.Context, job *spec.Job, cfg *Config, res *result.Result, log *logrus.Entry, phase *result.Phase) (any, bool, error) {
-	var visit inspect.VisitFunc
 	prof, err := newProfiler(job)
 	if err != nil {
 		return nil, false, &failure{status: result.StatusRejected, code: result.CodeSpecInvalid, phase: result.PhaseSpec, err: err}
 	}
-	if prof != nil {
-		visit = prof.visit
-	}
-	img := job.Image()
-	res.Image = &result.Image{URI: imageURI(job, cfg), DeclaredFormat: img.Format}
-	// A placeholder checksum ("sha256:abc123...") is only a warning to the
-	// spec parser; it can never verify, so the job is rejected here, as a
-	// spec problem naming the field, before an image is downloaded or
-	// probed for nothing.
-	if img.Checksum != "" {
-		if _, ok := img.SHA256(); !ok {
-			return nil, false, &failure{status: result.StatusRejected, code: result.CodeSpecInvalid, phase: result.PhaseSpec,
-				err: &spec.ValidationError{Problems: []result.FieldError{{Field: "payload.data.image.checksum", Value: img.Checksum,
-					Message: "must be sha256:<64 hex digits>; a placeholder cannot be verified"}}}}
-		}
-	}
-	// A deadline that has already passed ends the job before any work.
-	if dl, ok := job.Deadline(); ok && !cfg.Now().Before(dl) {
-		return nil, false, &failure{status: result.StatusTimeout, code: result.CodeTimeout, phase: result.PhaseSpec,
-			err: fmt.Errorf("execution.deadline %s passed before the job started", dl.UTC().Format(time.RFC3339))}
+	res.Image = &result.Image{URI: imageURI(job, cfg), DeclaredFormat: job.Image().Format}
+	if err := preflight(job, cfg); err != nil {
+		return nil, false, err
 	}
 	*phase = result.PhaseFetch
 	path, cleanup, err := localImage(ctx, job, cfg)
@@ -245,46 +227,22 @@ func run(ctx context.Context, job *spec.Job, cfg *Config, res *result.Result, lo
 	if err != nil {
 		return nil, false, err
 	}
-	maxSize := max(cfg.MaxVirtualSize, 0)
-	if c := job.Constraints; c != nil && c.MaximumDiskSizeGB != nil && *c.MaximumDiskSizeGB > 0 {
-		if lim := *c.MaximumDiskSizeGB << 30; maxSize == 0 || lim < maxSize {
-			maxSize = lim
-		}
-	}
 	*phase = result.PhaseProbe
-	timed := func(phase string) func() {
-		start := time.Now()
-		return func() { observe(res, phase, time.Since(start)) }
-	}
-	done := timed("probe")
-	facts, err := image.Probe(ctx, path, image.ProbeOptions{DeclaredFormat: img.Format, MaxVirtualSize: maxSize})
-	done()
-	if facts != nil {
-		res.Image.Format, res.Image.VirtualSize, res.Image.FileSize = facts.Format, facts.VirtualSize, facts.FileSize
-	}
+	facts, err := probe(ctx, job, cfg, path, res)
 	if err != nil {
-		return nil, false, phased(result.PhaseProbe, err)
-	}
-	if img.Checksum != "" {
-		done := timed("checksum")
-		sum, err := image.VerifySHA256(ctx, path, img.Checksum)
-		done()
-		if err != nil {
-			return nil, false, phased(result.PhaseProbe, err)
-		}
-		res.Image.SHA256 = sum
+		return nil, false, err
 	}
 	log.WithFields(logrus.Fields{"image": path, "format": facts.Format, "virtual_size": facts.VirtualSize}).Info("image accepted")
 
 	*phase = result.PhaseLaunch
-	done = timed("launch")
+	done := timer(res, "launch")
 	app, err := cfg.Launch(ctx, libguestfs.Options{Image: path, Format: facts.Format, VirtualSize: facts.VirtualSize, Accel: cfg.Accel, MemoryMB: cfg.MemoryMB, Log: cfg.Log})
 	done()
 	if err != nil {
 		return nil, false, phased(result.PhaseLaunch, err)
 	}
 	defer func() {
-		done := timed("shutdown")
+		done := timer(res, "shutdown")
 		app.Close()
 		done()
 	}()
@@ -293,6 +251,74 @@ func run(ctx context.Context, job *spec.Job, cfg *Config, res *result.Result, lo
 	log.WithFields(logrus.Fields{"accel": acc.Used, "fallback": acc.Fallback}).Info("appliance launched")
 
 	*phase = result.PhaseInspect
+	return inspectImage(ctx, job, app, prof, res)
+}
+
+// preflight refuses, before any work, what cannot succeed. A placeholder
+// checksum ("sha256:abc123...") is only a warning to the spec parser; it
+// can never verify, so the job is rejected here, as a spec problem naming
+// the field, before an image is downloaded or probed for nothing. A
+// deadline that has already passed ends the job.
+func preflight(job *spec.Job, cfg *Config) error {
+	if img := job.Image(); img.Checksum != "" {
+		if _, ok := img.SHA256(); !ok {
+			return &failure{status: result.StatusRejected, code: result.CodeSpecInvalid, phase: result.PhaseSpec,
+				err: &spec.ValidationError{Problems: []result.FieldError{{Field: "payload.data.image.checksum", Value: img.Checksum,
+					Message: "must be sha256:<64 hex digits>; a placeholder cannot be verified"}}}}
+		}
+	}
+	if dl, ok := job.Deadline(); ok && !cfg.Now().Before(dl) {
+		return &failure{status: result.StatusTimeout, code: result.CodeTimeout, phase: result.PhaseSpec,
+			err: fmt.Errorf("execution.deadline %s passed before the job started", dl.UTC().Format(time.RFC3339))}
+	}
+	return nil
+}
+
+// maxVirtualSize is the configured bound, lowered by the spec's
+// maximum_disk_size_gb; 0 means no limit.
+func maxVirtualSize(job *spec.Job, cfg *Config) int64 {
+	maxSize := max(cfg.MaxVirtualSize, 0)
+	if c := job.Constraints; c != nil && c.MaximumDiskSizeGB != nil && *c.MaximumDiskSizeGB > 0 {
+		if lim := *c.MaximumDiskSizeGB << 30; maxSize == 0 || lim < maxSize {
+			maxSize = lim
+		}
+	}
+	return maxSize
+}
+
+// probe checks the local image's format and size, and its checksum when
+// the spec gives one, recording what it learns in res.Image.
+func probe(ctx context.Context, job *spec.Job, cfg *Config, path string, res *result.Result) (*image.Facts, error) {
+	img := job.Image()
+	done := timer(res, "probe")
+	facts, err := image.Probe(ctx, path, image.ProbeOptions{DeclaredFormat: img.Format, MaxVirtualSize: maxVirtualSize(job, cfg)})
+	done()
+	if facts != nil {
+		res.Image.Format, res.Image.VirtualSize, res.Image.FileSize = facts.Format, facts.VirtualSize, facts.FileSize
+	}
+	if err != nil {
+		return nil, phased(result.PhaseProbe, err)
+	}
+	if img.Checksum != "" {
+		done := timer(res, "checksum")
+		sum, err := image.VerifySHA256(ctx, path, img.Checksum)
+		done()
+		if err != nil {
+			return nil, phased(result.PhaseProbe, err)
+		}
+		res.Image.SHA256 = sum
+	}
+	return facts, nil
+}
+
+// inspectImage inspects the launched image, profiling each root when the
+// job is a profile. What was learnt before a failure is kept, never
+// dropped.
+func inspectImage(ctx context.Context, job *spec.Job, app Appliance, prof *profiler, res *result.Result) (any, bool, error) {
+	var visit inspect.VisitFunc
+	if prof != nil {
+		visit = prof.visit
+	}
 	iopts := inspectOptions(job)
 	iopts.Observe = func(phase string, d time.Duration) {
 		if phase == "visit" {
@@ -302,7 +328,6 @@ func run(ctx context.Context, job *spec.Job, cfg *Config, res *result.Result, lo
 	}
 	rep, err := inspect.Run(ctx, app, iopts, visit)
 	if err != nil {
-		// What was learnt before the failure is kept, never dropped.
 		var data any
 		if rep != nil {
 			data = rep
@@ -316,6 +341,13 @@ func run(ctx context.Context, job *spec.Job, cfg *Config, res *result.Result, lo
 		return prof.data(rep), prof.noncompliant(), nil
 	}
 	return rep, false, nil
+}
+
+// timer starts timing a phase; calling the result adds the duration to
+// res's timings.
+func timer(res *result.Result, phase string) func() {
+	start := time.Now()
+	return func() { observe(res, phase, time.Since(start)) }
 }
 
 // observe adds a phase's duration to the result's timings.
