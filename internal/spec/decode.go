@@ -41,21 +41,8 @@ func (d *decoder) decode(v any, rv reflect.Value, path string) bool {
 		return true
 	}
 	if u, ok := rv.Addr().Interface().(encoding.TextUnmarshaler); ok {
-		s, ok := v.(string)
-		if !ok {
-			return d.mismatch(path, v, "a string")
-		}
-		if err := u.UnmarshalText([]byte(s)); err != nil {
-			msg := "invalid value: " + err.Error()
-			if t == reflect.TypeFor[time.Time]() {
-				msg = "must be an RFC 3339 time such as 2026-01-30T10:00:00Z"
-			}
-			d.problem(path, s, msg)
-			return false
-		}
-		return true
+		return d.decodeText(v, u, t, path)
 	}
-
 	switch t.Kind() {
 	case reflect.String:
 		s, ok := v.(string)
@@ -70,66 +57,110 @@ func (d *decoder) decode(v any, rv reflect.Value, path string) bool {
 		}
 		rv.SetBool(b)
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		n, ok := v.(json.Number)
-		if !ok {
-			return d.mismatch(path, v, "an integer")
-		}
-		i, err := strconv.ParseInt(string(n), 10, 64)
-		if errors.Is(err, strconv.ErrRange) || err == nil && rv.OverflowInt(i) {
-			d.problem(path, string(n), "integer out of range")
-			return false
-		}
-		if err != nil {
-			d.problem(path, string(n), "must be an integer")
-			return false
-		}
-		rv.SetInt(i)
+		return d.decodeInt(v, rv, path)
 	case reflect.Slice:
-		a, ok := v.([]any)
-		if !ok {
-			return d.mismatch(path, v, "an array")
-		}
-		s := reflect.MakeSlice(t, len(a), len(a))
-		for i, e := range a {
-			d.decode(e, s.Index(i), path+"["+strconv.Itoa(i)+"]")
-		}
-		rv.Set(s)
+		return d.decodeSlice(v, rv, path)
 	case reflect.Map:
-		m, ok := v.(map[string]any)
-		if !ok {
-			return d.mismatch(path, v, "an object")
-		}
-		out := reflect.MakeMapWithSize(t, len(m))
-		for _, k := range slices.Sorted(maps.Keys(m)) {
-			e := reflect.New(t.Elem()).Elem()
-			if d.decode(m[k], e, join(path, k)) {
-				out.SetMapIndex(reflect.ValueOf(k).Convert(t.Key()), e)
-			}
-		}
-		rv.Set(out)
+		return d.decodeMap(v, rv, path)
 	case reflect.Struct:
-		m, ok := v.(map[string]any)
-		if !ok {
-			return d.mismatch(path, v, "an object")
-		}
-		fields := map[string]int{}
-		for i := range t.NumField() {
-			if name, ok := jsonName(t.Field(i)); ok {
-				fields[name] = i
-			}
-		}
-		for _, k := range slices.Sorted(maps.Keys(m)) {
-			p := join(path, k)
-			if i, ok := fields[k]; ok {
-				d.decode(m[k], rv.Field(i), p)
-			} else if !d.opaque[p] {
-				d.warnings = append(d.warnings, Warning{Field: p, Message: "unknown field; ignored"})
-			}
-		}
+		return d.decodeStruct(v, rv, path)
 	default:
 		// The spec types use none of the others; a new field of another
 		// kind must extend this switch.
 		panic(fmt.Sprintf("spec: cannot decode into %s at %s", t, path))
+	}
+	return true
+}
+
+// decodeText decodes a string into a TextUnmarshaler of type t.
+func (d *decoder) decodeText(v any, u encoding.TextUnmarshaler, t reflect.Type, path string) bool {
+	s, ok := v.(string)
+	if !ok {
+		return d.mismatch(path, v, "a string")
+	}
+	if err := u.UnmarshalText([]byte(s)); err != nil {
+		msg := "invalid value: " + err.Error()
+		if t == reflect.TypeFor[time.Time]() {
+			msg = "must be an RFC 3339 time such as 2026-01-30T10:00:00Z"
+		}
+		d.problem(path, s, msg)
+		return false
+	}
+	return true
+}
+
+// decodeInt decodes a JSON number that must be an integer fitting rv.
+func (d *decoder) decodeInt(v any, rv reflect.Value, path string) bool {
+	n, ok := v.(json.Number)
+	if !ok {
+		return d.mismatch(path, v, "an integer")
+	}
+	i, err := strconv.ParseInt(string(n), 10, 64)
+	if errors.Is(err, strconv.ErrRange) || err == nil && rv.OverflowInt(i) {
+		d.problem(path, string(n), "integer out of range")
+		return false
+	}
+	if err != nil {
+		d.problem(path, string(n), "must be an integer")
+		return false
+	}
+	rv.SetInt(i)
+	return true
+}
+
+// decodeSlice decodes an array; a bad element is reported, not fatal.
+func (d *decoder) decodeSlice(v any, rv reflect.Value, path string) bool {
+	a, ok := v.([]any)
+	if !ok {
+		return d.mismatch(path, v, "an array")
+	}
+	s := reflect.MakeSlice(rv.Type(), len(a), len(a))
+	for i, e := range a {
+		d.decode(e, s.Index(i), path+"["+strconv.Itoa(i)+"]")
+	}
+	rv.Set(s)
+	return true
+}
+
+// decodeMap decodes an object into a map, leaving out bad values.
+func (d *decoder) decodeMap(v any, rv reflect.Value, path string) bool {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return d.mismatch(path, v, "an object")
+	}
+	t := rv.Type()
+	out := reflect.MakeMapWithSize(t, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		e := reflect.New(t.Elem()).Elem()
+		if d.decode(m[k], e, join(path, k)) {
+			out.SetMapIndex(reflect.ValueOf(k).Convert(t.Key()), e)
+		}
+	}
+	rv.Set(out)
+	return true
+}
+
+// decodeStruct decodes an object into a struct by exact json names; keys
+// it does not know are warnings unless their path is opaque.
+func (d *decoder) decodeStruct(v any, rv reflect.Value, path string) bool {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return d.mismatch(path, v, "an object")
+	}
+	t := rv.Type()
+	fields := map[string]int{}
+	for i := range t.NumField() {
+		if name, ok := jsonName(t.Field(i)); ok {
+			fields[name] = i
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		p := join(path, k)
+		if i, ok := fields[k]; ok {
+			d.decode(m[k], rv.Field(i), p)
+		} else if !d.opaque[p] {
+			d.warnings = append(d.warnings, Warning{Field: p, Message: "unknown field; ignored"})
+		}
 	}
 	return true
 }
