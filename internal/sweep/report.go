@@ -249,18 +249,8 @@ func imageReport(p Planned, res *result.Result) (ImageReport, map[ruleRoot]bool)
 	}
 	code := res.ExitCode
 	img.ExitCode = &code
-	invalid := func(format string, args ...any) (ImageReport, map[ruleRoot]bool) {
-		img.Status = StatusInvalid
-		img.Error = &ImageError{Code: CodeResultInvalid, Message: fmt.Sprintf(format, args...)}
-		return img, nil
-	}
-	switch {
-	case res.APIVersion != result.APIVersion:
-		return invalid("api_version %q, want %q", res.APIVersion, result.APIVersion)
-	case res.JobID != p.Job.JobID:
-		return invalid("the result is for job %q", res.JobID)
-	case res.Operation != "" && res.Operation != spec.OpProfile:
-		return invalid("the result is of operation %q, want %s", res.Operation, spec.OpProfile)
+	if msg := resultMismatch(p, res); msg != "" {
+		return invalidImage(img, msg), nil
 	}
 	switch res.Status {
 	case result.StatusFailed, result.StatusTimeout, result.StatusRejected:
@@ -272,26 +262,62 @@ func imageReport(p Planned, res *result.Result) (ImageReport, map[ruleRoot]bool)
 		return img, nil
 	case result.StatusCompleted:
 	default:
-		return invalid("unknown status %q", res.Status)
+		return invalidImage(img, fmt.Sprintf("unknown status %q", res.Status)), nil
 	}
+	data, msg := profileReports(res.Data)
+	if msg != "" {
+		return invalidImage(img, msg), nil
+	}
+	return completedImage(img, data, res.ExitCode)
+}
 
-	var data profileData
-	if len(res.Data) == 0 || bytes.Equal(res.Data, []byte("null")) {
-		return invalid("completed without data")
+// invalidImage marks img as having a result a sweep cannot use.
+func invalidImage(img ImageReport, msg string) ImageReport {
+	img.Status = StatusInvalid
+	img.Error = &ImageError{Code: CodeResultInvalid, Message: msg}
+	return img
+}
+
+// resultMismatch says why res is not a result of p's profile job, or "".
+func resultMismatch(p Planned, res *result.Result) string {
+	switch {
+	case res.APIVersion != result.APIVersion:
+		return fmt.Sprintf("api_version %q, want %q", res.APIVersion, result.APIVersion)
+	case res.JobID != p.Job.JobID:
+		return fmt.Sprintf("the result is for job %q", res.JobID)
+	case res.Operation != "" && res.Operation != spec.OpProfile:
+		return fmt.Sprintf("the result is of operation %q, want %s", res.Operation, spec.OpProfile)
 	}
-	if err := json.Unmarshal(res.Data, &data); err != nil {
-		return invalid("data is not a profile report: %v", err)
+	return ""
+}
+
+// profileReports decodes a completed result's data, or says why it has
+// no usable profile report.
+func profileReports(raw json.RawMessage) (profileData, string) {
+	var data profileData
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return data, "completed without data"
+	}
+	if err := json.Unmarshal(raw, &data); err != nil {
+		return data, fmt.Sprintf("data is not a profile report: %v", err)
 	}
 	if len(data.Reports) == 0 {
-		return invalid("completed without profile_reports")
+		return data, "completed without profile_reports"
 	}
+	for _, rp := range data.Reports {
+		if rp.Report == nil {
+			return data, fmt.Sprintf("profile report of root %q is empty", rp.Root)
+		}
+	}
+	return data, ""
+}
+
+// completedImage tallies the failed and undecided rules of every root.
+func completedImage(img ImageReport, data profileData, exitCode int) (ImageReport, map[ruleRoot]bool) {
 	status := map[ruleRoot]profile.Status{}
 	failed := map[ruleRoot]FailedRule{}
 	roots := map[string]bool{}
 	for _, rp := range data.Reports {
-		if rp.Report == nil {
-			return invalid("profile report of root %q is empty", rp.Root)
-		}
 		roots[rp.Root] = true
 		for _, rr := range rp.Results {
 			k := ruleRoot{rr.ID, rp.Root}
@@ -305,7 +331,7 @@ func imageReport(p Planned, res *result.Result) (ImageReport, map[ruleRoot]bool)
 		}
 	}
 	img.Status = StatusCompleted
-	if data.Noncompliant || res.ExitCode == result.ExitNoncompliant {
+	if data.Noncompliant || exitCode == result.ExitNoncompliant {
 		img.Status = StatusNoncompliant
 	}
 	img.Roots = slices.Sorted(maps.Keys(roots))
