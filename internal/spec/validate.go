@@ -14,6 +14,7 @@ import (
 	"unicode"
 
 	"guestkit.io/batch/internal/result"
+	"guestkit.io/batch/internal/store"
 )
 
 // ErrUnsupportedOperation is matched (errors.Is) by the validation error of
@@ -87,7 +88,12 @@ const (
 func imageFormats() []string  { return []string{"qcow2", "raw", "vmdk", "vdi", "vhdx", "vpc"} }
 func outputFormats() []string { return []string{"json", "sarif", "junit"} }
 func severities() []string    { return []string{"none", "info", "low", "medium", "high", "critical"} }
-func uriSchemes() []string    { return []string{"file", "s3", "minio", "http", "https", "pvc"} }
+
+// uriSchemes are the image URI schemes: file, every bucket backend's, http(s)
+// and pvc.
+func uriSchemes() []string {
+	return slices.Concat([]string{"file"}, store.BucketSchemes(), []string{"http", "https", "pvc"})
+}
 
 // Validate checks j against every rule of job spec v1 and returns a
 // *ValidationError listing all problems, or nil. For an unsupported
@@ -469,15 +475,15 @@ func uriProblem(s string) string {
 	if u.RawQuery != "" && u.Scheme != "http" && u.Scheme != "https" {
 		return "must not have a ?query"
 	}
-	switch u.Scheme {
-	case "file":
+	switch {
+	case u.Scheme == "file":
 		if u.Host != "" && u.Host != "localhost" {
 			return "file URIs must be local: file:///path"
 		}
 		if msg := pathProblem(u.Path); msg != "" {
 			return "path " + msg
 		}
-	case "s3", "minio":
+	case store.IsBucketScheme(u.Scheme):
 		if !isBucket(u.Host) {
 			return fmt.Sprintf("must be %s://<bucket>/<key> with a bucket of 3 to 63 of a-z, 0-9, '.' and '-'", u.Scheme)
 		}
@@ -492,11 +498,11 @@ func uriProblem(s string) string {
 		if strings.ContainsFunc(key, unicode.IsControl) {
 			return "key must not contain control characters"
 		}
-	case "http", "https":
+	case u.Scheme == "http" || u.Scheme == "https":
 		if u.Hostname() == "" {
 			return "must name a host"
 		}
-	case "pvc":
+	case u.Scheme == "pvc":
 		if u.Port() != "" || !isDNSSubdomain(u.Host) {
 			return "must be pvc://<claim>/<path> with a claim name that is a DNS-1123 subdomain"
 		}

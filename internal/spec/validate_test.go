@@ -201,7 +201,7 @@ func validationCases() []validationCase {
 			want: []problem{{"payload.data.image.path", "/" + long(maxValue-1) + "...", "longer than 4096 bytes"}}},
 		{name: "uri scheme", base: in, edit: func(d doc) {
 			d.set("payload.data.image.path", nil).set("payload.data.image.uri", "ftp://host/a.qcow2")
-		}, want: []problem{{"payload.data.image.uri", "ftp://host/a.qcow2", `unsupported scheme "ftp"; use one of file, s3, minio, http, https, pvc`}}},
+		}, want: []problem{{"payload.data.image.uri", "ftp://host/a.qcow2", `unsupported scheme "ftp"; use one of file, minio, s3, http, https, pvc`}}},
 		{name: "uri without scheme", base: in, edit: func(d doc) {
 			d.set("payload.data.image.path", nil).set("payload.data.image.uri", "a.qcow2")
 		}, want: []problem{{"payload.data.image.uri", "a.qcow2", `unsupported scheme ""`}}},

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/url"
 	"os"
 	"path"
 	"path/filepath"
@@ -26,6 +27,30 @@ type fileStore struct {
 
 	mu   sync.Mutex
 	root *os.Root // nil until the folder exists
+}
+
+func init() {
+	register(backend{scheme: "file", open: openFileURL, split: splitFile})
+}
+
+func openFileURL(_ context.Context, u *url.URL) (Store, error) {
+	if err := checkFileURL(u); err != nil {
+		return nil, err
+	}
+	return asStore(openFile(u.Path))
+}
+
+// splitFile: the folder is the bucket, the file name the key.
+func splitFile(uri string, u *url.URL) (string, string, error) {
+	if err := checkFileURL(u); err != nil {
+		return "", "", err
+	}
+	dir, key := path.Split(u.Path)
+	if key == "" {
+		return "", "", fmt.Errorf("object URI %q: no file name", printable(uri))
+	}
+	// The bucket URL is parsed again by Open: escape it like URI does.
+	return "file://" + escapePath(path.Clean(dir)), key, ValidateKey(key)
 }
 
 // openFile does not create the folder: a read through a mistyped URI must

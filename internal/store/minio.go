@@ -24,6 +24,11 @@ type minioStore struct {
 	seen   bucketSeen
 }
 
+func init() {
+	register(backend{scheme: "minio", remote: true, split: splitRemote,
+		open: func(_ context.Context, u *url.URL) (Store, error) { return asStore(openMinio(u)) }})
+}
+
 // openMinio takes minio://BUCKET[/PREFIX]. The endpoint (host:port, or a
 // URL whose scheme sets TLS) comes from ?endpoint= or MINIO_ENDPOINT, then
 // AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, so one spec works against any

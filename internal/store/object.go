@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 )
@@ -37,30 +36,14 @@ func SplitURI(uri string) (bucketURL, key string, err error) {
 		}
 		u = &url.URL{Scheme: "file", Path: abs}
 	}
-	switch u.Scheme {
-	case "file":
-		if err := checkFileURL(u); err != nil {
-			return "", "", err
-		}
-		dir, key := path.Split(u.Path)
-		if key == "" {
-			return "", "", fmt.Errorf("object URI %q: no file name", printable(uri))
-		}
-		// The bucket URL is parsed again by Open: escape it like URI does.
-		return "file://" + escapePath(path.Clean(dir)), key, ValidateKey(key)
-	case "s3", "minio":
-		key = strings.TrimPrefix(u.Path, "/")
-		b := url.URL{Scheme: u.Scheme, Host: u.Host, RawQuery: u.RawQuery}
-		bucketURL = b.String()
-	case "http", "https":
+	if u.Scheme == "http" || u.Scheme == "https" {
 		return uri, "", nil
-	default:
+	}
+	b, ok := backends[u.Scheme]
+	if !ok {
 		return "", "", fmt.Errorf("object URI %q: unsupported scheme %q", printable(uri), u.Scheme)
 	}
-	if key == "" {
-		return "", "", fmt.Errorf("object URI %q: no key", printable(uri))
-	}
-	return bucketURL, key, ValidateKey(key)
+	return b.split(uri, u)
 }
 
 func isHTTP(uri string) bool {

@@ -30,6 +30,11 @@ type s3Store struct {
 	seen    bucketSeen
 }
 
+func init() {
+	register(backend{scheme: "s3", remote: true, split: splitRemote,
+		open: func(ctx context.Context, u *url.URL) (Store, error) { return asStore(openS3(ctx, u)) }})
+}
+
 // openS3 builds a client from the default credential chain (env, shared
 // config, IRSA web identity, instance role). A custom endpoint comes from
 // ?endpoint= or AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL; with one, path-style

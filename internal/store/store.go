@@ -1,7 +1,7 @@
 // Package store reads and writes the objects of a bucket: job specs,
-// results, disk images and sweep reports. Three implementations are picked
-// by URL: s3:// (aws-sdk-go-v2), minio:// (minio-go) and file:// (a local
-// folder, the embedded default).
+// results, disk images and sweep reports. Backends are picked by URL
+// scheme; each registers itself (backend.go): s3:// (aws-sdk-go-v2),
+// minio:// (minio-go) and file:// (a local folder, the embedded default).
 package store
 
 import (
@@ -117,18 +117,11 @@ func Open(ctx context.Context, bucketURL string) (Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	switch u.Scheme {
-	case "file":
-		if err := checkFileURL(u); err != nil {
-			return nil, err
-		}
-		return openFile(u.Path)
-	case "s3":
-		return openS3(ctx, u)
-	case "minio":
-		return openMinio(u)
+	b, ok := backends[u.Scheme]
+	if !ok {
+		return nil, fmt.Errorf("bucket URL %q: unsupported scheme %q (want %s)", bucketURL, u.Scheme, schemes())
 	}
-	return nil, fmt.Errorf("bucket URL %q: unsupported scheme %q (want s3, minio or file)", bucketURL, u.Scheme)
+	return b.open(ctx, u)
 }
 
 func parseURL(s string) (*url.URL, error) {

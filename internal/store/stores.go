@@ -50,7 +50,7 @@ func (s *Stores) Resolve(bucketURL string) string {
 		return bucketURL
 	}
 	u, err := url.Parse(bucketURL)
-	if err != nil || (u.Scheme != "s3" && u.Scheme != "minio") || u.RawQuery != "" || u.User != nil {
+	if err != nil || !IsBucketScheme(u.Scheme) || u.RawQuery != "" || u.User != nil {
 		return bucketURL
 	}
 	h, err := url.Parse(s.Home)
@@ -67,7 +67,7 @@ func (s *Stores) Resolve(bucketURL string) string {
 // dispatcher does. Any other URI is returned unchanged.
 func (s *Stores) ResolveURI(uri string) string {
 	u, err := url.Parse(uri)
-	if err != nil || u.RawQuery != "" || (u.Scheme != "s3" && u.Scheme != "minio") {
+	if err != nil || u.RawQuery != "" || !IsBucketScheme(u.Scheme) {
 		return uri
 	}
 	b, err := url.Parse(s.Resolve((&url.URL{Scheme: u.Scheme, Host: u.Host}).String()))
