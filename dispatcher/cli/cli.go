@@ -13,16 +13,18 @@ import (
 
 	"github.com/alecthomas/kong"
 	"github.com/sirupsen/logrus"
+
+	"guestkit.io/batch/internal/exitcode"
 )
 
-// Exit codes of guestkit-dispatcher (README.md).
+// Exit codes of guestkit-dispatcher; their meanings are in package exitcode.
 const (
-	ExitOK           = 0
-	ExitJobsFailed   = 1  // once, sweep: a result is failed, timeout or rejected; submit: a spec is invalid
-	ExitNoncompliant = 2  // once, sweep with --fail-on-noncompliant: an image is noncompliant
-	ExitFailure      = 3  // the dispatcher could not do its work: configuration, bucket, cluster
-	ExitUsage        = 64 // bad command line
-	ExitInterrupted  = 130
+	ExitOK           = exitcode.DispatcherOK
+	ExitJobsFailed   = exitcode.DispatcherJobsFailed
+	ExitNoncompliant = exitcode.DispatcherNoncompliant
+	ExitFailure      = exitcode.DispatcherFailure
+	ExitUsage        = exitcode.DispatcherUsage
+	ExitInterrupted  = exitcode.DispatcherInterrupted
 )
 
 // Deps are the command's connections to the outside world.

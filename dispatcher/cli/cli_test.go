@@ -8,12 +8,16 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/alecthomas/kong"
 
 	"guestkit.io/batch/dispatcher/cli"
+	"guestkit.io/batch/internal/exitcode"
+	"guestkit.io/batch/internal/profile/names"
+	"guestkit.io/batch/internal/result"
 	"guestkit.io/batch/internal/store"
 )
 
@@ -79,10 +83,47 @@ func TestEveryFlagHasADocumentedEnvVar(t *testing.T) {
 			t.Errorf("dispatcher/README.md does not document %s (flag %s)", e, name)
 		}
 	}
-	for _, code := range []int{cli.ExitOK, cli.ExitJobsFailed, cli.ExitNoncompliant, cli.ExitFailure, cli.ExitUsage, cli.ExitInterrupted} {
-		if !regexp.MustCompile(fmt.Sprintf(`(?m)^\| %d \|`, code)).Match(readme) {
-			t.Errorf("dispatcher/README.md does not document exit code %d", code)
+	// The exit code rows, without Markdown: exactly the dispatcher's codes,
+	// each with its meaning.
+	rows := map[int]string{}
+	for _, m := range regexp.MustCompile(`(?m)^\| (\d+) \|.*$`).FindAllSubmatch(readme, -1) {
+		code, _ := strconv.Atoi(string(m[1]))
+		rows[code] = strings.ReplaceAll(string(m[0]), "`", "")
+	}
+	for _, c := range exitcode.Dispatcher() {
+		switch row, ok := rows[c.Code]; {
+		case !ok:
+			t.Errorf("dispatcher/README.md does not document exit code %d", c.Code)
+		case !strings.Contains(row, " "+c.Meaning):
+			t.Errorf("dispatcher/README.md: the row of exit code %d must say %q: %q", c.Code, c.Meaning, row)
 		}
+		delete(rows, c.Code)
+	}
+	for code := range rows {
+		t.Errorf("dispatcher/README.md documents exit code %d, which is not in package exitcode", code)
+	}
+	var final []string
+	for _, c := range result.NonRetryableExitCodes() {
+		final = append(final, strconv.Itoa(int(c)))
+	}
+	if list := "non-retryable exit codes (" + strings.Join(final, ", ") + ")"; !bytes.Contains(readme, []byte(list)) {
+		t.Errorf("dispatcher/README.md does not say the runner's %s", list)
+	}
+}
+
+// TestSweepDefaultProfiles: sweep's default profiles, spelled in its tag
+// and in the README, are the registry's defaults.
+func TestSweepDefaultProfiles(t *testing.T) {
+	want := strings.Join(names.Defaults(), ",")
+	if f := flags(t)["sweep --profiles"]; f == nil || f.Default != want {
+		t.Errorf("sweep --profiles: default %v, want %q", f, want)
+	}
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if row := "\n| `sweep --profiles` | `GUESTKIT_SWEEP_PROFILES` | `" + want + "` |"; !bytes.Contains(readme, []byte(row)) {
+		t.Errorf("dispatcher/README.md has no row %q", row[1:])
 	}
 }
 
