@@ -50,148 +50,19 @@ func stageConfig(path, target string, buildArgs map[string]string, base v1.Confi
 	return cfg, nil
 }
 
+// parseStageConfig is stageConfig on the Dockerfile's text.
 func parseStageConfig(text, target string, buildArgs map[string]string, base v1.Config) (v1.Config, error) {
 	instructions, err := dockerfileInstructions(text)
 	if err != nil {
 		return v1.Config{}, err
 	}
-	globalArgs := map[string]string{}
-	var stages []*dockerfileStage
-	var cur *dockerfileStage
-	var vars map[string]string // the current stage's ARGs
-	cmdSet := false            // CMD set in the current stage, not inherited
+	p := &stageParser{buildArgs: buildArgs, base: base, globalArgs: map[string]string{}}
 	for _, in := range instructions {
-		lookup := func(name string) (string, bool) {
-			if cur != nil {
-				if v, ok := envValue(cur.config.Env, name); ok {
-					return v, true
-				}
-				v, ok := vars[name]
-				return v, ok
-			}
-			v, ok := globalArgs[name]
-			return v, ok
-		}
-		where := fmt.Sprintf("line %d: %s", in.line, in.keyword)
-		if cur == nil && in.keyword != "FROM" && in.keyword != "ARG" {
-			return v1.Config{}, fmt.Errorf("%s before the first FROM", where)
-		}
-		switch in.keyword {
-		case "ARG":
-			words, err := shellWords(in.args, lookup)
-			if err != nil {
-				return v1.Config{}, fmt.Errorf("%s: %w", where, err)
-			}
-			for _, w := range words {
-				name, def, hasDefault := strings.Cut(w, "=")
-				v, ok := buildArgs[name]
-				if !ok && hasDefault {
-					v, ok = def, true
-				}
-				if !ok && cur != nil {
-					v = globalArgs[name]
-				}
-				if cur == nil {
-					globalArgs[name] = v
-				} else {
-					vars[name] = v
-				}
-			}
-		case "FROM":
-			// Only the global ARGs are in scope.
-			words, err := shellWords(in.args, func(name string) (string, bool) {
-				v, ok := globalArgs[name]
-				return v, ok
-			})
-			if err != nil {
-				return v1.Config{}, fmt.Errorf("%s: %w", where, err)
-			}
-			words = slices.DeleteFunc(words, func(w string) bool { return strings.HasPrefix(w, "--") })
-			if len(words) != 1 && (len(words) != 3 || !strings.EqualFold(words[1], "AS")) {
-				return v1.Config{}, fmt.Errorf("%s: want FROM IMAGE [AS NAME]", where)
-			}
-			st := &dockerfileStage{config: copyConfig(base)}
-			if len(words) == 3 {
-				st.name = words[2]
-			}
-			for _, parent := range stages {
-				if parent.name != "" && parent.name == words[0] {
-					st.config = copyConfig(parent.config)
-					st.unsupported = parent.unsupported
-				}
-			}
-			stages = append(stages, st)
-			cur, vars, cmdSet = st, map[string]string{}, false
-		case "ENV", "LABEL":
-			pairs, err := keyValueWords(in.args, lookup)
-			if err != nil {
-				return v1.Config{}, fmt.Errorf("%s: %w", where, err)
-			}
-			for _, kv := range pairs {
-				if in.keyword == "ENV" {
-					cur.config.Env = setEnv(cur.config.Env, kv[0], kv[1])
-				} else {
-					if cur.config.Labels == nil {
-						cur.config.Labels = map[string]string{}
-					}
-					cur.config.Labels[kv[0]] = kv[1]
-				}
-			}
-		case "USER", "WORKDIR":
-			words, err := shellWords(in.args, lookup)
-			if err != nil {
-				return v1.Config{}, fmt.Errorf("%s: %w", where, err)
-			}
-			if len(words) != 1 {
-				return v1.Config{}, fmt.Errorf("%s: want one argument, have %d", where, len(words))
-			}
-			if in.keyword == "USER" {
-				cur.config.User = words[0]
-			} else {
-				cur.config.WorkingDir = path.Join("/", cur.config.WorkingDir, words[0])
-				if path.IsAbs(words[0]) {
-					cur.config.WorkingDir = path.Clean(words[0])
-				}
-			}
-		case "EXPOSE":
-			words, err := shellWords(in.args, lookup)
-			if err != nil {
-				return v1.Config{}, fmt.Errorf("%s: %w", where, err)
-			}
-			for _, p := range words {
-				if !strings.Contains(p, "/") {
-					p += "/tcp"
-				}
-				if cur.config.ExposedPorts == nil {
-					cur.config.ExposedPorts = map[string]struct{}{}
-				}
-				cur.config.ExposedPorts[p] = struct{}{}
-			}
-		case "ENTRYPOINT", "CMD":
-			var argv []string
-			if err := json.Unmarshal([]byte(in.args), &argv); err != nil {
-				return v1.Config{}, fmt.Errorf("%s: only the JSON form [\"...\"] is supported: %w", where, err)
-			}
-			if in.keyword == "CMD" {
-				cur.config.Cmd, cmdSet = argv, true
-			} else {
-				cur.config.Entrypoint = argv
-				// Docker: a new ENTRYPOINT drops the CMD of the base image.
-				if !cmdSet {
-					cur.config.Cmd = nil
-				}
-			}
-		case "RUN", "COPY", "ADD":
-			if strings.Contains(in.args, "<<") {
-				return v1.Config{}, fmt.Errorf("%s: heredocs are not supported", where)
-			}
-		default:
-			if cur.unsupported == "" {
-				cur.unsupported = where
-			}
+		if err := p.instruction(in); err != nil {
+			return v1.Config{}, err
 		}
 	}
-	for _, st := range stages {
+	for _, st := range p.stages {
 		if st.name != target {
 			continue
 		}
@@ -201,6 +72,195 @@ func parseStageConfig(text, target string, buildArgs map[string]string, base v1.
 		return st.config, nil
 	}
 	return v1.Config{}, fmt.Errorf("no stage %q", target)
+}
+
+// stageParser applies a Dockerfile's instructions in order.
+type stageParser struct {
+	buildArgs  map[string]string
+	base       v1.Config
+	globalArgs map[string]string // ARGs before the first FROM
+	stages     []*dockerfileStage
+	cur        *dockerfileStage
+	vars       map[string]string // the current stage's ARGs
+	cmdSet     bool              // CMD set in the current stage, not inherited
+}
+
+// lookup resolves $NAME in the current stage: its ENV, then its ARGs;
+// before the first FROM, the global ARGs.
+func (p *stageParser) lookup(name string) (string, bool) {
+	if p.cur != nil {
+		if v, ok := envValue(p.cur.config.Env, name); ok {
+			return v, true
+		}
+		v, ok := p.vars[name]
+		return v, ok
+	}
+	v, ok := p.globalArgs[name]
+	return v, ok
+}
+
+// instruction applies one instruction to the current stage.
+func (p *stageParser) instruction(in dockerfileInstruction) error {
+	where := fmt.Sprintf("line %d: %s", in.line, in.keyword)
+	if p.cur == nil && in.keyword != "FROM" && in.keyword != "ARG" {
+		return fmt.Errorf("%s before the first FROM", where)
+	}
+	switch in.keyword {
+	case "ARG":
+		return p.arg(in.args, where)
+	case "FROM":
+		return p.from(in.args, where)
+	case "ENV", "LABEL":
+		return p.keyValues(in.keyword, in.args, where)
+	case "USER", "WORKDIR":
+		return p.userOrWorkdir(in.keyword, in.args, where)
+	case "EXPOSE":
+		return p.expose(in.args, where)
+	case "ENTRYPOINT", "CMD":
+		return p.exec(in.keyword, in.args, where)
+	case "RUN", "COPY", "ADD":
+		if strings.Contains(in.args, "<<") {
+			return fmt.Errorf("%s: heredocs are not supported", where)
+		}
+	default:
+		if p.cur.unsupported == "" {
+			p.cur.unsupported = where
+		}
+	}
+	return nil
+}
+
+// arg declares ARGs: a -build-arg value wins over the default; in a stage,
+// a redeclared global ARG without either keeps the global value.
+func (p *stageParser) arg(args, where string) error {
+	words, err := shellWords(args, p.lookup)
+	if err != nil {
+		return fmt.Errorf("%s: %w", where, err)
+	}
+	for _, w := range words {
+		name, def, hasDefault := strings.Cut(w, "=")
+		v, ok := p.buildArgs[name]
+		if !ok && hasDefault {
+			v, ok = def, true
+		}
+		if !ok && p.cur != nil {
+			v = p.globalArgs[name]
+		}
+		if p.cur == nil {
+			p.globalArgs[name] = v
+		} else {
+			p.vars[name] = v
+		}
+	}
+	return nil
+}
+
+// from starts a stage: FROM an earlier stage inherits its configuration,
+// FROM an image starts from base.
+func (p *stageParser) from(args, where string) error {
+	// Only the global ARGs are in scope.
+	words, err := shellWords(args, func(name string) (string, bool) {
+		v, ok := p.globalArgs[name]
+		return v, ok
+	})
+	if err != nil {
+		return fmt.Errorf("%s: %w", where, err)
+	}
+	words = slices.DeleteFunc(words, func(w string) bool { return strings.HasPrefix(w, "--") })
+	if len(words) != 1 && (len(words) != 3 || !strings.EqualFold(words[1], "AS")) {
+		return fmt.Errorf("%s: want FROM IMAGE [AS NAME]", where)
+	}
+	st := &dockerfileStage{config: copyConfig(p.base)}
+	if len(words) == 3 {
+		st.name = words[2]
+	}
+	for _, parent := range p.stages {
+		if parent.name != "" && parent.name == words[0] {
+			st.config = copyConfig(parent.config)
+			st.unsupported = parent.unsupported
+		}
+	}
+	p.stages = append(p.stages, st)
+	p.cur, p.vars, p.cmdSet = st, map[string]string{}, false
+	return nil
+}
+
+// keyValues applies ENV or LABEL KEY=VALUE pairs.
+func (p *stageParser) keyValues(keyword, args, where string) error {
+	pairs, err := keyValueWords(args, p.lookup)
+	if err != nil {
+		return fmt.Errorf("%s: %w", where, err)
+	}
+	c := &p.cur.config
+	for _, kv := range pairs {
+		if keyword == "ENV" {
+			c.Env = setEnv(c.Env, kv[0], kv[1])
+		} else {
+			if c.Labels == nil {
+				c.Labels = map[string]string{}
+			}
+			c.Labels[kv[0]] = kv[1]
+		}
+	}
+	return nil
+}
+
+// userOrWorkdir applies USER, or WORKDIR relative to the current one.
+func (p *stageParser) userOrWorkdir(keyword, args, where string) error {
+	words, err := shellWords(args, p.lookup)
+	if err != nil {
+		return fmt.Errorf("%s: %w", where, err)
+	}
+	if len(words) != 1 {
+		return fmt.Errorf("%s: want one argument, have %d", where, len(words))
+	}
+	c := &p.cur.config
+	if keyword == "USER" {
+		c.User = words[0]
+	} else {
+		c.WorkingDir = path.Join("/", c.WorkingDir, words[0])
+		if path.IsAbs(words[0]) {
+			c.WorkingDir = path.Clean(words[0])
+		}
+	}
+	return nil
+}
+
+// expose adds ports, tcp unless a protocol is given.
+func (p *stageParser) expose(args, where string) error {
+	words, err := shellWords(args, p.lookup)
+	if err != nil {
+		return fmt.Errorf("%s: %w", where, err)
+	}
+	c := &p.cur.config
+	for _, port := range words {
+		if !strings.Contains(port, "/") {
+			port += "/tcp"
+		}
+		if c.ExposedPorts == nil {
+			c.ExposedPorts = map[string]struct{}{}
+		}
+		c.ExposedPorts[port] = struct{}{}
+	}
+	return nil
+}
+
+// exec applies ENTRYPOINT or CMD in the JSON form.
+func (p *stageParser) exec(keyword, args, where string) error {
+	var argv []string
+	if err := json.Unmarshal([]byte(args), &argv); err != nil {
+		return fmt.Errorf("%s: only the JSON form [\"...\"] is supported: %w", where, err)
+	}
+	if keyword == "CMD" {
+		p.cur.config.Cmd, p.cmdSet = argv, true
+		return nil
+	}
+	p.cur.config.Entrypoint = argv
+	// Docker: a new ENTRYPOINT drops the CMD of the base image.
+	if !p.cmdSet {
+		p.cur.config.Cmd = nil
+	}
+	return nil
 }
 
 // dockerfileInstruction is one logical line: continuations joined.
