@@ -19,7 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"guestkit.io/batch/internal/dispatch"
+	"guestkit.io/batch/internal/kubejob"
 	"guestkit.io/batch/internal/result"
 )
 
@@ -129,14 +129,14 @@ func podPhases(t testing.TB, c *cluster, pod *corev1.Pod) phases {
 		}
 	}
 	for _, cs := range pod.Status.ContainerStatuses {
-		if cs.Name != dispatch.ContainerName {
+		if cs.Name != kubejob.ContainerName {
 			continue
 		}
 		if s := cs.State.Terminated; s != nil {
 			p.started = s.StartedAt.Time
 		}
 	}
-	req := c.cs.CoreV1().Pods(namespace).GetLogs(pod.Name, &corev1.PodLogOptions{Container: dispatch.ContainerName, Timestamps: true})
+	req := c.cs.CoreV1().Pods(namespace).GetLogs(pod.Name, &corev1.PodLogOptions{Container: kubejob.ContainerName, Timestamps: true})
 	rc, err := req.Stream(context.Background())
 	if err != nil {
 		t.Fatalf("logs of %s: %v", pod.Name, err)

@@ -25,7 +25,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"guestkit.io/batch/internal/dispatch"
+	"guestkit.io/batch/internal/kubejob"
 	"guestkit.io/batch/internal/testenv"
 )
 
@@ -152,7 +152,7 @@ func startLocal(t *testing.T, extra map[string]string) *cluster {
 	archives := imageArchives(t)
 	start := time.Now()
 	k := testenv.StartCluster(t, testenv.ClusterOptions{
-		NodeLabels: map[string]string{dispatch.DefaultDiskAccessLabel: "true"},
+		NodeLabels: map[string]string{kubejob.DefaultDiskAccessLabel: "true"},
 	})
 	m := testenv.StartMinIOOn(t, k.HostIP)
 	t.Logf("local cluster and MinIO ready in %v", time.Since(start).Round(time.Second))

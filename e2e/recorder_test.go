@@ -16,7 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
-	"guestkit.io/batch/internal/dispatch"
+	"guestkit.io/batch/internal/kubejob"
 )
 
 // recorder remembers every Job and pod that appears in the namespace for
@@ -38,7 +38,7 @@ func record(t testing.TB, cs kubernetes.Interface) *recorder {
 		if !ok {
 			return
 		}
-		id := j.Annotations[dispatch.AnnotationJobID]
+		id := j.Annotations[kubejob.AnnotationJobID]
 		if id == "" {
 			return // the sweep's own Job
 		}
@@ -154,7 +154,7 @@ func (r *recorder) checkPods(t testing.TB) {
 		for _, problem := range podProblems(p) {
 			t.Errorf("pod %s: %s", p.Name, problem)
 		}
-		if p.Labels[dispatch.LabelName] == dispatch.LabelNameValue {
+		if p.Labels[kubejob.LabelName] == kubejob.LabelNameValue {
 			runners++
 		}
 	}

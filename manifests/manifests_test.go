@@ -39,7 +39,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"guestkit.io/batch/dispatcher/cli"
-	"guestkit.io/batch/internal/dispatch"
+	"guestkit.io/batch/internal/kubejob"
 	"guestkit.io/batch/internal/notify"
 	"guestkit.io/batch/internal/spec"
 	"guestkit.io/batch/internal/testenv"
@@ -795,7 +795,7 @@ func checkWatch(t *testing.T, r *rendering, c *cli.CLI) {
 
 	// Nothing shipped may look like one of the dispatcher's Jobs: it would
 	// count it as active, settle it and delete it.
-	own := labels.SelectorFromSet(labels.Set{dispatch.LabelManagedBy: dispatch.LabelManagedByValue, dispatch.LabelInstance: w.Instance})
+	own := labels.SelectorFromSet(labels.Set{kubejob.LabelManagedBy: kubejob.LabelManagedByValue, kubejob.LabelInstance: w.Instance})
 	for _, o := range r.objs {
 		if own.Matches(labels.Set(o.meta.GetLabels())) {
 			t.Errorf("%s %s carries the dispatcher's Job labels %s", o.kind, o.meta.GetName(), own)
@@ -814,7 +814,7 @@ func runnerJob(t *testing.T, r *rendering, f *cli.ExecutorFlags, bucket string) 
 	if err != nil {
 		t.Fatalf("the dispatcher would not start: %v", err)
 	}
-	b, err := dispatch.NewBuilder(bc)
+	b, err := kubejob.NewBuilder(bc)
 	if err != nil {
 		t.Fatalf("the dispatcher would not start: %v", err)
 	}
@@ -824,7 +824,7 @@ func runnerJob(t *testing.T, r *rendering, f *cli.ExecutorFlags, bucket string) 
 		t.Fatal(err)
 	}
 	presigned := func(key string) string { return "https://bucket.example/" + key + "?X-Amz-Signature=0" }
-	job, err := b.NewJob(dispatch.JobInput{
+	job, err := b.NewJob(kubejob.JobInput{
 		Job: j, Bucket: bucket, SpecKey: "jobs/manifests-check.json", ResultKey: "results/manifests-check.json",
 		SpecURI: presigned("jobs/manifests-check.json"), ResultURI: presigned("results/manifests-check.json"),
 		ImageURL: presigned("images/disk.qcow2"), Now: time.Now(),
@@ -844,7 +844,7 @@ func runnerJob(t *testing.T, r *rendering, f *cli.ExecutorFlags, bucket string) 
 			t.Errorf("Service %s selects runner pods", svc.meta.GetName())
 		}
 	}
-	if f.KVM == string(dispatch.KVMDevicePlugin) {
+	if f.KVM == string(kubejob.KVMDevicePlugin) {
 		if _, ok := ps.Containers[0].Resources.Limits[corev1.ResourceName(f.KVMResource)]; !ok {
 			t.Errorf("runner pods do not request %s", f.KVMResource)
 		}

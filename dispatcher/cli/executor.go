@@ -17,7 +17,6 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"guestkit.io/batch/internal/controller"
-	"guestkit.io/batch/internal/dispatch"
 	"guestkit.io/batch/internal/kubejob"
 	"guestkit.io/batch/internal/localrun"
 	"guestkit.io/batch/internal/metrics"
@@ -148,7 +147,7 @@ func (en *engine) kubeExecutor(ctx context.Context, g *Globals, f *ExecutorFlags
 	if err != nil {
 		return nil, err
 	}
-	b, err := dispatch.NewBuilder(bc)
+	b, err := kubejob.NewBuilder(bc)
 	if err != nil {
 		return nil, err
 	}
@@ -161,13 +160,13 @@ func (en *engine) kubeExecutor(ctx context.Context, g *Globals, f *ExecutorFlags
 
 // BuilderConfig maps the flags to the Job builder's configuration (the
 // manifests test renders runner Jobs with it).
-func (f *ExecutorFlags) BuilderConfig() (dispatch.BuilderConfig, error) {
+func (f *ExecutorFlags) BuilderConfig() (kubejob.BuilderConfig, error) {
 	ttl := int32(f.TTLAfterFinished / time.Second)
-	bc := dispatch.BuilderConfig{
+	bc := kubejob.BuilderConfig{
 		TemplatePath: f.JobTemplate, Namespace: f.Namespace, RunnerImage: f.RunnerImage,
 		ImagePullPolicy: corev1.PullPolicy(f.ImagePullPolicy), ServiceAccount: f.ServiceAccount,
 		Instance: f.Instance, NodeSelector: f.NodeSelector, TTLSecondsAfterFinished: &ttl,
-		KVM: dispatch.KVMMode(f.KVM), KVMResource: corev1.ResourceName(f.KVMResource),
+		KVM: kubejob.KVMMode(f.KVM), KVMResource: corev1.ResourceName(f.KVMResource),
 		SecretRef: f.SecretRef, Accel: f.Accel, HostPathRoots: f.HostPathRoots,
 	}
 	if bc.NodeSelector == nil {

@@ -15,8 +15,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"guestkit.io/batch/internal/controller"
-	"guestkit.io/batch/internal/dispatch"
 	"guestkit.io/batch/internal/intake"
+	"guestkit.io/batch/internal/kubejob"
 	"guestkit.io/batch/internal/store"
 )
 
@@ -66,7 +66,7 @@ func (c *StatusCmd) Run(ctx context.Context, deps Deps) error {
 				r.Reason = oneLine(e.Err.Error(), 200)
 			}
 			if e.Job != nil {
-				if j := jobs[dispatch.JobName(e.Job)]; j != nil {
+				if j := jobs[kubejob.JobName(e.Job)]; j != nil {
 					r.Job, r.JobSt = j.Name, jobState(j)
 				}
 			}
@@ -140,7 +140,7 @@ func (c *StatusCmd) jobs(ctx context.Context) (map[string]*batchv1.Job, error) {
 	if err != nil {
 		return nil, err
 	}
-	sel := labels.SelectorFromSet(labels.Set{dispatch.LabelManagedBy: dispatch.LabelManagedByValue, dispatch.LabelInstance: c.Instance})
+	sel := labels.SelectorFromSet(labels.Set{kubejob.LabelManagedBy: kubejob.LabelManagedByValue, kubejob.LabelInstance: c.Instance})
 	out := map[string]*batchv1.Job{}
 	opts := metav1.ListOptions{LabelSelector: sel.String(), Limit: 500}
 	for {

@@ -18,7 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"guestkit.io/batch/dispatcher/cli"
-	"guestkit.io/batch/internal/dispatch"
+	"guestkit.io/batch/internal/kubejob"
 	"guestkit.io/batch/internal/testenv"
 )
 
@@ -161,7 +161,7 @@ func TestWatchReplicasElectALeaderAndFollowNotifications(t *testing.T) {
 		}
 		n := 0
 		for _, j := range list.Items {
-			if j.Annotations[dispatch.AnnotationJobID] == id {
+			if j.Annotations[kubejob.AnnotationJobID] == id {
 				n++
 			}
 		}

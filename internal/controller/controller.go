@@ -15,13 +15,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/sirupsen/logrus"
 
-	"guestkit.io/batch/internal/dispatch"
 	"guestkit.io/batch/internal/intake"
 	"guestkit.io/batch/internal/metrics"
 	"guestkit.io/batch/internal/result"
@@ -97,7 +95,7 @@ func New(cfg Config) (*Controller, error) {
 func NewResults(st store.Store, version string, log logrus.FieldLogger, m *metrics.Dispatcher) *Results {
 	return &Results{
 		Store: st,
-		By:    result.Runner{Name: dispatch.DispatcherName, Version: version},
+		By:    result.Runner{Name: result.DispatcherName, Version: version},
 		Log:   log,
 		Written: func(r *result.Result) {
 			if m != nil {
@@ -269,7 +267,7 @@ func (c *Controller) launch(ctx context.Context, e *intake.Entry) (launched bool
 	}
 	err = c.cfg.Executor.Launch(ctx, e)
 	var already *AlreadyLaunched
-	var specErr *dispatch.SpecError
+	var refused *spec.Refused
 	switch {
 	case err == nil:
 		c.m.JobsCreated.Inc()
@@ -279,8 +277,8 @@ func (c *Controller) launch(ctx context.Context, e *intake.Entry) (launched bool
 	case errors.As(err, &already):
 		c.checkSame(ctx, e, already.Digest)
 		return false, nil
-	case errors.As(err, &specErr):
-		return false, c.reject(ctx, e, specErr)
+	case errors.As(err, &refused):
+		return false, c.reject(ctx, e, refused)
 	}
 	c.m.Error("launch")
 	log.WithError(err).Warn("launch failed; retrying at the next pass")
@@ -300,9 +298,9 @@ func (c *Controller) precheck(ctx context.Context, e *intake.Entry) (ok bool, er
 	if _, found := c.cfg.Executor.Lookup(e); found {
 		return true, nil // checked when it was launched
 	}
-	var specErr *dispatch.SpecError
-	if err := c.cfg.Executor.Check(e); errors.As(err, &specErr) {
-		return false, c.reject(ctx, e, specErr)
+	var refused *spec.Refused
+	if err := c.cfg.Executor.Check(e); errors.As(err, &refused) {
+		return false, c.reject(ctx, e, refused)
 	} else if err != nil {
 		c.m.Error("launch")
 		c.log.WithError(err).WithField("spec", e.Key).Error("cannot render the job")
@@ -347,7 +345,7 @@ func (c *Controller) checkImage(ctx context.Context, j *spec.Job) error {
 		return nil
 	}
 	uri := img.URI
-	if !strings.HasPrefix(uri, "s3://") && !strings.HasPrefix(uri, "minio://") {
+	if !store.IsBucketURI(uri) {
 		return nil
 	}
 	bucket, key, err := store.SplitURI(uri)
@@ -393,9 +391,9 @@ func (c *Controller) reject(ctx context.Context, e *intake.Entry, err error) err
 }
 
 func (c *Controller) rejectImage(ctx context.Context, e *intake.Entry, err error) error {
-	res := e.RejectedResult(c.results.By, c.cfg.Now(), err)
-	res.Error.Code, res.Error.Phase = result.CodeImageNotFound, result.PhaseFetch
-	res.ExitCode = result.ExitCodeFor(res.Status, res.Error, false)
+	f := e.Refusal(err)
+	f.Code, f.Phase = result.CodeImageNotFound, result.PhaseFetch
+	res := f.Result(c.results.By, c.cfg.Now())
 	if _, err := c.results.Create(ctx, e.ResultKey, res); err != nil {
 		c.m.Error("reject")
 		return err

@@ -29,13 +29,13 @@ type Executor interface {
 	// result may already exist from a failed attempt that is retried).
 	Busy(e *intake.Entry) bool
 	// Check reports a spec this executor can never run (an image source
-	// it does not serve, a passed deadline) as a *dispatch.SpecError,
+	// it does not serve, a passed deadline) as a *spec.Refused,
 	// without side effects, so that it is rejected before it waits for a
 	// slot.
 	Check(e *intake.Entry) error
 	// Launch starts e's job. A launch that already exists is
 	// *AlreadyLaunched; a spec this executor cannot run is a
-	// *dispatch.SpecError (a rejected result is stored for it).
+	// *spec.Refused (a rejected result is stored for it).
 	Launch(ctx context.Context, e *intake.Entry) error
 }
 

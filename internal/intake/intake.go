@@ -21,7 +21,6 @@ import (
 	"sync"
 	"time"
 
-	"guestkit.io/batch/internal/dispatch"
 	"guestkit.io/batch/internal/spec"
 	"guestkit.io/batch/internal/store"
 )
@@ -45,9 +44,9 @@ type Entry struct {
 	ResultKey string
 }
 
-// Pending is the entry as dispatch.Order sorts it.
-func (e *Entry) Pending() dispatch.Pending {
-	return dispatch.Pending{Job: e.Job, Key: e.Key, Seen: e.Object.LastModified}
+// Pending is the entry as Order sorts it.
+func (e *Entry) Pending() Pending {
+	return Pending{Job: e.Job, Key: e.Key, Seen: e.Object.LastModified}
 }
 
 // Reason classifies a rejection.
@@ -302,13 +301,13 @@ func classify(entries []*Entry, snap *Snapshot) {
 			snap.Pending = append(snap.Pending, e)
 		}
 	}
-	pending := make([]dispatch.Pending, len(snap.Pending))
+	pending := make([]Pending, len(snap.Pending))
 	index := make(map[string]*Entry, len(snap.Pending))
 	for i, e := range snap.Pending {
 		pending[i] = e.Pending()
 		index[e.Key] = e
 	}
-	dispatch.Order(pending)
+	Order(pending)
 	for i, p := range pending {
 		snap.Pending[i] = index[p.Key]
 	}

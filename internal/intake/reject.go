@@ -3,6 +3,7 @@ package intake
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"guestkit.io/batch/internal/result"
@@ -11,51 +12,51 @@ import (
 )
 
 // RejectedResult is the result stored for a spec that cannot run, or that
-// the dispatcher refused (err overrides e.Err when not nil: an image
-// source the dispatcher does not serve, a passed deadline). It names the
-// spec object, so a spec without a usable job_id is still traceable.
+// the dispatcher refused: see Refusal.
 func (e *Entry) RejectedResult(by result.Runner, now time.Time, err error) *result.Result {
+	return e.Refusal(err).Result(by, now)
+}
+
+// Refusal is what the result of a spec that cannot run says, or of one the
+// dispatcher refused (err overrides e.Err when not nil: an image source
+// the dispatcher does not serve, a passed deadline). It names the spec
+// object, so a spec without a usable job_id is still traceable.
+func (e *Entry) Refusal(err error) *result.Refusal {
 	if err == nil {
 		err = e.Err
 	}
-	code := result.CodeSpecInvalid
+	f := &result.Refusal{JobID: e.JobID, Code: result.CodeSpecInvalid,
+		Details: map[string]string{"spec_key": printable(e.Key), "spec_digest": e.Digest}}
 	var re *RejectError
 	switch {
 	case errors.Is(err, spec.ErrUnsupportedOperation):
-		code = result.CodeSpecUnsupported
+		f.Code = result.CodeSpecUnsupported
 	case errors.As(err, &re) && re.Reason == ReasonConflict:
-		code = result.CodeSpecConflict
+		f.Code = result.CodeSpecConflict
 	}
-	var fields []result.FieldError
 	var ve *spec.ValidationError
 	if errors.As(err, &ve) {
-		fields = ve.Problems
+		f.Fields = ve.Problems
 	}
-	jobID := e.JobID
-	if jobID == "" {
-		jobID = "unknown"
-	}
-	msg := err.Error()
+	f.Message = err.Error()
 	if re == nil {
-		msg = fmt.Sprintf("spec %s: %v", store.Redact(e.Key), err)
+		f.Message = fmt.Sprintf("spec %s: %v", store.Redact(e.Key), err)
 	}
-	res := result.Rejected(jobID, by, now, code, msg, fields)
-	res.Error.Details = map[string]string{"spec_key": printable(e.Key), "spec_digest": e.Digest}
 	if re != nil && re.Owner != "" {
-		res.Error.Details["owner_spec_key"] = re.Owner
+		f.Details["owner_spec_key"] = re.Owner
 	}
 	if e.Job != nil {
-		if op := e.Job.Operation; op == spec.OpInspect || op == spec.OpProfile {
-			res.Operation = op
+		if slices.Contains(spec.SupportedOperations(), e.Job.Operation) {
+			f.Operation = e.Job.Operation
 		}
 		if e.Job.Execution != nil {
-			res.IdempotencyKey = e.Job.Execution.IdempotencyKey
+			f.IdempotencyKey = e.Job.Execution.IdempotencyKey
 		}
 	}
 	for _, w := range e.Warnings {
-		res.Warnings = append(res.Warnings, w.String())
+		f.Warnings = append(f.Warnings, w.String())
 	}
-	return res
+	return f
 }
 
 // printable quotes a key that is not plain text, so that control

@@ -1,19 +1,60 @@
 // Package kubejob runs guestkit jobs as Kubernetes Jobs: the executor of
-// guestkit-dispatcher on a cluster.
+// guestkit-dispatcher on a cluster, and the pure logic behind it.
 //
-// Launch renders the Job (dispatch.Builder) with presigned URLs for the
+//   - JobName names the Job of a spec, deterministically: creating a Job
+//     that already exists means "already dispatched".
+//   - Builder renders templates/job.yaml.tmpl (or an operator's copy) into
+//     a batch/v1 Job and checks what the dispatcher relies on.
+//   - outcomeOf reads a failed Job and its pods into the facts that
+//     internal/result turns into the result of a Job without one
+//     (deadline, backoff limit, podFailurePolicy, image pull errors).
+//
+// Launch renders the Job (Builder) with presigned URLs for the
 // spec, the image and the result, and creates it; the name is
 // deterministic, so AlreadyExists means another replica or an earlier
 // process dispatched it. A shared informer watches the dispatcher's own
 // Jobs (by label) and feeds a work queue; a worker settles every finished
 // Job: it confirms the runner's result or, when there is none, writes one
-// from the Job and pod status and the log tail (dispatch.ResultFromJob),
+// from the Job and pod status and the log tail (outcomeOf),
 // then deletes the Job. Active jobs are counted from the informer's cache,
 // never by listing the API.
 //
 // A Job deleted by hand before it finished stores no result from here: its
 // spec has no result and no Job, so the next pass launches it again. To
 // cancel a job, delete its spec (then the Job).
+//
+// # Images
+//
+// Where the runner finds the disk image depends on the spec's
+// payload.data.image (see spec.Job.ImageSource):
+//
+//   - s3:// and minio:// (spec.ImageBucket): the runner downloads the object
+//     into its scratch emptyDir. With JobInput.ImageURL (a presigned GET,
+//     what guestkit-dispatcher passes by default) it needs no bucket
+//     credentials; without it, it uses the pod's: workload identity (IRSA,
+//     ...) of BuilderConfig.ServiceAccount, or the keys of
+//     BuilderConfig.SecretRef, with the endpoint from BuilderConfig.Env
+//     (AWS_ENDPOINT_URL_S3, MINIO_ENDPOINT). The spec is never rewritten:
+//     it keeps its digest, and the result names the image the submitter
+//     wrote; the spec's checksum is verified on the download either way.
+//     The spec and the result are presigned URLs too (JobInput.SpecURI,
+//     ResultURI, ReportURI).
+//   - http:// and https:// (spec.ImageHTTP): the runner downloads it; nothing
+//     to mount.
+//   - path, or file:///path (spec.ImageHostPath): a file on the node. The
+//     directory routing.affinity.disk_locality (else the HostPathRoots
+//     entry that holds the path) is mounted read-only from the node at the
+//     same path, and GUESTKIT_IMAGE names the file. Only directories under
+//     BuilderConfig.HostPathRoots can be mounted; with none, such specs
+//     are refused. routing.node_selector and routing.worker_pool say which
+//     nodes have the file.
+//   - pvc://CLAIM/PATH (spec.ImagePVC): the claim, in the Job's namespace, is
+//     mounted read-only at /images/CLAIM and GUESTKIT_IMAGE is
+//     /images/CLAIM/PATH.
+//
+// Mounted images must be readable by the runner's user (uid 65532, gid
+// 65532): fsGroup is not set, because it would make the kubelet chown
+// whole volumes.
 package kubejob
 
 import (
@@ -22,6 +63,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -42,7 +84,6 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"guestkit.io/batch/internal/controller"
-	"guestkit.io/batch/internal/dispatch"
 	"guestkit.io/batch/internal/intake"
 	"guestkit.io/batch/internal/metrics"
 	"guestkit.io/batch/internal/result"
@@ -75,7 +116,7 @@ const (
 // required.
 type Config struct {
 	Client  kubernetes.Interface
-	Builder *dispatch.Builder
+	Builder *Builder
 	Store   store.Store
 	// BucketURL is the bucket the specs come from (an annotation).
 	BucketURL string
@@ -145,8 +186,8 @@ func New(cfg Config) (*Executor, error) {
 	}
 	bc := cfg.Builder.Config()
 	sel := labels.SelectorFromSet(labels.Set{
-		dispatch.LabelManagedBy: dispatch.LabelManagedByValue,
-		dispatch.LabelInstance:  bc.Instance,
+		LabelManagedBy: LabelManagedByValue,
+		LabelInstance:  bc.Instance,
 	})
 	x := &Executor{
 		cfg:       cfg,
@@ -221,11 +262,11 @@ func (x *Executor) Lookup(e *intake.Entry) (string, bool) {
 	if e.Job == nil {
 		return "", false
 	}
-	j, err := x.lister.Jobs(x.namespace).Get(dispatch.JobName(e.Job))
+	j, err := x.lister.Jobs(x.namespace).Get(JobName(e.Job))
 	if err != nil {
 		return "", false
 	}
-	return j.Annotations[dispatch.AnnotationSpecDigest], true
+	return j.Annotations[AnnotationSpecDigest], true
 }
 
 // Busy reports whether e's Job is cached and not finished.
@@ -233,21 +274,21 @@ func (x *Executor) Busy(e *intake.Entry) bool {
 	if e.Job == nil {
 		return false
 	}
-	j, err := x.lister.Jobs(x.namespace).Get(dispatch.JobName(e.Job))
+	j, err := x.lister.Jobs(x.namespace).Get(JobName(e.Job))
 	return err == nil && !finished(j)
 }
 
 // Check asks the Builder, with placeholder URLs, whatever it would refuse
 // for this spec.
 func (x *Executor) Check(e *intake.Entry) error {
-	return x.cfg.Builder.Check(dispatch.JobInput{Job: e.Job, Bucket: x.cfg.BucketURL, SpecKey: e.Key, ResultKey: e.ResultKey,
+	return x.cfg.Builder.Check(JobInput{Job: e.Job, Bucket: x.cfg.BucketURL, SpecKey: e.Key, ResultKey: e.ResultKey,
 		SpecURI: "https://check.invalid/spec", ResultURI: "https://check.invalid/result", Now: x.cfg.Now()})
 }
 
 // Launch creates e's Job.
 func (x *Executor) Launch(ctx context.Context, e *intake.Entry) error {
 	now := x.cfg.Now()
-	in := dispatch.JobInput{Job: e.Job, Bucket: x.cfg.BucketURL, SpecKey: e.Key, ResultKey: e.ResultKey, Now: now}
+	in := JobInput{Job: e.Job, Bucket: x.cfg.BucketURL, SpecKey: e.Key, ResultKey: e.ResultKey, Now: now}
 	if err := x.uris(ctx, e, &in, now); err != nil {
 		return err
 	}
@@ -262,7 +303,7 @@ func (x *Executor) Launch(ctx context.Context, e *intake.Entry) error {
 		if gerr != nil {
 			return fmt.Errorf("job %s/%s exists but cannot be read: %w", x.namespace, job.Name, gerr)
 		}
-		return &controller.AlreadyLaunched{Name: got.Name, Digest: got.Annotations[dispatch.AnnotationSpecDigest]}
+		return &controller.AlreadyLaunched{Name: got.Name, Digest: got.Annotations[AnnotationSpecDigest]}
 	}
 	if err != nil {
 		return fmt.Errorf("create job %s/%s for spec %s: %w", x.namespace, job.Name, e.Key, err)
@@ -271,7 +312,7 @@ func (x *Executor) Launch(ctx context.Context, e *intake.Entry) error {
 }
 
 // uris fills in what the runner reads and writes.
-func (x *Executor) uris(ctx context.Context, e *intake.Entry, in *dispatch.JobInput, now time.Time) error {
+func (x *Executor) uris(ctx context.Context, e *intake.Entry, in *JobInput, now time.Time) error {
 	st := x.cfg.Store
 	reportKey := ""
 	if f := e.Job.OutputFormat(); f == result.FormatSARIF || f == result.FormatJUnit {
@@ -306,12 +347,12 @@ func (x *Executor) uris(ctx context.Context, e *intake.Entry, in *dispatch.JobIn
 		}
 	}
 	img := e.Job.Image()
-	if img == nil || img.URI == "" || !(strings.HasPrefix(img.URI, "s3://") || strings.HasPrefix(img.URI, "minio://")) {
+	if img == nil || !store.IsBucketURI(img.URI) {
 		return nil
 	}
 	bucket, key, err := store.SplitURI(img.URI)
 	if err != nil {
-		return &dispatch.SpecError{Field: "payload.data.image.uri", Value: store.Redact(img.URI), Err: err}
+		return &spec.Refused{Field: "payload.data.image.uri", Value: store.Redact(img.URI), Err: err}
 	}
 	ist, err := x.stores.Open(ctx, bucket)
 	if err != nil {
@@ -385,7 +426,7 @@ func (x *Executor) settle(ctx context.Context, key string) error {
 	if !finished(job) || job.DeletionTimestamp != nil {
 		return nil
 	}
-	resultKey := job.Annotations[dispatch.AnnotationResultKey]
+	resultKey := job.Annotations[AnnotationResultKey]
 	log := x.cfg.Log.WithFields(logrus.Fields{"job": key, "result": resultKey})
 	if store.ValidateKey(resultKey) != nil || !strings.HasPrefix(resultKey, store.ResultsPrefix) {
 		log.Error("job has no valid result-key annotation; leaving it alone")
@@ -400,7 +441,7 @@ func (x *Executor) settle(ctx context.Context, key string) error {
 		if err != nil {
 			return nil, err
 		}
-		r := dispatch.ResultFromJob(job, pods, tail, x.cfg.Results.By, x.cfg.Now())
+		r := ResultFromJob(job, pods, tail, x.cfg.Results.By, x.cfg.Now())
 		if r == nil {
 			return nil, fmt.Errorf("job %s: no result from a failed job", key)
 		}
@@ -457,7 +498,7 @@ func (x *Executor) podsAndLog(ctx context.Context, job *batchv1.Job) ([]corev1.P
 	}
 	lines, limit := int64(logTailLines), int64(logTailBytes)
 	req := x.cfg.Client.CoreV1().Pods(job.Namespace).GetLogs(latest.Name, &corev1.PodLogOptions{
-		Container: dispatch.ContainerName, TailLines: &lines, LimitBytes: &limit})
+		Container: ContainerName, TailLines: &lines, LimitBytes: &limit})
 	lctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	r, err := req.Stream(lctx)
@@ -517,21 +558,17 @@ func failedJob(j *batchv1.Job) bool {
 // stored nothing (the object was deleted, or the bucket lost it): the run
 // happened, its output is gone.
 func missingResult(job *batchv1.Job, by result.Runner, now time.Time) *result.Result {
-	id := cmp.Or(job.Annotations[dispatch.AnnotationJobID], "unknown")
-	r := &result.Result{
-		APIVersion: result.APIVersion,
-		JobID:      id,
-		Status:     result.StatusFailed,
-		Runner:     by,
+	o := &result.Outcome{
+		JobID:      job.Annotations[AnnotationJobID],
 		Kubernetes: &result.Kubernetes{Namespace: job.Namespace, Job: job.Name},
-		StartedAt:  now.UTC(),
-		FinishedAt: now.UTC(),
-		Error: &result.Error{Code: result.CodeUploadFailed, Phase: result.PhaseUpload, Retryable: true,
-			Message: fmt.Sprintf("Job %s/%s succeeded but no result is at %s: it was deleted or lost after the runner stored it", job.Namespace, job.Name, job.Annotations[dispatch.AnnotationResultKey])},
+		StartedAt:  now,
+		FinishedAt: now,
+		Ending:     result.EndResultLost,
+		Subject:    fmt.Sprintf("Job %s/%s", job.Namespace, job.Name),
+		ResultURI:  job.Annotations[AnnotationResultKey],
 	}
-	if op := job.Labels[dispatch.LabelOperation]; op == spec.OpInspect || op == spec.OpProfile {
-		r.Operation = op
+	if op := job.Labels[LabelOperation]; slices.Contains(spec.SupportedOperations(), op) {
+		o.Operation = op
 	}
-	r.ExitCode = result.ExitCodeFor(r.Status, r.Error, false)
-	return r
+	return o.Result(by)
 }

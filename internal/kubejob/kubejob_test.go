@@ -29,7 +29,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"guestkit.io/batch/internal/controller"
-	"guestkit.io/batch/internal/dispatch"
 	"guestkit.io/batch/internal/intake"
 	"guestkit.io/batch/internal/metrics"
 	"guestkit.io/batch/internal/result"
@@ -76,13 +75,13 @@ type dispatcher struct {
 
 // start builds a controller and a started executor, as guestkit-dispatcher
 // does; stopped when the test ends or by cancel.
-func (e *env) start(maxActive int, mutate func(*dispatch.BuilderConfig)) *dispatcher {
+func (e *env) start(maxActive int, mutate func(*BuilderConfig)) *dispatcher {
 	e.t.Helper()
-	bc := dispatch.BuilderConfig{Namespace: e.ns, RunnerImage: "guestkit-runner:test", NodeSelector: map[string]string{}}
+	bc := BuilderConfig{Namespace: e.ns, RunnerImage: "guestkit-runner:test", NodeSelector: map[string]string{}}
 	if mutate != nil {
 		mutate(&bc)
 	}
-	b, err := dispatch.NewBuilder(bc)
+	b, err := NewBuilder(bc)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -212,7 +211,7 @@ func TestJobsAsTheAPIServerStoresThem(t *testing.T) {
 	jobs := e.jobs()
 	var names []string
 	for _, j := range jobs {
-		names = append(names, j.Annotations[dispatch.AnnotationJobID])
+		names = append(names, j.Annotations[AnnotationJobID])
 	}
 	slices.Sort(names)
 	if strings.Join(names, ",") != "high,mid" {
@@ -226,17 +225,17 @@ func TestJobsAsTheAPIServerStoresThem(t *testing.T) {
 		store.InvalidResultKey("jobs/broken.yaml"): result.CodeSpecInvalid,
 	} {
 		r := e.result(key)
-		if r.Status != result.StatusRejected || r.Error.Code != code || r.Runner.Name != dispatch.DispatcherName {
+		if r.Status != result.StatusRejected || r.Error.Code != code || r.Runner.Name != result.DispatcherName {
 			t.Errorf("%s: %s %s by %s: %s", key, r.Status, r.Error.Code, r.Runner.Name, r.Error.Message)
 		}
 	}
 
-	job, err := e.cs.BatchV1().Jobs(e.ns).Get(ctx, dispatch.JobName(mustJob(t, e, "jobs/high.json")), metav1.GetOptions{})
+	job, err := e.cs.BatchV1().Jobs(e.ns).Get(ctx, JobName(mustJob(t, e, "jobs/high.json")), metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := job.Spec
-	if *s.BackoffLimit != 1 || s.ActiveDeadlineSeconds == nil || *s.ActiveDeadlineSeconds < 2*600 || s.TTLSecondsAfterFinished == nil || *s.TTLSecondsAfterFinished != dispatch.DefaultTTLSecondsAfterFinished {
+	if *s.BackoffLimit != 1 || s.ActiveDeadlineSeconds == nil || *s.ActiveDeadlineSeconds < 2*600 || s.TTLSecondsAfterFinished == nil || *s.TTLSecondsAfterFinished != DefaultTTLSecondsAfterFinished {
 		t.Errorf("backoffLimit %d activeDeadlineSeconds %v ttl %v", *s.BackoffLimit, s.ActiveDeadlineSeconds, s.TTLSecondsAfterFinished)
 	}
 	pfp := s.PodFailurePolicy
@@ -253,12 +252,12 @@ func TestJobsAsTheAPIServerStoresThem(t *testing.T) {
 	if *c.SecurityContext.ReadOnlyRootFilesystem != true || *c.SecurityContext.Privileged || fmt.Sprint(c.SecurityContext.Capabilities.Drop) != "[ALL]" {
 		t.Errorf("container security: %+v", c.SecurityContext)
 	}
-	for k, v := range map[string]string{dispatch.LabelManagedBy: dispatch.LabelManagedByValue, dispatch.LabelName: dispatch.LabelNameValue, "team": "sec", dispatch.LabelOperation: "guestkit.inspect"} {
+	for k, v := range map[string]string{LabelManagedBy: LabelManagedByValue, LabelName: LabelNameValue, "team": "sec", LabelOperation: "guestkit.inspect"} {
 		if job.Labels[k] != v || job.Spec.Template.Labels[k] != v {
 			t.Errorf("label %s = %q / %q, want %q", k, job.Labels[k], job.Spec.Template.Labels[k], v)
 		}
 	}
-	for k, v := range map[string]string{dispatch.AnnotationBucket: e.bucket, dispatch.AnnotationSpecKey: "jobs/high.json", dispatch.AnnotationResultKey: "results/high.json"} {
+	for k, v := range map[string]string{AnnotationBucket: e.bucket, AnnotationSpecKey: "jobs/high.json", AnnotationResultKey: "results/high.json"} {
 		if job.Annotations[k] != v {
 			t.Errorf("annotation %s = %q, want %q", k, job.Annotations[k], v)
 		}
@@ -318,7 +317,7 @@ func mustEntry(t *testing.T, e *env, key string) *intake.Entry {
 // runnerResult writes what a runner would, through the pod's presigned URL.
 func runnerResult(t *testing.T, pod *corev1.Pod, status result.Status, exit int) {
 	t.Helper()
-	id := pod.Annotations[dispatch.AnnotationJobID]
+	id := pod.Annotations[AnnotationJobID]
 	r := result.Result{APIVersion: result.APIVersion, JobID: id, Status: status, ExitCode: exit,
 		Runner: result.Runner{Name: "guestkit-runner", Version: "fake"}, StartedAt: time.Now().UTC(), FinishedAt: time.Now().UTC()}
 	b, _ := json.Marshal(r)
@@ -343,7 +342,7 @@ func TestFinishedJobsGetExactlyOneResult(t *testing.T) {
 	if st := e.pass(d); st.Launched != 4 {
 		t.Fatalf("launched %d", st.Launched)
 	}
-	name := func(id string) string { return dispatch.JobName(mustJob(t, e, "jobs/"+id+".json")) }
+	name := func(id string) string { return JobName(mustJob(t, e, "jobs/"+id+".json")) }
 
 	// ok: the runner stores its result and exits 0.
 	pod := e.pod(name("ok"), 1)
@@ -580,7 +579,7 @@ func TestBucketUnreachableForAMinute(t *testing.T) {
 			return false
 		}
 		for _, j := range e.jobs() {
-			if j.Annotations[dispatch.AnnotationJobID] == "b" {
+			if j.Annotations[AnnotationJobID] == "b" {
 				return true
 			}
 		}
@@ -602,7 +601,7 @@ func TestPodCredentials(t *testing.T) {
 	e := newEnv(t)
 	e.put("images/a.qcow2", "QFI\xfb")
 	e.put("jobs/a.json", specJSON("a", 5, 1, e.st.URI("images/a.qcow2"), ""))
-	d := e.start(0, func(bc *dispatch.BuilderConfig) {
+	d := e.start(0, func(bc *BuilderConfig) {
 		bc.SecretRef = "bucket-credentials"
 		bc.Env = []corev1.EnvVar{{Name: "AWS_ENDPOINT_URL_S3", Value: e.minio.Endpoint}}
 	})

@@ -38,10 +38,10 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"guestkit.io/batch/internal/controller"
-	"guestkit.io/batch/internal/dispatch"
 	"guestkit.io/batch/internal/intake"
 	"guestkit.io/batch/internal/metrics"
 	"guestkit.io/batch/internal/result"
+	"guestkit.io/batch/internal/spec"
 	"guestkit.io/batch/internal/store"
 )
 
@@ -53,8 +53,8 @@ const (
 	// to store a result.
 	MaxRetryBackoff = 5 * time.Minute
 	// DefaultGrace matches the Job template's pod deadline:
-	// dispatch.StartGrace + dispatch.UploadGrace past timeout_seconds.
-	DefaultGrace     = dispatch.StartGrace + dispatch.UploadGrace
+	// spec.StartGrace + spec.UploadGrace past timeout_seconds.
+	DefaultGrace     = spec.StartGrace + spec.UploadGrace
 	DefaultTermGrace = 10 * time.Second
 )
 
@@ -216,7 +216,7 @@ func (x *Executor) Busy(e *intake.Entry) bool {
 
 // Launch queues e's job and returns at once. A job_id launched before is
 // *controller.AlreadyLaunched; an image that cannot be reached from here
-// (pvc://) or a passed execution.deadline is a *dispatch.SpecError.
+// (pvc://) or a passed execution.deadline is a *spec.Refused.
 func (x *Executor) Launch(ctx context.Context, e *intake.Entry) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -244,17 +244,17 @@ func (x *Executor) Launch(ctx context.Context, e *intake.Entry) error {
 
 // Check reports a spec no attempt could run, without side effects: a
 // pvc:// image (there is no claim to mount here) or a passed
-// execution.deadline, as a *dispatch.SpecError. Launch checks it too.
+// execution.deadline, as a *spec.Refused. Launch checks it too.
 func (x *Executor) Check(e *intake.Entry) error {
 	if img := e.Job.Image(); img != nil && img.URI != "" {
 		if u, err := url.Parse(img.URI); err == nil && strings.EqualFold(u.Scheme, "pvc") {
-			return &dispatch.SpecError{Field: "payload.data.image.uri", Value: img.URI,
+			return &spec.Refused{Field: "payload.data.image.uri", Value: img.URI,
 				Err: errors.New("pvc:// images need a Kubernetes executor: a local runner has no claim to mount; use a path, file://, bucket or http URI")}
 		}
 	}
 	if dl, ok := e.Job.Deadline(); ok {
 		if now := x.cfg.Now(); !now.Before(dl) {
-			return &dispatch.SpecError{Field: "execution.deadline", Value: dl.Format(time.RFC3339),
+			return &spec.Refused{Field: "execution.deadline", Value: dl.Format(time.RFC3339),
 				Err: fmt.Errorf("passed at dispatch (%s)", now.Format(time.RFC3339))}
 		}
 	}

@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"guestkit.io/batch/internal/controller"
-	"guestkit.io/batch/internal/dispatch"
 	"guestkit.io/batch/internal/intake"
 	"guestkit.io/batch/internal/result"
+	"guestkit.io/batch/internal/spec"
 	"guestkit.io/batch/internal/store"
 )
 
@@ -81,7 +81,7 @@ exit 3
 		t.Errorf("%d attempts, want 1: exit 3 is not retryable", n)
 	}
 	r := f.result(e)
-	if r.Runner.Name != dispatch.DispatcherName || r.Runner.Version != "test" || r.Runner.Host == "" {
+	if r.Runner.Name != result.DispatcherName || r.Runner.Version != "test" || r.Runner.Host == "" {
 		t.Errorf("runner = %+v, want the dispatcher with a host", r.Runner)
 	}
 	if r.Status != result.StatusRejected || r.ExitCode != 3 || r.Error.Code != result.CodeSpecInvalid || r.Error.Phase != result.PhaseSchedule || r.Error.Retryable {
@@ -253,10 +253,10 @@ exit 7
 
 	// Another job's result on stderr is not this job's.
 	r = f.result(foreign)
-	if r.Runner.Name != dispatch.DispatcherName || r.Status != result.StatusFailed || r.ExitCode != 7 || r.Error.Code != result.CodeBackoffLimitExceeded {
+	if r.Runner.Name != result.DispatcherName || r.Status != result.StatusFailed || r.ExitCode != 7 || r.Error.Code != result.CodeBackoffLimitExceeded {
 		t.Errorf("result %s by %s exit %d error %+v, want the dispatcher's failed exit 7", r.Status, r.Runner.Name, r.ExitCode, r.Error)
 	}
-	if tail := r.Error.Details["log_tail"]; len(tail) > dispatch.MaxDetail || !strings.HasSuffix(tail, `msg="result upload failed for good"`) {
+	if tail := r.Error.Details["log_tail"]; len(tail) > result.MaxDetail || !strings.HasSuffix(tail, `msg="result upload failed for good"`) {
 		t.Errorf("log_tail is %d bytes ending %q", len(tail), tail[max(len(tail)-60, 0):])
 	}
 }
@@ -347,7 +347,7 @@ func TestLaunchLookupAlreadyLaunched(t *testing.T) {
 		"payload": map[string]any{"type": "guestkit.inspect.v1", "data": map[string]any{
 			"image": map[string]any{"uri": "pvc://vm-disks/web.qcow2"}}},
 	})
-	var specErr *dispatch.SpecError
+	var specErr *spec.Refused
 	if err := f.x.Check(pvc); !errors.As(err, &specErr) || specErr.Field != "payload.data.image.uri" {
 		t.Errorf("Check of a pvc spec = %v, want a SpecError on payload.data.image.uri", err)
 	}
@@ -383,7 +383,7 @@ func TestResultStoreFailingThenRecovering(t *testing.T) {
 	if got := counter(t, f.m, "errors_total", "stage", "settle"); got != 3 {
 		t.Errorf("errors_total{settle} = %v, want 3", got)
 	}
-	if r := f.result(e); r.Status != result.StatusRejected || r.Runner.Name != dispatch.DispatcherName {
+	if r := f.result(e); r.Status != result.StatusRejected || r.Runner.Name != result.DispatcherName {
 		t.Errorf("result = %+v", r)
 	}
 	if got := f.finished.Load(); got != 1 {

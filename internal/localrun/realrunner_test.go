@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"guestkit.io/batch/internal/controller"
-	"guestkit.io/batch/internal/dispatch"
 	"guestkit.io/batch/internal/metrics"
 	"guestkit.io/batch/internal/result"
 	"guestkit.io/batch/internal/store"
@@ -84,7 +83,7 @@ func TestRealRunnerThroughController(t *testing.T) {
 	}
 
 	r = readResult(t, st, store.InvalidResultKey("jobs/bad.json"))
-	if r.Status != result.StatusRejected || r.Error == nil || r.Error.Code != result.CodeSpecInvalid || r.Runner.Name != dispatch.DispatcherName {
+	if r.Status != result.StatusRejected || r.Error == nil || r.Error.Code != result.CodeSpecInvalid || r.Runner.Name != result.DispatcherName {
 		t.Errorf("bad: %s by %s, error %+v: want the dispatcher's rejected spec_invalid", r.Status, r.Runner.Name, r.Error)
 	}
 

@@ -10,7 +10,7 @@ import (
 // Bounds of what is kept of a runner's stderr.
 const (
 	// TailSize is how much of the end of stderr is kept (the result's
-	// log_tail takes the last dispatch.MaxDetail bytes of it).
+	// log_tail takes the last result.MaxDetail bytes of it).
 	TailSize = 64 << 10
 	// resultProbe is how far into a line the result marker must appear
 	// for the line to be kept whole: the runner's JSON starts with it.

@@ -209,16 +209,5 @@ func isSpecCode(c Code) bool {
 // invalid, or conflicting with another spec. Runner and dispatcher both
 // write it; by names the writer.
 func Rejected(jobID string, by Runner, now time.Time, code Code, message string, fields []FieldError) *Result {
-	now = now.UTC()
-	res := &Result{
-		APIVersion: APIVersion,
-		JobID:      jobID,
-		Status:     StatusRejected,
-		Runner:     by,
-		StartedAt:  now,
-		FinishedAt: now,
-		Error:      &Error{Code: code, Message: message, Phase: PhaseSpec, Fields: fields},
-	}
-	res.ExitCode = ExitCodeFor(res.Status, res.Error, false)
-	return res
+	return (&Refusal{JobID: jobID, Code: code, Message: message, Fields: fields}).Result(by, now)
 }

@@ -41,6 +41,19 @@ const (
 	DefaultSeverityThreshold = "medium"
 )
 
+// Time added to execution.timeout_seconds; the executors allow it on top of
+// the runner's own timeout.
+const (
+	// StartGrace covers a pod's start: the runner image pull, container
+	// creation, reading the spec. (Downloading the image is inside the
+	// runner's timeout.)
+	StartGrace = 5 * time.Minute
+	// UploadGrace is the runner's own budget for storing the result after
+	// the job's time is up (runner/README.md: "The upload gets its own 5
+	// minutes").
+	UploadGrace = 5 * time.Minute
+)
+
 // SupportedOperations lists the operations this package accepts.
 func SupportedOperations() []string { return []string{OpInspect, OpProfile} }
 

@@ -34,7 +34,7 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
 
-	"guestkit.io/batch/internal/dispatch"
+	"guestkit.io/batch/internal/kubejob"
 	"guestkit.io/batch/internal/notify"
 	"guestkit.io/batch/internal/testenv"
 )
@@ -502,7 +502,7 @@ func (b *bench) watchJobs(ctx context.Context, ns string) *jobWatch {
 	if err := inf.SetTransform(func(obj any) (any, error) {
 		if j, ok := obj.(*batchv1.Job); ok {
 			return &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: j.Name, Namespace: j.Namespace, ResourceVersion: j.ResourceVersion,
-				Annotations: map[string]string{dispatch.AnnotationJobID: j.Annotations[dispatch.AnnotationJobID]}}}, nil
+				Annotations: map[string]string{kubejob.AnnotationJobID: j.Annotations[kubejob.AnnotationJobID]}}}, nil
 		}
 		return obj, nil
 	}); err != nil {
@@ -516,7 +516,7 @@ func (b *bench) watchJobs(ctx context.Context, ns string) *jobWatch {
 		}
 		w.mu.Lock()
 		defer w.mu.Unlock()
-		if id := j.Annotations[dispatch.AnnotationJobID]; id != "" {
+		if id := j.Annotations[kubejob.AnnotationJobID]; id != "" {
 			if _, dup := w.seen[id]; !dup {
 				w.seen[id] = at
 			}

@@ -1,65 +1,13 @@
-package dispatch
+package kubejob
 
 import (
 	"testing"
-	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 
 	"guestkit.io/batch/internal/spec"
 )
-
-// newSpec is a valid guestkit.inspect spec of image uri; opts change it.
-func newSpec(id, uri string, opts ...func(*spec.Job)) *spec.Job {
-	j := &spec.Job{
-		Version:   "1.0",
-		JobID:     id,
-		Operation: spec.OpInspect,
-		Payload: spec.Payload{Type: spec.OpInspect + ".v1", Data: &spec.Data{
-			Image: &spec.Image{URI: uri},
-		}},
-	}
-	for _, o := range opts {
-		o(j)
-	}
-	return j
-}
-
-func withKey(k string) func(*spec.Job) {
-	return func(j *spec.Job) { execution(j).IdempotencyKey = k }
-}
-
-func withPriority(p int) func(*spec.Job) {
-	return func(j *spec.Job) { execution(j).Priority = &p }
-}
-
-func withCreated(t time.Time) func(*spec.Job) {
-	return func(j *spec.Job) { j.CreatedAt = &t }
-}
-
-func withTimeout(s int64) func(*spec.Job) {
-	return func(j *spec.Job) { execution(j).TimeoutSeconds = &s }
-}
-
-func withAttempts(n int) func(*spec.Job) {
-	return func(j *spec.Job) { execution(j).MaxAttempts = &n }
-}
-
-func withPath(p string) func(*spec.Job) {
-	return func(j *spec.Job) { j.Payload.Data.Image = &spec.Image{Path: p} }
-}
-
-func withRouting(r spec.Routing) func(*spec.Job) {
-	return func(j *spec.Job) { j.Routing = &r }
-}
-
-func execution(j *spec.Job) *spec.Execution {
-	if j.Execution == nil {
-		j.Execution = &spec.Execution{}
-	}
-	return j.Execution
-}
 
 func input(j *spec.Job) JobInput {
 	return JobInput{

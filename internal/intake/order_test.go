@@ -1,6 +1,7 @@
-package dispatch
+package intake
 
 import (
+	"guestkit.io/batch/internal/spec/spectest"
 	"slices"
 	"testing"
 	"time"
@@ -11,7 +12,7 @@ import (
 func TestOrder(t *testing.T) {
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	p := func(id, key string, seen time.Time, opts ...func(*spec.Job)) Pending {
-		return Pending{Job: newSpec(id, "s3://vm-images/k", opts...), Key: key, Seen: seen}
+		return Pending{Job: spectest.New(id, "s3://vm-images/k", opts...), Key: key, Seen: seen}
 	}
 	tests := []struct {
 		name  string
@@ -21,11 +22,11 @@ func TestOrder(t *testing.T) {
 		{
 			name: "priority first, 10 is most urgent, absent is 5",
 			items: []Pending{
-				p("low", "low", t0, withPriority(0)),
+				p("low", "low", t0, spectest.WithPriority(0)),
 				p("default", "default", t0),
-				p("urgent", "urgent", t0, withPriority(10)),
-				p("six", "six", t0, withPriority(6)),
-				p("four", "four", t0, withPriority(4)),
+				p("urgent", "urgent", t0, spectest.WithPriority(10)),
+				p("six", "six", t0, spectest.WithPriority(6)),
+				p("four", "four", t0, spectest.WithPriority(4)),
 			},
 			want: []string{"urgent", "six", "default", "four", "low"},
 		},
@@ -33,7 +34,7 @@ func TestOrder(t *testing.T) {
 			name: "then oldest first: created_at, else the object's time",
 			items: []Pending{
 				p("c", "new", t0.Add(time.Hour)),
-				p("b", "created-early-seen-late", t0.Add(3*time.Hour), withCreated(t0.Add(-time.Hour))),
+				p("b", "created-early-seen-late", t0.Add(3*time.Hour), spectest.WithCreated(t0.Add(-time.Hour))),
 				p("a", "mid", t0),
 			},
 			want: []string{"created-early-seen-late", "mid", "new"},
@@ -43,7 +44,7 @@ func TestOrder(t *testing.T) {
 			items: []Pending{
 				p("a", "unknown", time.Time{}),
 				p("b", "known", t0.Add(100*time.Hour)),
-				p("c", "unknown-urgent", time.Time{}, withPriority(9)),
+				p("c", "unknown-urgent", time.Time{}, spectest.WithPriority(9)),
 			},
 			want: []string{"unknown-urgent", "known", "unknown"},
 		},
@@ -79,8 +80,8 @@ func TestOrder(t *testing.T) {
 func TestOrderStable(t *testing.T) {
 	// Full ties keep their input order.
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	a := Pending{Job: newSpec("same", "s3://vm-images/a"), Key: "same", Seen: t0}
-	b := Pending{Job: newSpec("same", "s3://vm-images/b"), Key: "same", Seen: t0}
+	a := Pending{Job: spectest.New("same", "s3://vm-images/a"), Key: "same", Seen: t0}
+	b := Pending{Job: spectest.New("same", "s3://vm-images/b"), Key: "same", Seen: t0}
 	items := []Pending{a, b}
 	Order(items)
 	if items[0].Job != a.Job || items[1].Job != b.Job {
@@ -91,10 +92,10 @@ func TestOrderStable(t *testing.T) {
 func TestPendingCreatedAt(t *testing.T) {
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	seen := t0.Add(time.Hour)
-	if got := (Pending{Job: newSpec("a", "s3://vm-images/k"), Seen: seen}).CreatedAt(); !got.Equal(seen) {
+	if got := (Pending{Job: spectest.New("a", "s3://vm-images/k"), Seen: seen}).CreatedAt(); !got.Equal(seen) {
 		t.Errorf("CreatedAt = %v, want the object's time", got)
 	}
-	if got := (Pending{Job: newSpec("a", "s3://vm-images/k", withCreated(t0)), Seen: seen}).CreatedAt(); !got.Equal(t0) {
+	if got := (Pending{Job: spectest.New("a", "s3://vm-images/k", spectest.WithCreated(t0)), Seen: seen}).CreatedAt(); !got.Equal(t0) {
 		t.Errorf("CreatedAt = %v, want created_at", got)
 	}
 }

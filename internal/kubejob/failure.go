@@ -1,12 +1,10 @@
-package dispatch
+package kubejob
 
 import (
 	"cmp"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -15,13 +13,6 @@ import (
 	"guestkit.io/batch/internal/result"
 	"guestkit.io/batch/internal/spec"
 )
-
-// DispatcherName is result.Runner.Name of the results the dispatcher writes.
-const DispatcherName = "guestkit-dispatcher"
-
-// MaxDetail bounds each error.details value of a synthesized result (the
-// log tail keeps its last MaxDetail bytes, messages their first).
-const MaxDetail = 4096
 
 // Waiting reasons of a container whose image cannot be pulled.
 var imagePullReasons = []string{
@@ -39,9 +30,9 @@ var normalWaitingReasons = []string{"", "ContainerCreating", "PodInitializing"}
 //
 // The controller calls it only after finding no result at the result key:
 // a runner that exited 0, 2, 3, 4, 5 or 6 stored one (exit 7 means it
-// could not, and put it on stderr: RecoverResult). pods are the Job's pods
+// could not, and put it on stderr: result.Recover). pods are the Job's pods
 // (any order; the latest one explains the failure); logTail is the end of
-// the latest pod's runner log, or "" (only its last MaxDetail bytes are
+// the latest pod's runner log, or "" (only its last result.MaxDetail bytes are
 // kept, but all of it is searched for a result after exit 7).
 //
 //	Job reason            result
@@ -61,6 +52,16 @@ var normalWaitingReasons = []string{"", "ContainerCreating", "PodInitializing"}
 // runner's contract, or is outside it (137: SIGKILL, OOM); otherwise the
 // contract's code for the status (result.ExitCodeFor).
 func ResultFromJob(job *batchv1.Job, pods []corev1.Pod, logTail string, by result.Runner, now time.Time) *result.Result {
+	o := outcomeOf(job, pods, logTail, now)
+	if o == nil {
+		return nil
+	}
+	return o.Result(by)
+}
+
+// outcomeOf reads what a failed Job and its pods show; nil when the Job
+// has not failed.
+func outcomeOf(job *batchv1.Job, pods []corev1.Pod, logTail string, now time.Time) *result.Outcome {
 	if job == nil {
 		return nil
 	}
@@ -81,111 +82,56 @@ func ResultFromJob(job *batchv1.Job, pods []corev1.Pod, logTail string, by resul
 		wait = cs.State.Waiting
 		started = term != nil || cs.State.Running != nil || (cs.Started != nil && *cs.Started)
 	}
-
-	jobID := annotation(job, pod, AnnotationJobID)
-	if term != nil && term.ExitCode == result.ExitUploadFailed {
-		for _, log := range []string{logTail, term.Message} {
-			if r := RecoverResult(log); r != nil && (jobID == "" || r.JobID == jobID) {
-				if r.Kubernetes == nil {
-					r.Kubernetes = kubernetesOf(job, pod)
-				}
-				r.Warnings = append(r.Warnings, fmt.Sprintf("%s recovered this result from the log of pod %s: the runner could not store it (exit 7)", DispatcherName, podName(pod)))
-				return r
-			}
-		}
-	}
-
-	res := &result.Result{
-		APIVersion:     result.APIVersion,
-		JobID:          cmp.Or(jobID, "unknown"),
+	o := &result.Outcome{
+		JobID:          annotation(job, pod, AnnotationJobID),
 		IdempotencyKey: annotation(job, pod, AnnotationIdempotencyKey),
 		Attempt:        max(int(job.Status.Failed), 1),
-		Runner:         by,
 		Kubernetes:     kubernetesOf(job, pod),
+		Subject:        "Job " + job.Name,
+		Started:        started,
+		What:           summary(pod, term, wait),
+		Log:            logTail,
+		RecoveredFrom:  "the log of pod " + podName(pod),
+		Details:        details(job, cond, pod, cs, term, wait),
 	}
 	if op := job.Labels[LabelOperation]; slices.Contains(spec.SupportedOperations(), op) {
-		res.Operation = op
+		o.Operation = op
 	}
-	res.FinishedAt = now
-	if !cond.LastTransitionTime.IsZero() {
-		res.FinishedAt = cond.LastTransitionTime.Time
+	o.StartedAt, o.FinishedAt = jobTimes(job, cond, now)
+	if term != nil {
+		o.Exited, o.ExitCode, o.Signal = true, int(term.ExitCode), int(term.Signal)
+		o.Recoverable = []string{logTail, term.Message}
 	}
-	res.StartedAt = res.FinishedAt
-	if t := job.Status.StartTime; t != nil && t.Time.Before(res.FinishedAt) {
-		res.StartedAt = t.Time
-	} else if t := job.CreationTimestamp; !t.IsZero() && t.Time.Before(res.FinishedAt) {
-		res.StartedAt = t.Time
-	}
-	res.FinishedAt, res.StartedAt = res.FinishedAt.UTC(), res.StartedAt.UTC()
-	res.DurationSeconds = res.FinishedAt.Sub(res.StartedAt).Seconds()
-
-	e := &result.Error{Phase: result.PhaseSchedule, Details: details(job, cond, pod, cs, term, wait, logTail)}
-	res.Error = e
-	what := summary(pod, term, wait)
 	switch {
 	case wait != nil && slices.Contains(imagePullReasons, wait.Reason):
-		res.Status, e.Code, e.Retryable = result.StatusFailed, result.CodePodFailed, true
-		e.Message = fmt.Sprintf("the runner image could not be pulled, so the runner never ran (Job %s: %s); %s", job.Name, cond.Reason, what)
+		o.Ending, o.Why = result.EndNeverRan, "the runner image could not be pulled"
+		o.Context = fmt.Sprintf("Job %s: %s", job.Name, cond.Reason)
 	case cond.Reason == batchv1.JobReasonDeadlineExceeded:
-		res.Status, e.Code, e.Retryable = result.StatusTimeout, result.CodeDeadlineExceeded, !started
-		if started {
-			e.Message = fmt.Sprintf("Job %s reached its activeDeadlineSeconds before the runner stored a result; %s", job.Name, what)
-		} else {
-			e.Message = fmt.Sprintf("Job %s reached its activeDeadlineSeconds before the runner started; %s", job.Name, what)
-		}
+		o.Ending, o.Limit = result.EndDeadline, "its activeDeadlineSeconds"
 	case cond.Reason == batchv1.JobReasonBackoffLimitExceeded:
-		res.Status, e.Code = result.StatusFailed, result.CodeBackoffLimitExceeded
-		e.Message = fmt.Sprintf("Job %s failed %d times (backoffLimit %d) and the runner stored no result; %s",
-			job.Name, job.Status.Failed, backoffLimit(job), what)
-	case cond.Reason == batchv1.JobReasonPodFailurePolicy && term != nil:
-		res.Status, e.Code = result.StatusFailed, result.CodePodFailed
-		switch term.ExitCode {
-		case result.ExitBadSpec:
-			res.Status, e.Code = result.StatusRejected, result.CodeSpecInvalid
-			e.Message = "the runner rejected the spec (exit 3) but no result was stored; " + what
-		case result.ExitBadImage:
-			res.Status = result.StatusRejected
-			e.Message = "the runner rejected the image (exit 4) but no result was stored, so its error code is lost (see the log tail); " + what
-		case result.ExitNoncompliant:
-			e.Retryable = true
-			e.Message = "the runner found the image noncompliant (exit 2) but no result was stored, so the report is lost; a rerun makes it again; " + what
-		case result.ExitUsage:
-			e.Message = "the runner refused its command line (exit 64): the Job template gives it bad arguments or environment; " + what
-		default:
-			e.Retryable = true
-			e.Message = fmt.Sprintf("Job %s failed by its podFailurePolicy; %s", job.Name, what)
-		}
+		o.Ending, o.Limit = result.EndAttempts, fmt.Sprintf("backoffLimit %d", backoffLimit(job))
+	case cond.Reason == batchv1.JobReasonPodFailurePolicy && term != nil && slices.Contains(result.NonRetryableExitCodes(), term.ExitCode):
+		o.Ending, o.Why = result.EndExit, "the Job template gives it bad arguments or environment"
 	default:
-		res.Status, e.Code, e.Retryable = result.StatusFailed, result.CodePodFailed, true
-		e.Message = fmt.Sprintf("Job %s failed (%s) and the runner stored no result; %s", job.Name, cmp.Or(cond.Reason, "no reason given"), what)
+		o.Ending, o.Reason = result.EndOther, cond.Reason
 	}
-	res.ExitCode = result.ExitCodeFor(res.Status, e, false)
-	if term != nil && (result.StatusOfExit(int(term.ExitCode)) == res.Status || result.StatusOfExit(int(term.ExitCode)) == "") && term.ExitCode > 0 && term.ExitCode <= 255 {
-		res.ExitCode = int(term.ExitCode)
-	}
-	return res
+	return o
 }
 
-// RecoverResult finds the result a runner wrote to stderr when it could
-// not store it (exit 7): the last line holding a result v1 JSON object
-// (anything before its '{', such as a timestamp, is skipped). nil if none.
-func RecoverResult(log string) *result.Result {
-	lines := strings.Split(log, "\n")
-	for i := len(lines) - 1; i >= 0; i-- {
-		line := lines[i]
-		if !strings.Contains(line, `"api_version":"`+result.APIVersion+`"`) {
-			continue
-		}
-		start := strings.IndexByte(line, '{')
-		if start < 0 {
-			continue
-		}
-		var r result.Result
-		if json.Unmarshal([]byte(strings.TrimSpace(line[start:])), &r) == nil && r.APIVersion == result.APIVersion && r.JobID != "" && r.Status != "" {
-			return &r
-		}
+// jobTimes are when a failed Job started and ended: its condition's time
+// (else now), and its start (else creation) time when earlier.
+func jobTimes(job *batchv1.Job, cond *batchv1.JobCondition, now time.Time) (started, finished time.Time) {
+	finished = now
+	if !cond.LastTransitionTime.IsZero() {
+		finished = cond.LastTransitionTime.Time
 	}
-	return nil
+	started = finished
+	if t := job.Status.StartTime; t != nil && t.Time.Before(finished) {
+		started = t.Time
+	} else if t := job.CreationTimestamp; !t.IsZero() && t.Time.Before(finished) {
+		started = t.Time
+	}
+	return started, finished
 }
 
 // failedCondition is the Job's Failed condition, else its FailureTarget
@@ -318,7 +264,7 @@ func unscheduled(pod *corev1.Pod) *corev1.PodCondition {
 }
 
 func details(job *batchv1.Job, cond *batchv1.JobCondition, pod *corev1.Pod, cs *corev1.ContainerStatus,
-	term *corev1.ContainerStateTerminated, wait *corev1.ContainerStateWaiting, logTail string) map[string]string {
+	term *corev1.ContainerStateTerminated, wait *corev1.ContainerStateWaiting) map[string]string {
 	d := map[string]string{}
 	set := func(k, v string) {
 		if v != "" {
@@ -326,20 +272,20 @@ func details(job *batchv1.Job, cond *batchv1.JobCondition, pod *corev1.Pod, cs *
 		}
 	}
 	set("job_reason", cond.Reason)
-	set("job_message", result.Head(cond.Message, MaxDetail))
+	set("job_message", result.Head(cond.Message, result.MaxDetail))
 	set("failed_pods", strconv.Itoa(int(job.Status.Failed)))
 	if pod != nil {
 		set("pod", pod.Name)
 		set("node", pod.Spec.NodeName)
 		set("pod_phase", string(pod.Status.Phase))
 		set("pod_reason", pod.Status.Reason)
-		set("pod_message", result.Head(pod.Status.Message, MaxDetail))
+		set("pod_message", result.Head(pod.Status.Message, result.MaxDetail))
 		if c := unscheduled(pod); c != nil {
 			msg := c.Reason
 			if c.Message != "" {
 				msg += ": " + c.Message
 			}
-			set("scheduling", result.Head(msg, MaxDetail))
+			set("scheduling", result.Head(msg, result.MaxDetail))
 		}
 	}
 	if cs != nil {
@@ -347,16 +293,11 @@ func details(job *batchv1.Job, cond *batchv1.JobCondition, pod *corev1.Pod, cs *
 	}
 	if term != nil {
 		set("container_reason", term.Reason)
-		set("exit_code", strconv.Itoa(int(term.ExitCode)))
-		if term.Signal != 0 {
-			set("signal", strconv.Itoa(int(term.Signal)))
-		}
-		set("container_message", result.Tail(term.Message, MaxDetail))
+		set("container_message", result.Tail(term.Message, result.MaxDetail))
 	}
 	if wait != nil {
 		set("waiting_reason", wait.Reason)
-		set("waiting_message", result.Head(wait.Message, MaxDetail))
+		set("waiting_message", result.Head(wait.Message, result.MaxDetail))
 	}
-	set("log_tail", result.Tail(logTail, MaxDetail))
 	return d
 }

@@ -1,4 +1,4 @@
-package dispatch
+package kubejob
 
 import (
 	"crypto/sha256"

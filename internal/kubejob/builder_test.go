@@ -1,8 +1,9 @@
-package dispatch
+package kubejob
 
 import (
 	"errors"
 	"fmt"
+	"guestkit.io/batch/internal/spec/spectest"
 	"maps"
 	"os"
 	"path/filepath"
@@ -21,7 +22,7 @@ import (
 
 func TestNewJobDefaults(t *testing.T) {
 	b := mustBuilder(t, BuilderConfig{Version: "1.2.3"})
-	j := newSpec("inspect-web-01", "s3://vm-images/web-01.qcow2")
+	j := spectest.New("inspect-web-01", "s3://vm-images/web-01.qcow2")
 	in := input(j)
 	job, err := b.NewJob(in)
 	if err != nil {
@@ -169,49 +170,49 @@ func TestNewJobImageSources(t *testing.T) {
 	tests := []struct {
 		name      string
 		job       *spec.Job
-		kind      ImageKind
+		kind      spec.ImageKind
 		image     string // GUESTKIT_IMAGE
 		volume    *corev1.Volume
 		mountPath string
 	}{
-		{name: "s3", job: newSpec("a", "s3://vm-images/a.qcow2"), kind: ImageBucket},
-		{name: "minio", job: newSpec("a", "minio://vm-images/dir/a.raw"), kind: ImageBucket},
-		{name: "presigned https", job: newSpec("a", "https://minio.example/vm-images/a.qcow2?X-Amz-Signature=x"), kind: ImageHTTP},
+		{name: "s3", job: spectest.New("a", "s3://vm-images/a.qcow2"), kind: spec.ImageBucket},
+		{name: "minio", job: spectest.New("a", "minio://vm-images/dir/a.raw"), kind: spec.ImageBucket},
+		{name: "presigned https", job: spectest.New("a", "https://minio.example/vm-images/a.qcow2?X-Amz-Signature=x"), kind: spec.ImageHTTP},
 		{
-			name: "pvc", job: newSpec("a", "pvc://vm-disks/tenant-a/web.qcow2"), kind: ImagePVC,
+			name: "pvc", job: spectest.New("a", "pvc://vm-disks/tenant-a/web.qcow2"), kind: spec.ImagePVC,
 			image:     "/images/vm-disks/tenant-a/web.qcow2",
 			volume:    &corev1.Volume{Name: "image", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "vm-disks", ReadOnly: true}}},
 			mountPath: "/images/vm-disks",
 		},
 		{
-			name: "pvc with a dotted claim", job: newSpec("a", "pvc://disks.v2/web.qcow2"), kind: ImagePVC,
+			name: "pvc with a dotted claim", job: spectest.New("a", "pvc://disks.v2/web.qcow2"), kind: spec.ImagePVC,
 			image:     "/images/disks.v2/web.qcow2",
 			volume:    &corev1.Volume{Name: "image", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "disks.v2", ReadOnly: true}}},
 			mountPath: "/images/disks.v2",
 		},
 		{
-			name: "path under a root", job: newSpec("a", "", withPath("/srv/images/tenant/web.qcow2")), kind: ImageHostPath,
+			name: "path under a root", job: spectest.New("a", "", spectest.WithPath("/srv/images/tenant/web.qcow2")), kind: spec.ImageHostPath,
 			image:     "/srv/images/tenant/web.qcow2",
 			volume:    &corev1.Volume{Name: "image", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/srv/images", Type: dir}}},
 			mountPath: "/srv/images",
 		},
 		{
-			name: "path, the longest root", job: newSpec("a", "", withPath("/data/vm/nested/web.qcow2")), kind: ImageHostPath,
+			name: "path, the longest root", job: spectest.New("a", "", spectest.WithPath("/data/vm/nested/web.qcow2")), kind: spec.ImageHostPath,
 			image:     "/data/vm/nested/web.qcow2",
 			volume:    &corev1.Volume{Name: "image", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/data/vm/nested", Type: dir}}},
 			mountPath: "/data/vm/nested",
 		},
 		{
 			name: "path under disk_locality",
-			job: newSpec("a", "", withPath("/srv/images/tenant/web.qcow2"),
-				withRouting(spec.Routing{Affinity: &spec.Affinity{DiskLocality: "/srv/images/tenant"}, NodeSelector: map[string]string{"kubernetes.io/hostname": "node-7"}})),
-			kind:      ImageHostPath,
+			job: spectest.New("a", "", spectest.WithPath("/srv/images/tenant/web.qcow2"),
+				spectest.WithRouting(spec.Routing{Affinity: &spec.Affinity{DiskLocality: "/srv/images/tenant"}, NodeSelector: map[string]string{"kubernetes.io/hostname": "node-7"}})),
+			kind:      spec.ImageHostPath,
 			image:     "/srv/images/tenant/web.qcow2",
 			volume:    &corev1.Volume{Name: "image", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/srv/images/tenant", Type: dir}}},
 			mountPath: "/srv/images/tenant",
 		},
 		{
-			name: "file URI", job: newSpec("a", "file:///srv/images/web.raw"), kind: ImageHostPath,
+			name: "file URI", job: spectest.New("a", "file:///srv/images/web.raw"), kind: spec.ImageHostPath,
 			image:     "/srv/images/web.raw",
 			volume:    &corev1.Volume{Name: "image", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/srv/images", Type: dir}}},
 			mountPath: "/srv/images",
@@ -270,30 +271,30 @@ func TestNewJobSpecErrors(t *testing.T) {
 		field string // of the SpecError; "" for validation errors
 		msg   string
 	}{
-		{name: "host paths disabled", job: newSpec("a", "", withPath("/srv/images/a.qcow2")),
+		{name: "host paths disabled", job: spectest.New("a", "", spectest.WithPath("/srv/images/a.qcow2")),
 			field: "payload.data.image.path", msg: "disabled"},
-		{name: "file URI, host paths disabled", job: newSpec("a", "file:///srv/images/a.qcow2"),
+		{name: "file URI, host paths disabled", job: spectest.New("a", "file:///srv/images/a.qcow2"),
 			field: "payload.data.image.uri", msg: "disabled"},
 		{name: "path outside the roots", cfg: BuilderConfig{HostPathRoots: []string{"/srv/images"}},
-			job: newSpec("a", "", withPath("/etc/shadow")), field: "payload.data.image.path", msg: "not under a host path root"},
+			job: spectest.New("a", "", spectest.WithPath("/etc/shadow")), field: "payload.data.image.path", msg: "not under a host path root"},
 		{name: "root prefix is not a parent", cfg: BuilderConfig{HostPathRoots: []string{"/srv/images"}},
-			job: newSpec("a", "", withPath("/srv/images2/a.qcow2")), field: "payload.data.image.path", msg: "not under a host path root"},
+			job: spectest.New("a", "", spectest.WithPath("/srv/images2/a.qcow2")), field: "payload.data.image.path", msg: "not under a host path root"},
 		{name: "path outside disk_locality", cfg: BuilderConfig{HostPathRoots: []string{"/srv"}},
-			job:   newSpec("a", "", withPath("/srv/b/a.qcow2"), withRouting(spec.Routing{Affinity: &spec.Affinity{DiskLocality: "/srv/a"}})),
+			job:   spectest.New("a", "", spectest.WithPath("/srv/b/a.qcow2"), spectest.WithRouting(spec.Routing{Affinity: &spec.Affinity{DiskLocality: "/srv/a"}})),
 			field: "payload.data.image.path", msg: "not under routing.affinity.disk_locality /srv/a"},
 		{name: "disk_locality outside the roots", cfg: BuilderConfig{HostPathRoots: []string{"/srv/images"}},
-			job:   newSpec("a", "", withPath("/var/lib/a.qcow2"), withRouting(spec.Routing{Affinity: &spec.Affinity{DiskLocality: "/var/lib"}})),
+			job:   spectest.New("a", "", spectest.WithPath("/var/lib/a.qcow2"), spectest.WithRouting(spec.Routing{Affinity: &spec.Affinity{DiskLocality: "/var/lib"}})),
 			field: "routing.affinity.disk_locality", msg: "not under a host path root"},
-		{name: "worker pool not a label value", job: newSpec("a", "s3://vm-images/k", withRouting(spec.Routing{WorkerPool: "pool one"})),
+		{name: "worker pool not a label value", job: spectest.New("a", "s3://vm-images/k", spectest.WithRouting(spec.Routing{WorkerPool: "pool one"})),
 			field: "routing.worker_pool", msg: "not usable as a node selector"},
-		{name: "node selector overrides disk access", job: newSpec("a", "s3://vm-images/k", withRouting(spec.Routing{NodeSelector: map[string]string{"guestkit.io/disk-access": "false"}})),
+		{name: "node selector overrides disk access", job: spectest.New("a", "s3://vm-images/k", spectest.WithRouting(spec.Routing{NodeSelector: map[string]string{"guestkit.io/disk-access": "false"}})),
 			field: "routing.node_selector.guestkit.io/disk-access", msg: "conflicts with the node selector guestkit.io/disk-access=true"},
-		{name: "other namespace", job: newSpec("a", "s3://vm-images/k", func(j *spec.Job) { j.Metadata = &spec.Metadata{Namespace: "tenant-b"} }),
+		{name: "other namespace", job: spectest.New("a", "s3://vm-images/k", func(j *spec.Job) { j.Metadata = &spec.Metadata{Namespace: "tenant-b"} }),
 			field: "metadata.namespace", msg: "namespace guestkit"},
-		{name: "deadline passed", job: newSpec("a", "s3://vm-images/k", func(j *spec.Job) { execution(j).Deadline = ptr(now.Add(-time.Second)) }), now: now,
+		{name: "deadline passed", job: spectest.New("a", "s3://vm-images/k", func(j *spec.Job) { spectest.Execution(j).Deadline = ptr(now.Add(-time.Second)) }), now: now,
 			field: "execution.deadline", msg: "passed at dispatch"},
-		{name: "invalid spec", job: newSpec("a", "pvc://Bad_Claim/x"), msg: "payload.data.image.uri"},
-		{name: "unsupported operation", job: newSpec("a", "s3://vm-images/k", func(j *spec.Job) { j.Operation = "system.echo" }), msg: "unsupported operation"},
+		{name: "invalid spec", job: spectest.New("a", "pvc://Bad_Claim/x"), msg: "payload.data.image.uri"},
+		{name: "unsupported operation", job: spectest.New("a", "s3://vm-images/k", func(j *spec.Job) { j.Operation = "system.echo" }), msg: "unsupported operation"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -305,9 +306,9 @@ func TestNewJobSpecErrors(t *testing.T) {
 			if cerr := b.Check(in); cerr == nil || cerr.Error() != fmt.Sprint(err) {
 				t.Errorf("Check = %v, want NewJob's %v", cerr, err)
 			}
-			var se *SpecError
+			var se *spec.Refused
 			if !errors.As(err, &se) {
-				t.Fatalf("err = %v, want a *SpecError", err)
+				t.Fatalf("err = %v, want a *spec.Refused", err)
 			}
 			if se.Field != tt.field || !strings.Contains(err.Error(), tt.msg) {
 				t.Errorf("err = %v (field %q), want field %q and %q", err, se.Field, tt.field, tt.msg)
@@ -324,14 +325,14 @@ func TestNewJobSpecErrors(t *testing.T) {
 
 func TestNewJobCallerErrors(t *testing.T) {
 	b := mustBuilder(t, BuilderConfig{})
-	j := newSpec("a", "s3://vm-images/k")
+	j := spectest.New("a", "s3://vm-images/k")
 	for name, in := range map[string]JobInput{
 		"no spec":       {SpecURI: "s3://b/s", ResultURI: "s3://b/r"},
 		"no spec URI":   {Job: j, ResultURI: "s3://b/r"},
 		"no result URI": {Job: j, SpecURI: "s3://b/s"},
 	} {
 		_, err := b.NewJob(in)
-		var se *SpecError
+		var se *spec.Refused
 		if err == nil || errors.As(err, &se) {
 			t.Errorf("%s: err = %v, want a caller error", name, err)
 		}
@@ -345,18 +346,18 @@ func TestNewJobRoutingAndPlacement(t *testing.T) {
 		job  *spec.Job
 		want map[string]string
 	}{
-		{name: "default", job: newSpec("a", "s3://vm-images/k"), want: map[string]string{"guestkit.io/disk-access": "true"}},
-		{name: "any node", cfg: BuilderConfig{NodeSelector: map[string]string{}}, job: newSpec("a", "s3://vm-images/k"), want: map[string]string{}},
+		{name: "default", job: spectest.New("a", "s3://vm-images/k"), want: map[string]string{"guestkit.io/disk-access": "true"}},
+		{name: "any node", cfg: BuilderConfig{NodeSelector: map[string]string{}}, job: spectest.New("a", "s3://vm-images/k"), want: map[string]string{}},
 		{name: "own disk access label", cfg: BuilderConfig{NodeSelector: map[string]string{"example.com/vm-disks": "yes"}},
-			job: newSpec("a", "s3://vm-images/k"), want: map[string]string{"example.com/vm-disks": "yes"}},
+			job: spectest.New("a", "s3://vm-images/k"), want: map[string]string{"example.com/vm-disks": "yes"}},
 		{
 			name: "worker pool and node selector",
-			job:  newSpec("a", "s3://vm-images/k", withRouting(spec.Routing{WorkerPool: "fast-nvme", NodeSelector: map[string]string{"topology.kubernetes.io/zone": "eu-1a", "guestkit.io/disk-access": "true"}})),
+			job:  spectest.New("a", "s3://vm-images/k", spectest.WithRouting(spec.Routing{WorkerPool: "fast-nvme", NodeSelector: map[string]string{"topology.kubernetes.io/zone": "eu-1a", "guestkit.io/disk-access": "true"}})),
 			want: map[string]string{"guestkit.io/disk-access": "true", "guestkit.io/worker-pool": "fast-nvme", "topology.kubernetes.io/zone": "eu-1a"},
 		},
 		{
 			name: "own worker pool label", cfg: BuilderConfig{WorkerPoolLabel: "example.com/pool"},
-			job:  newSpec("a", "s3://vm-images/k", withRouting(spec.Routing{WorkerPool: "gpu"})),
+			job:  spectest.New("a", "s3://vm-images/k", spectest.WithRouting(spec.Routing{WorkerPool: "gpu"})),
 			want: map[string]string{"guestkit.io/disk-access": "true", "example.com/pool": "gpu"},
 		},
 	}
@@ -390,7 +391,7 @@ func TestNewJobKVM(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			job, err := mustBuilder(t, tt.cfg).NewJob(input(newSpec("a", "s3://vm-images/k")))
+			job, err := mustBuilder(t, tt.cfg).NewJob(input(spectest.New("a", "s3://vm-images/k")))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -462,7 +463,7 @@ func TestNewJobConfigPassThrough(t *testing.T) {
 		SchedulingGrace:  time.Minute,
 	}
 	b := mustBuilder(t, cfg)
-	j := newSpec("a", "s3://vm-images/k", withAttempts(1), withTimeout(60))
+	j := spectest.New("a", "s3://vm-images/k", spectest.WithAttempts(1), spectest.WithTimeout(60))
 	in := input(j)
 	in.ReportURI = "https://minio.example/jobs/results/a.sarif?X-Amz-Signature=r"
 	job, err := b.NewJob(in)
@@ -523,7 +524,7 @@ func TestNewJobConfigPassThrough(t *testing.T) {
 
 func TestNewJobMetadataFromSpec(t *testing.T) {
 	hostile := "line 1\nline 2: {a: b} # not a comment\n- not a list\n\"quoted\" 'single' \\ \t tab\u2028"
-	j := newSpec("a", "s3://vm-images/k", withKey("key: with \"quotes\" # and {yaml: [x]} &anchor *alias"), func(j *spec.Job) {
+	j := spectest.New("a", "s3://vm-images/k", spectest.WithKey("key: with \"quotes\" # and {yaml: [x]} &anchor *alias"), func(j *spec.Job) {
 		j.Metadata = &spec.Metadata{
 			Namespace: "guestkit",
 			Labels: map[string]string{
@@ -572,7 +573,7 @@ func TestNewJobMetadataFromSpec(t *testing.T) {
 func TestDeadlines(t *testing.T) {
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	withDeadline := func(d time.Duration) func(*spec.Job) {
-		return func(j *spec.Job) { execution(j).Deadline = ptr(now.Add(d)) }
+		return func(j *spec.Job) { spectest.Execution(j).Deadline = ptr(now.Add(d)) }
 	}
 	b := mustBuilder(t, BuilderConfig{})
 	tests := []struct {
@@ -581,14 +582,14 @@ func TestDeadlines(t *testing.T) {
 		now      time.Time
 		pod, all time.Duration
 	}{
-		{"defaults", newSpec("a", "s3://vm-images/k"), time.Time{}, 70 * time.Minute, 3*70*time.Minute + 30*time.Second + 15*time.Minute},
-		{"one attempt", newSpec("a", "s3://vm-images/k", withAttempts(1), withTimeout(60)), time.Time{}, 11 * time.Minute, 11*time.Minute + 15*time.Minute},
-		{"five attempts", newSpec("a", "s3://vm-images/k", withAttempts(5), withTimeout(60)), time.Time{}, 11 * time.Minute, 5*11*time.Minute + 150*time.Second + 15*time.Minute},
-		{"back-off capped", newSpec("a", "s3://vm-images/k", withAttempts(10), withTimeout(1)), time.Time{}, 10*time.Minute + time.Second,
+		{"defaults", spectest.New("a", "s3://vm-images/k"), time.Time{}, 70 * time.Minute, 3*70*time.Minute + 30*time.Second + 15*time.Minute},
+		{"one attempt", spectest.New("a", "s3://vm-images/k", spectest.WithAttempts(1), spectest.WithTimeout(60)), time.Time{}, 11 * time.Minute, 11*time.Minute + 15*time.Minute},
+		{"five attempts", spectest.New("a", "s3://vm-images/k", spectest.WithAttempts(5), spectest.WithTimeout(60)), time.Time{}, 11 * time.Minute, 5*11*time.Minute + 150*time.Second + 15*time.Minute},
+		{"back-off capped", spectest.New("a", "s3://vm-images/k", spectest.WithAttempts(10), spectest.WithTimeout(1)), time.Time{}, 10*time.Minute + time.Second,
 			10*(10*time.Minute+time.Second) + (10+20+40+80+160+320)*time.Second + 3*10*time.Minute + 15*time.Minute},
-		{"deadline ignored without now", newSpec("a", "s3://vm-images/k", withDeadline(-time.Hour)), time.Time{}, 70 * time.Minute, 3*70*time.Minute + 30*time.Second + 15*time.Minute},
-		{"deadline far", newSpec("a", "s3://vm-images/k", withDeadline(48*time.Hour)), now, 70 * time.Minute, 3*70*time.Minute + 30*time.Second + 15*time.Minute},
-		{"deadline near", newSpec("a", "s3://vm-images/k", withDeadline(30*time.Minute)), now, 35 * time.Minute, 35 * time.Minute},
+		{"deadline ignored without now", spectest.New("a", "s3://vm-images/k", withDeadline(-time.Hour)), time.Time{}, 70 * time.Minute, 3*70*time.Minute + 30*time.Second + 15*time.Minute},
+		{"deadline far", spectest.New("a", "s3://vm-images/k", withDeadline(48*time.Hour)), now, 70 * time.Minute, 3*70*time.Minute + 30*time.Second + 15*time.Minute},
+		{"deadline near", spectest.New("a", "s3://vm-images/k", withDeadline(30*time.Minute)), now, 35 * time.Minute, 35 * time.Minute},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

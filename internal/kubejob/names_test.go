@@ -1,7 +1,8 @@
-package dispatch
+package kubejob
 
 import (
 	"fmt"
+	"guestkit.io/batch/internal/spec/spectest"
 	"regexp"
 	"strings"
 	"testing"
@@ -20,16 +21,16 @@ func TestJobName(t *testing.T) {
 		job      *spec.Job
 		readable string // the part between "gk-" and the hash
 	}{
-		{"plain", newSpec("inspect-web-01", "s3://vm-images/k"), "inspect-web-01"},
-		{"upper and underscore", newSpec("A_B", "s3://vm-images/k"), "a-b"},
-		{"dots and runs", newSpec("web..01__x.qcow2", "s3://vm-images/k"), "web-01-x-qcow2"},
-		{"leading digits", newSpec("2024-06-01.scan", "s3://vm-images/k"), "2024-06-01-scan"},
-		{"leading dot and dash", newSpec("._-x", "s3://vm-images/k"), "x"},
-		{"long", newSpec(long, "s3://vm-images/k"), long[:49]},
-		{"idempotency key wins", newSpec("job-1", "s3://vm-images/k", withKey("Tenant/ABC:42")), "tenant-abc-42"},
-		{"unicode key", newSpec("job-1", "s3://vm-images/k", withKey("café-éé-日本")), "caf"},
-		{"nothing readable", newSpec("job-1", "s3://vm-images/k", withKey("日本語")), ""},
-		{"long key with separators at the cut", newSpec("j", "s3://vm-images/k", withKey(strings.Repeat("a", 48)+"__b")), strings.Repeat("a", 48)},
+		{"plain", spectest.New("inspect-web-01", "s3://vm-images/k"), "inspect-web-01"},
+		{"upper and underscore", spectest.New("A_B", "s3://vm-images/k"), "a-b"},
+		{"dots and runs", spectest.New("web..01__x.qcow2", "s3://vm-images/k"), "web-01-x-qcow2"},
+		{"leading digits", spectest.New("2024-06-01.scan", "s3://vm-images/k"), "2024-06-01-scan"},
+		{"leading dot and dash", spectest.New("._-x", "s3://vm-images/k"), "x"},
+		{"long", spectest.New(long, "s3://vm-images/k"), long[:49]},
+		{"idempotency key wins", spectest.New("job-1", "s3://vm-images/k", spectest.WithKey("Tenant/ABC:42")), "tenant-abc-42"},
+		{"unicode key", spectest.New("job-1", "s3://vm-images/k", spectest.WithKey("café-éé-日本")), "caf"},
+		{"nothing readable", spectest.New("job-1", "s3://vm-images/k", spectest.WithKey("日本語")), ""},
+		{"long key with separators at the cut", spectest.New("j", "s3://vm-images/k", spectest.WithKey(strings.Repeat("a", 48)+"__b")), strings.Repeat("a", 48)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -58,12 +59,12 @@ func TestJobNameDistinct(t *testing.T) {
 	long := strings.Repeat("x", 150)
 	// Each pair sanitizes or truncates to the same readable part.
 	pairs := [][2]*spec.Job{
-		{newSpec("A_B", "s3://vm-images/k"), newSpec("a-b", "s3://vm-images/k")},
-		{newSpec("a.b", "s3://vm-images/k"), newSpec("a_b", "s3://vm-images/k")},
-		{newSpec(long+"1", "s3://vm-images/k"), newSpec(long+"2", "s3://vm-images/k")},
-		{newSpec("j", "s3://vm-images/k", withKey("clé")), newSpec("j", "s3://vm-images/k", withKey("clè"))},
+		{spectest.New("A_B", "s3://vm-images/k"), spectest.New("a-b", "s3://vm-images/k")},
+		{spectest.New("a.b", "s3://vm-images/k"), spectest.New("a_b", "s3://vm-images/k")},
+		{spectest.New(long+"1", "s3://vm-images/k"), spectest.New(long+"2", "s3://vm-images/k")},
+		{spectest.New("j", "s3://vm-images/k", spectest.WithKey("clé")), spectest.New("j", "s3://vm-images/k", spectest.WithKey("clè"))},
 		// The same string as a job_id and as someone else's idempotency key.
-		{newSpec("shared", "s3://vm-images/k"), newSpec("other", "s3://vm-images/k", withKey("shared"))},
+		{spectest.New("shared", "s3://vm-images/k"), spectest.New("other", "s3://vm-images/k", spectest.WithKey("shared"))},
 	}
 	for _, p := range pairs {
 		a, b := JobName(p[0]), JobName(p[1])
@@ -80,19 +81,19 @@ func TestJobNameDistinct(t *testing.T) {
 // Jobs the previous version created.
 func TestJobNameGolden(t *testing.T) {
 	// printf 'job_id\0inspect-web-01' | sha256sum | cut -c1-10
-	if got := JobName(newSpec("inspect-web-01", "s3://vm-images/k")); got != "gk-inspect-web-01-ae976fc145" {
+	if got := JobName(spectest.New("inspect-web-01", "s3://vm-images/k")); got != "gk-inspect-web-01-ae976fc145" {
 		t.Errorf("JobName = %q", got)
 	}
 	// printf 'idempotency_key\0order-77' | sha256sum | cut -c1-10
-	if got := JobName(newSpec("x", "s3://vm-images/k", withKey("order-77"))); got != "gk-order-77-e9e5fc186b" {
+	if got := JobName(spectest.New("x", "s3://vm-images/k", spectest.WithKey("order-77"))); got != "gk-order-77-e9e5fc186b" {
 		t.Errorf("JobName = %q", got)
 	}
 }
 
 func TestJobNameSameKeySameName(t *testing.T) {
 	// Two submissions of the same work: different job_ids, same key.
-	a := newSpec("retry-1", "s3://vm-images/k", withKey("order-77"))
-	b := newSpec("retry-2", "s3://b/other", withKey("order-77"))
+	a := spectest.New("retry-1", "s3://vm-images/k", spectest.WithKey("order-77"))
+	b := spectest.New("retry-2", "s3://b/other", spectest.WithKey("order-77"))
 	if JobName(a) != JobName(b) {
 		t.Errorf("same idempotency key, names %q and %q", JobName(a), JobName(b))
 	}
@@ -102,7 +103,7 @@ func TestJobNameNoCollisionsAtScale(t *testing.T) {
 	seen := map[string]string{}
 	for i := range 20000 {
 		id := fmt.Sprintf("Job_%d", i)
-		n := JobName(newSpec(id, "s3://vm-images/k"))
+		n := JobName(spectest.New(id, "s3://vm-images/k"))
 		if prev, ok := seen[n]; ok {
 			t.Fatalf("%s and %s both named %s", prev, id, n)
 		}

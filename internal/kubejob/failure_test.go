@@ -1,4 +1,4 @@
-package dispatch
+package kubejob
 
 import (
 	"bytes"
@@ -25,8 +25,8 @@ var (
 	tNow   = tStart.Add(100 * time.Minute)
 )
 
-// failedJob is a dispatched Job with a Failed condition of reason.
-func failedJob(reason, message string, failed int32) *batchv1.Job {
+// failedJobOf is a dispatched Job with a Failed condition of reason.
+func failedJobOf(reason, message string, failed int32) *batchv1.Job {
 	return &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: "gk-inspect-web-01-ae976fc145", Namespace: "guestkit",
@@ -77,7 +77,7 @@ func running() corev1.ContainerStatus {
 	return corev1.ContainerStatus{State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(tStart)}}, Started: ptr(true)}
 }
 
-var testBy = result.Runner{Name: DispatcherName, Version: "test"}
+var testBy = result.Runner{Name: result.DispatcherName, Version: "test"}
 
 func TestResultFromJob(t *testing.T) {
 	unschedulable := corev1.Pod{
@@ -105,7 +105,7 @@ func TestResultFromJob(t *testing.T) {
 	}{
 		{
 			name:   "deadline while the runner ran",
-			job:    failedJob(batchv1.JobReasonDeadlineExceeded, "Job was active longer than specified deadline", 0),
+			job:    failedJobOf(batchv1.JobReasonDeadlineExceeded, "Job was active longer than specified deadline", 0),
 			pods:   []corev1.Pod{runnerPod(1, running(), corev1.PodRunning)},
 			status: result.StatusTimeout, code: result.CodeDeadlineExceeded, exit: 6, retryable: false,
 			pod: "gk-inspect-web-01-ae976fc145-p1",
@@ -115,7 +115,7 @@ func TestResultFromJob(t *testing.T) {
 		},
 		{
 			name:   "deadline while never scheduled",
-			job:    failedJob(batchv1.JobReasonDeadlineExceeded, "Job was active longer than specified deadline", 0),
+			job:    failedJobOf(batchv1.JobReasonDeadlineExceeded, "Job was active longer than specified deadline", 0),
 			pods:   []corev1.Pod{unschedulable},
 			status: result.StatusTimeout, code: result.CodeDeadlineExceeded, exit: 6, retryable: true,
 			pod: "gk-inspect-web-01-ae976fc145-pending",
@@ -125,7 +125,7 @@ func TestResultFromJob(t *testing.T) {
 		},
 		{
 			name:   "image pull back-off, then the deadline",
-			job:    failedJob(batchv1.JobReasonDeadlineExceeded, "Job was active longer than specified deadline", 0),
+			job:    failedJobOf(batchv1.JobReasonDeadlineExceeded, "Job was active longer than specified deadline", 0),
 			pods:   []corev1.Pod{runnerPod(0, waiting("ImagePullBackOff", `Back-off pulling image "registry.example/guestkit-runner:9"`), corev1.PodPending)},
 			status: result.StatusFailed, code: result.CodePodFailed, exit: 5, retryable: true,
 			msg:     []string{"runner image could not be pulled", "runner waiting, ImagePullBackOff (Back-off pulling image"},
@@ -134,7 +134,7 @@ func TestResultFromJob(t *testing.T) {
 		{
 			name: "image pull error seen at FailureTarget, before Failed",
 			job: func() *batchv1.Job {
-				j := failedJob("PodFailurePolicy", "", 0)
+				j := failedJobOf("PodFailurePolicy", "", 0)
 				j.Status.Conditions = j.Status.Conditions[:1]
 				return j
 			}(),
@@ -144,7 +144,7 @@ func TestResultFromJob(t *testing.T) {
 		},
 		{
 			name: "backoff limit, last pod OOM-killed",
-			job:  failedJob(batchv1.JobReasonBackoffLimitExceeded, "Job has reached the specified backoff limit", 3),
+			job:  failedJobOf(batchv1.JobReasonBackoffLimitExceeded, "Job has reached the specified backoff limit", 3),
 			// Unsorted: the newest pod explains the failure.
 			pods: []corev1.Pod{
 				runnerPod(30, exited(137, "OOMKilled"), corev1.PodFailed),
@@ -160,21 +160,21 @@ func TestResultFromJob(t *testing.T) {
 		},
 		{
 			name:   "backoff limit, last pod an infrastructure failure",
-			job:    failedJob(batchv1.JobReasonBackoffLimitExceeded, "", 3),
+			job:    failedJobOf(batchv1.JobReasonBackoffLimitExceeded, "", 3),
 			pods:   []corev1.Pod{runnerPod(1, exited(5, "Error"), corev1.PodFailed)},
 			status: result.StatusFailed, code: result.CodeBackoffLimitExceeded, exit: 5,
 			details: map[string]string{"exit_code": "5"},
 		},
 		{
 			name:   "backoff limit, last pod evicted",
-			job:    failedJob(batchv1.JobReasonBackoffLimitExceeded, "", 3),
+			job:    failedJobOf(batchv1.JobReasonBackoffLimitExceeded, "", 3),
 			pods:   []corev1.Pod{evicted},
 			status: result.StatusFailed, code: result.CodeBackoffLimitExceeded, exit: 137,
 			details: map[string]string{"pod_reason": "Evicted", "pod_message": "The node was low on resource: ephemeral-storage."},
 		},
 		{
 			name: "backoff limit, last pod timed out but its result is gone",
-			job:  failedJob(batchv1.JobReasonBackoffLimitExceeded, "", 3),
+			job:  failedJobOf(batchv1.JobReasonBackoffLimitExceeded, "", 3),
 			pods: []corev1.Pod{runnerPod(1, exited(6, "Error"), corev1.PodFailed)},
 			// 6 means timeout; the status is failed, so the code is the contract's.
 			status: result.StatusFailed, code: result.CodeBackoffLimitExceeded, exit: 5,
@@ -182,7 +182,7 @@ func TestResultFromJob(t *testing.T) {
 		},
 		{
 			name:   "FailJob on exit 3",
-			job:    failedJob(batchv1.JobReasonPodFailurePolicy, "Container runner for pod guestkit/x failed with exit code 3 matching FailJob rule at index 1", 1),
+			job:    failedJobOf(batchv1.JobReasonPodFailurePolicy, "Container runner for pod guestkit/x failed with exit code 3 matching FailJob rule at index 1", 1),
 			pods:   []corev1.Pod{runnerPod(1, exited(3, "Error"), corev1.PodFailed)},
 			status: result.StatusRejected, code: result.CodeSpecInvalid, exit: 3,
 			msg:     []string{"rejected the spec (exit 3)"},
@@ -190,7 +190,7 @@ func TestResultFromJob(t *testing.T) {
 		},
 		{
 			name:   "FailJob on exit 4",
-			job:    failedJob(batchv1.JobReasonPodFailurePolicy, "", 1),
+			job:    failedJobOf(batchv1.JobReasonPodFailurePolicy, "", 1),
 			pods:   []corev1.Pod{runnerPod(1, exited(4, "Error"), corev1.PodFailed)},
 			log:    "level=error msg=\"image_backing_file: backing file /etc/shadow\"\n",
 			status: result.StatusRejected, code: result.CodePodFailed, exit: 4,
@@ -199,7 +199,7 @@ func TestResultFromJob(t *testing.T) {
 		},
 		{
 			name:   "FailJob on exit 2: noncompliant, report lost",
-			job:    failedJob(batchv1.JobReasonPodFailurePolicy, "", 1),
+			job:    failedJobOf(batchv1.JobReasonPodFailurePolicy, "", 1),
 			pods:   []corev1.Pod{runnerPod(1, exited(2, "Error"), corev1.PodFailed)},
 			status: result.StatusFailed, code: result.CodePodFailed, exit: 5, retryable: true,
 			msg:     []string{"noncompliant (exit 2)", "report is lost"},
@@ -207,21 +207,21 @@ func TestResultFromJob(t *testing.T) {
 		},
 		{
 			name:   "FailJob on exit 64: the template is wrong",
-			job:    failedJob(batchv1.JobReasonPodFailurePolicy, "", 1),
+			job:    failedJobOf(batchv1.JobReasonPodFailurePolicy, "", 1),
 			pods:   []corev1.Pod{runnerPod(1, exited(64, "Error"), corev1.PodFailed)},
 			status: result.StatusFailed, code: result.CodePodFailed, exit: 64, retryable: false,
 			msg: []string{"refused its command line (exit 64)", "Job template"},
 		},
 		{
 			name:   "an unknown reason",
-			job:    failedJob("MaxFailedIndexesExceeded", "", 1),
+			job:    failedJobOf("MaxFailedIndexesExceeded", "", 1),
 			pods:   []corev1.Pod{runnerPod(1, exited(1, "Error"), corev1.PodFailed)},
 			status: result.StatusFailed, code: result.CodePodFailed, exit: 1, retryable: true,
 			msg: []string{"failed (MaxFailedIndexesExceeded)"},
 		},
 		{
 			name:   "no pods left",
-			job:    failedJob(batchv1.JobReasonBackoffLimitExceeded, "", 3),
+			job:    failedJobOf(batchv1.JobReasonBackoffLimitExceeded, "", 3),
 			status: result.StatusFailed, code: result.CodeBackoffLimitExceeded, exit: 5,
 			msg: []string{"no pod was found"},
 		},
@@ -283,27 +283,27 @@ func TestResultFromJob(t *testing.T) {
 }
 
 func TestResultFromJobLogTail(t *testing.T) {
-	job := failedJob(batchv1.JobReasonBackoffLimitExceeded, "", 3)
+	job := failedJobOf(batchv1.JobReasonBackoffLimitExceeded, "", 3)
 	long := strings.Repeat("x", 3000)
 	for _, tt := range []struct {
 		name, log, want string
 	}{
 		{"short", "a\nb\n\n", "a\nb"},
 		{"cut at a line start", strings.Repeat("early line\n", 1000) + long + "\nlast", ""},
-		{"one huge line keeps its end", strings.Repeat("z", 10000), strings.Repeat("z", MaxDetail)},
-		{"no split runes", "é" + strings.Repeat("日", 2000), strings.Repeat("日", MaxDetail/3)},
+		{"one huge line keeps its end", strings.Repeat("z", 10000), strings.Repeat("z", result.MaxDetail)},
+		{"no split runes", "é" + strings.Repeat("日", 2000), strings.Repeat("日", result.MaxDetail/3)},
 		{"invalid UTF-8 replaced", "ok \xff\xfe bytes", "ok \uFFFD bytes"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			r := ResultFromJob(job, []corev1.Pod{runnerPod(1, exited(1, "Error"), corev1.PodFailed)}, tt.log, testBy, tNow)
 			got := r.Error.Details["log_tail"]
-			if len(got) > MaxDetail || !utf8.ValidString(got) {
+			if len(got) > result.MaxDetail || !utf8.ValidString(got) {
 				t.Fatalf("log_tail of %d bytes, valid UTF-8 %v", len(got), utf8.ValidString(got))
 			}
 			if tt.name == "cut at a line start" {
 				// The last 4 KiB start inside an "early line": the tail
 				// starts at the next one.
-				if !strings.HasPrefix(got, "early line\n") || !strings.HasSuffix(got, "\n"+long+"\nlast") || len(got) < MaxDetail-len("early line\n") {
+				if !strings.HasPrefix(got, "early line\n") || !strings.HasSuffix(got, "\n"+long+"\nlast") || len(got) < result.MaxDetail-len("early line\n") {
 					t.Errorf("log_tail = %.80q... (%d bytes)", got, len(got))
 				}
 				return
@@ -314,8 +314,8 @@ func TestResultFromJobLogTail(t *testing.T) {
 		})
 	}
 	// Messages keep their start, bounded.
-	j := failedJob(batchv1.JobReasonBackoffLimitExceeded, strings.Repeat("m", 10000), 3)
-	if got := ResultFromJob(j, nil, "", testBy, tNow).Error.Details["job_message"]; len(got) != MaxDetail {
+	j := failedJobOf(batchv1.JobReasonBackoffLimitExceeded, strings.Repeat("m", 10000), 3)
+	if got := ResultFromJob(j, nil, "", testBy, tNow).Error.Details["job_message"]; len(got) != result.MaxDetail {
 		t.Errorf("job_message of %d bytes", len(got))
 	}
 	if !utf8.ValidString(result.Head("ab日", 4)) || result.Head("ab日", 4) != "ab" {
@@ -324,14 +324,14 @@ func TestResultFromJobLogTail(t *testing.T) {
 }
 
 func TestResultFromJobNotFailed(t *testing.T) {
-	running := failedJob("", "", 0)
+	running := failedJobOf("", "", 0)
 	running.Status.Conditions = nil
-	complete := failedJob("", "", 0)
+	complete := failedJobOf("", "", 0)
 	complete.Status.Conditions = []batchv1.JobCondition{
 		{Type: batchv1.JobSuccessCriteriaMet, Status: corev1.ConditionTrue},
 		{Type: batchv1.JobComplete, Status: corev1.ConditionTrue},
 	}
-	notYet := failedJob(batchv1.JobReasonBackoffLimitExceeded, "", 1)
+	notYet := failedJobOf(batchv1.JobReasonBackoffLimitExceeded, "", 1)
 	for i := range notYet.Status.Conditions {
 		notYet.Status.Conditions[i].Status = corev1.ConditionFalse
 	}
@@ -344,7 +344,7 @@ func TestResultFromJobNotFailed(t *testing.T) {
 
 func TestResultFromJobIdentity(t *testing.T) {
 	// No annotation on the Job (a Job made by an older template): the pod's.
-	job := failedJob(batchv1.JobReasonBackoffLimitExceeded, "", 1)
+	job := failedJobOf(batchv1.JobReasonBackoffLimitExceeded, "", 1)
 	job.Annotations = nil
 	job.Labels[LabelOperation] = "forged.operation"
 	job.Status.StartTime = nil
@@ -402,7 +402,7 @@ func TestResultFromJobRecoversUploadFailure(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			st := exited(7, "Error")
 			st.State.Terminated.Message = tt.message
-			job := failedJob(batchv1.JobReasonBackoffLimitExceeded, "", 3)
+			job := failedJobOf(batchv1.JobReasonBackoffLimitExceeded, "", 3)
 			r := ResultFromJob(job, []corev1.Pod{runnerPod(4, st, corev1.PodFailed)}, tt.log, testBy, tNow)
 			checkSchema(t, schema, r)
 			if !tt.recovered {
@@ -429,11 +429,11 @@ func TestRecoverResultLastLineWins(t *testing.T) {
 		b, _ := json.Marshal(result.Result{APIVersion: result.APIVersion, JobID: "j", Status: status})
 		return string(b)
 	}
-	r := RecoverResult(mk(result.StatusFailed) + "\n" + mk(result.StatusCompleted) + "\nnoise")
+	r := result.Recover(mk(result.StatusFailed) + "\n" + mk(result.StatusCompleted) + "\nnoise")
 	if r == nil || r.Status != result.StatusCompleted {
 		t.Errorf("RecoverResult = %+v", r)
 	}
-	if RecoverResult(`{"api_version":"guestkit.io/result/v1","job_id":""}`) != nil {
+	if result.Recover(`{"api_version":"guestkit.io/result/v1","job_id":""}`) != nil {
 		t.Errorf("a result without job_id recovered")
 	}
 }

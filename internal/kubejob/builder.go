@@ -1,4 +1,4 @@
-package dispatch
+package kubejob
 
 import (
 	"bytes"
@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"maps"
 	"os"
-	"path"
 	"regexp"
 	"slices"
 	"strconv"
@@ -55,18 +54,6 @@ const (
 	DefaultSchedulingGrace         = 15 * time.Minute
 )
 
-// Time added to execution.timeout_seconds; see Builder.Deadlines.
-const (
-	// StartGrace covers a pod's start: the runner image pull, container
-	// creation, reading the spec. (Downloading the image is inside the
-	// runner's timeout.)
-	StartGrace = 5 * time.Minute
-	// UploadGrace is the runner's own budget for storing the result after
-	// the job's time is up (runner/README.md: "The upload gets its own 5
-	// minutes").
-	UploadGrace = 5 * time.Minute
-)
-
 // Job controller back-off between failed pods: 10s doubling, capped (at 6
 // minutes in the controller today; 10 minutes here, to stay on the safe side).
 const (
@@ -77,10 +64,6 @@ const (
 // RunnerUser is the uid and gid the runner runs as (the template sets it).
 const RunnerUser = 65532
 
-// ImageMountRoot is where PVC images are mounted: /images/CLAIM.
-const ImageMountRoot = "/images"
-
-const imageVolume = "image"
 const kvmVolume = "kvm"
 
 // BuilderConfig configures the Jobs a Builder makes. Only Namespace and
@@ -169,13 +152,6 @@ var reservedEnv = []string{
 	"GUESTKIT_ACCEL", "GUESTKIT_IMAGE", "GUESTKIT_IMAGE_URL", "GUESTKIT_SCRATCH_DIR", "TMPDIR", "HOME",
 	"LIBGUESTFS_CACHEDIR", "LIBGUESTFS_BACKEND", "POD_NAME", "POD_NAMESPACE",
 	"NODE_NAME", "JOB_NAME",
-}
-
-// forbiddenRoots may not be HostPathRoots, nor hold one: mounting them
-// would hide the runner's own files or the node's devices.
-var forbiddenRoots = []string{
-	"/bin", "/dev", "/etc", "/images", "/lib", "/lib64", "/proc", "/sbin",
-	"/sys", "/tmp", "/usr", "/var/tmp", "/var/run", "/run",
 }
 
 // Builder makes Jobs from job specs. It is safe for concurrent use.
@@ -332,7 +308,7 @@ func (c *BuilderConfig) defaults() error {
 	}
 	c.HostPathRoots = slices.Clone(c.HostPathRoots)
 	for _, r := range c.HostPathRoots {
-		if msg := hostRootProblem(r); msg != "" {
+		if msg := spec.HostPathRootProblem(r); msg != "" {
 			bad("host path root %q: %s", r, msg)
 		}
 	}
@@ -353,26 +329,6 @@ func deepCopies[T any](in []T, deepCopy func(*T) *T) []T {
 		out[i] = *deepCopy(&in[i])
 	}
 	return out
-}
-
-func hostRootProblem(r string) string {
-	if !path.IsAbs(r) || path.Clean(r) != r {
-		return "must be an absolute, clean path"
-	}
-	if r == "/" {
-		return "must not be /"
-	}
-	for _, f := range forbiddenRoots {
-		if within(r, f) || within(f, r) {
-			return "must not be, hold or be under " + f
-		}
-	}
-	return ""
-}
-
-// within says whether p is dir or under it; both clean and absolute.
-func within(p, dir string) bool {
-	return p == dir || strings.HasPrefix(p, dir+"/")
 }
 
 func labelProblems(k, v string) []string {
@@ -404,33 +360,6 @@ type JobInput struct {
 	ImageURL string
 	// Now bounds the Job by execution.deadline; zero ignores the deadline.
 	Now time.Time
-}
-
-// SpecError says that a spec cannot be dispatched with this configuration
-// (invalid, an image source the dispatcher refuses, a passed deadline, a
-// routing conflict). Retrying cannot help: the controller should store a
-// rejected result. Any other error from NewJob is the dispatcher's own
-// (configuration or template).
-type SpecError struct {
-	Field string // spec field path, when one field is at fault
-	Value string
-	Err   error
-}
-
-func (e *SpecError) Error() string {
-	if e.Field == "" {
-		return e.Err.Error()
-	}
-	if e.Value == "" {
-		return e.Field + ": " + e.Err.Error()
-	}
-	return fmt.Sprintf("%s %q: %v", e.Field, e.Value, e.Err)
-}
-
-func (e *SpecError) Unwrap() error { return e.Err }
-
-func specErr(field, value, format string, a ...any) *SpecError {
-	return &SpecError{Field: field, Value: value, Err: fmt.Errorf(format, a...)}
 }
 
 // TemplateData is what the Job template sees.
@@ -482,12 +411,12 @@ type TemplateData struct {
 	ScratchVolume corev1.EmptyDirVolumeSource
 	// Job and Image are there for templates that want more.
 	Job   *spec.Job
-	Image ImageSource
+	Image spec.ImageSource
 }
 
 // NewJob makes the Job for one spec. It calls no API: the controller
 // creates the Job, and AlreadyExists means the spec was dispatched before.
-// A *SpecError means the spec cannot be dispatched; see SpecError.
+// A *spec.Refused means the spec cannot be dispatched.
 func (b *Builder) NewJob(in JobInput) (*batchv1.Job, error) {
 	data, err := b.templateData(in)
 	if err != nil {
@@ -507,7 +436,7 @@ func (b *Builder) NewJob(in JobInput) (*batchv1.Job, error) {
 	return job, nil
 }
 
-// Check reports what NewJob would refuse about in's spec (a *SpecError),
+// Check reports what NewJob would refuse about in's spec (a *spec.Refused),
 // without rendering the template: a broken template is the dispatcher's
 // fault, found by NewBuilder, not the spec's.
 func (b *Builder) Check(in JobInput) error {
@@ -524,11 +453,11 @@ func (b *Builder) templateData(in JobInput) (*TemplateData, error) {
 		return nil, errors.New("the spec and result URIs are required")
 	}
 	if err := j.Validate(); err != nil {
-		return nil, &SpecError{Err: err}
+		return nil, &spec.Refused{Err: err}
 	}
 	cfg := &b.cfg
 	if m := j.Metadata; m != nil && m.Namespace != "" && m.Namespace != cfg.Namespace {
-		return nil, specErr("metadata.namespace", m.Namespace, "this dispatcher runs jobs in namespace %s", cfg.Namespace)
+		return nil, spec.Refuse("metadata.namespace", m.Namespace, "this dispatcher runs jobs in namespace %s", cfg.Namespace)
 	}
 	img, err := b.ImageSourceOf(j)
 	if err != nil {
@@ -577,7 +506,7 @@ func (b *Builder) templateData(in JobInput) (*TemplateData, error) {
 		q := cfg.ScratchSizeLimit.DeepCopy()
 		d.ScratchVolume.SizeLimit = &q
 	}
-	d.Volumes, d.VolumeMounts = img.volumes()
+	d.Volumes, d.VolumeMounts = imageVolumes(img)
 	switch cfg.KVM {
 	case KVMDevicePlugin:
 		one := resource.MustParse("1")
@@ -601,8 +530,8 @@ func (b *Builder) templateData(in JobInput) (*TemplateData, error) {
 	return d, nil
 }
 
-func imageURL(img ImageSource, url string) string {
-	if img.Kind != ImageBucket {
+func imageURL(img spec.ImageSource, url string) string {
+	if img.Kind != spec.ImageBucket {
 		return ""
 	}
 	return url
@@ -662,7 +591,7 @@ func ownAnnotations(j *spec.Job, in JobInput) map[string]string {
 
 // nodeSelector merges the dispatcher's node selector, routing.worker_pool
 // and routing.node_selector. A spec cannot override the dispatcher's keys:
-// a conflict is a SpecError.
+// a conflict is a *spec.Refused.
 func (b *Builder) nodeSelector(j *spec.Job) (map[string]string, error) {
 	sel := maps.Clone(b.cfg.NodeSelector)
 	r := j.Routing
@@ -671,10 +600,10 @@ func (b *Builder) nodeSelector(j *spec.Job) (map[string]string, error) {
 	}
 	add := func(field, k, v string) error {
 		if msgs := labelProblems(k, v); len(msgs) > 0 {
-			return specErr(field, v, "not usable as a node selector %s=%s: %s", k, v, strings.Join(msgs, "; "))
+			return spec.Refuse(field, v, "not usable as a node selector %s=%s: %s", k, v, strings.Join(msgs, "; "))
 		}
 		if old, ok := sel[k]; ok && old != v {
-			return specErr(field, v, "conflicts with the node selector %s=%s", k, old)
+			return spec.Refuse(field, v, "conflicts with the node selector %s=%s", k, old)
 		}
 		sel[k] = v
 		return nil
@@ -695,7 +624,7 @@ func (b *Builder) nodeSelector(j *spec.Job) (map[string]string, error) {
 // Deadlines returns the activeDeadlineSeconds of a spec's pods and of its
 // Job, as durations:
 //
-//	pod = timeout_seconds + StartGrace + UploadGrace
+//	pod = timeout_seconds + spec.StartGrace + spec.UploadGrace
 //	job = max_attempts * pod + the Job controller's back-off between
 //	      attempts (10s doubling, counted up to 10m each) + SchedulingGrace
 //
@@ -705,11 +634,11 @@ func (b *Builder) nodeSelector(j *spec.Job) (map[string]string, error) {
 // the backstop for a runner that overruns its own timeout.
 //
 // With now set and an execution.deadline, both stop at the deadline plus
-// UploadGrace (the runner itself stops at the deadline, then stores the
-// result); a deadline already passed is a SpecError.
+// spec.UploadGrace (the runner itself stops at the deadline, then stores the
+// result); a deadline already passed is a *spec.Refused.
 func (b *Builder) Deadlines(j *spec.Job, now time.Time) (pod, job time.Duration, err error) {
 	attempts := max(j.MaxAttempts(), 1)
-	pod = j.Timeout() + StartGrace + UploadGrace
+	pod = j.Timeout() + spec.StartGrace + spec.UploadGrace
 	job = time.Duration(attempts)*pod + b.cfg.SchedulingGrace
 	for i := range attempts - 1 {
 		job += min(podBackoffBase<<min(i, 16), podBackoffMax)
@@ -717,9 +646,9 @@ func (b *Builder) Deadlines(j *spec.Job, now time.Time) (pod, job time.Duration,
 	if dl, ok := j.Deadline(); ok && !now.IsZero() {
 		left := dl.Sub(now)
 		if left <= 0 {
-			return 0, 0, specErr("execution.deadline", dl.Format(time.RFC3339), "passed at dispatch (%s)", now.Format(time.RFC3339))
+			return 0, 0, spec.Refuse("execution.deadline", dl.Format(time.RFC3339), "passed at dispatch (%s)", now.Format(time.RFC3339))
 		}
-		limit := left + UploadGrace
+		limit := left + spec.UploadGrace
 		pod, job = min(pod, limit), min(job, limit)
 	}
 	return pod, job, nil

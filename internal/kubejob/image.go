@@ -1,0 +1,31 @@
+package kubejob
+
+import (
+	corev1 "k8s.io/api/core/v1"
+
+	"guestkit.io/batch/internal/spec"
+)
+
+const imageVolume = "image"
+
+// ImageSourceOf says where the runner will find a spec's image, with this
+// Builder's host path roots. An image it does not serve is a *spec.Refused.
+func (b *Builder) ImageSourceOf(j *spec.Job) (spec.ImageSource, error) {
+	return j.ImageSource(b.cfg.HostPathRoots)
+}
+
+// imageVolumes returns the image's volume and mount, if it is mounted.
+func imageVolumes(s spec.ImageSource) ([]corev1.Volume, []corev1.VolumeMount) {
+	rro := corev1.RecursiveReadOnlyIfPossible
+	mount := corev1.VolumeMount{Name: imageVolume, MountPath: s.MountPath, ReadOnly: true, RecursiveReadOnly: &rro}
+	switch s.Kind {
+	case spec.ImageHostPath:
+		dir := corev1.HostPathDirectory
+		return []corev1.Volume{{Name: imageVolume, VolumeSource: corev1.VolumeSource{
+			HostPath: &corev1.HostPathVolumeSource{Path: s.HostDir, Type: &dir}}}}, []corev1.VolumeMount{mount}
+	case spec.ImagePVC:
+		return []corev1.Volume{{Name: imageVolume, VolumeSource: corev1.VolumeSource{
+			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: s.Claim, ReadOnly: true}}}}, []corev1.VolumeMount{mount}
+	}
+	return nil, nil
+}

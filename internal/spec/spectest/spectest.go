@@ -1,0 +1,68 @@
+// Package spectest builds job specs for tests: one way to make a spec,
+// shared by every package's tests.
+package spectest
+
+import (
+	"time"
+
+	"guestkit.io/batch/internal/spec"
+)
+
+// New is a valid guestkit.inspect spec of image uri; opts change it.
+func New(id, uri string, opts ...func(*spec.Job)) *spec.Job {
+	j := &spec.Job{
+		Version:   "1.0",
+		JobID:     id,
+		Operation: spec.OpInspect,
+		Payload: spec.Payload{Type: spec.OpInspect + ".v1", Data: &spec.Data{
+			Image: &spec.Image{URI: uri},
+		}},
+	}
+	for _, o := range opts {
+		o(j)
+	}
+	return j
+}
+
+// WithKey sets execution.idempotency_key.
+func WithKey(k string) func(*spec.Job) {
+	return func(j *spec.Job) { Execution(j).IdempotencyKey = k }
+}
+
+// WithPriority sets execution.priority.
+func WithPriority(p int) func(*spec.Job) {
+	return func(j *spec.Job) { Execution(j).Priority = &p }
+}
+
+// WithCreated sets created_at.
+func WithCreated(t time.Time) func(*spec.Job) {
+	return func(j *spec.Job) { j.CreatedAt = &t }
+}
+
+// WithTimeout sets execution.timeout_seconds.
+func WithTimeout(s int64) func(*spec.Job) {
+	return func(j *spec.Job) { Execution(j).TimeoutSeconds = &s }
+}
+
+// WithAttempts sets execution.max_attempts.
+func WithAttempts(n int) func(*spec.Job) {
+	return func(j *spec.Job) { Execution(j).MaxAttempts = &n }
+}
+
+// WithPath names the image by payload.data.image.path.
+func WithPath(p string) func(*spec.Job) {
+	return func(j *spec.Job) { j.Payload.Data.Image = &spec.Image{Path: p} }
+}
+
+// WithRouting sets routing.
+func WithRouting(r spec.Routing) func(*spec.Job) {
+	return func(j *spec.Job) { j.Routing = &r }
+}
+
+// Execution is j.Execution, created when absent.
+func Execution(j *spec.Job) *spec.Execution {
+	if j.Execution == nil {
+		j.Execution = &spec.Execution{}
+	}
+	return j.Execution
+}
