@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"guestkit.io/batch/internal/result"
+	"guestkit.io/batch/internal/runnerenv"
 	"guestkit.io/batch/internal/spec"
 	"guestkit.io/batch/templates"
 )
@@ -144,14 +145,6 @@ func DefaultResources() corev1.ResourceRequirements {
 			corev1.ResourceMemory: resource.MustParse("3Gi"),
 		},
 	}
-}
-
-// reservedEnv are the variables the template sets.
-var reservedEnv = []string{
-	"GUESTKIT_SPEC", "GUESTKIT_RESULT", "GUESTKIT_REPORT", "GUESTKIT_JOB_ID",
-	"GUESTKIT_ACCEL", "GUESTKIT_IMAGE", "GUESTKIT_IMAGE_URL", "GUESTKIT_SCRATCH_DIR", "TMPDIR", "HOME",
-	"LIBGUESTFS_CACHEDIR", "LIBGUESTFS_BACKEND", "POD_NAME", "POD_NAMESPACE",
-	"NODE_NAME", "JOB_NAME",
 }
 
 // Builder makes Jobs from job specs. It is safe for concurrent use.
@@ -302,7 +295,7 @@ func (c *BuilderConfig) defaults() error {
 		switch {
 		case len(validation.IsEnvVarName(e.Name)) > 0:
 			bad("env %q: not a valid variable name", e.Name)
-		case slices.Contains(reservedEnv, e.Name):
+		case slices.Contains(runnerenv.Pod(), e.Name):
 			bad("env %s: set by the Job template; it cannot be overridden", e.Name)
 		}
 	}
@@ -754,15 +747,15 @@ func checkJob(job *batchv1.Job, d *TemplateData) []string {
 		bad("has no image for container %q", ContainerName)
 	}
 	want := map[string]string{
-		"GUESTKIT_SPEC":   d.SpecURI,
-		"GUESTKIT_RESULT": d.ResultURI,
-		"GUESTKIT_JOB_ID": d.JobID,
+		runnerenv.Spec:   d.SpecURI,
+		runnerenv.Result: d.ResultURI,
+		runnerenv.JobID:  d.JobID,
 	}
 	if d.ImagePath != "" {
-		want["GUESTKIT_IMAGE"] = d.ImagePath
+		want[runnerenv.Image] = d.ImagePath
 	}
 	if d.ImageURL != "" {
-		want["GUESTKIT_IMAGE_URL"] = d.ImageURL
+		want[runnerenv.ImageURL] = d.ImageURL
 	}
 	got := map[string]string{}
 	for _, e := range runner.Env {

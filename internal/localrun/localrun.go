@@ -78,7 +78,7 @@ type Config struct {
 	Accel string
 	// ExtraEnv ("NAME=value") is added to the environment the runner
 	// inherits: AWS_ENDPOINT_URL_S3, MINIO_ENDPOINT, GUESTKIT_MEMORY_MB...
-	// It may not set what the executor sets per attempt (see reservedEnv).
+	// It may not set what the executor sets per attempt (runnerenv.PerJob).
 	ExtraEnv []string
 	// ScratchDir holds one folder per attempt, the runner's TMPDIR and
 	// GUESTKIT_SCRATCH_DIR (downloads, libguestfs sockets and overlays),
