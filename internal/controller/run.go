@@ -245,13 +245,9 @@ func ReadResults(ctx context.Context, st store.Store, keys []string) (map[string
 	return results, errs
 }
 
-// MaxResultSize bounds reading a result (a profile of a large guest with
-// all its packages is a few MiB).
-const MaxResultSize = 64 << 20
-
 // ReadResult reads and decodes the result at key.
 func ReadResult(ctx context.Context, st store.Store, key string) (*result.Result, error) {
-	data, err := st.Get(ctx, key, MaxResultSize)
+	data, err := st.Get(ctx, key, result.MaxSize)
 	if err != nil {
 		return nil, fmt.Errorf("read result %s: %w", st.URI(key), err)
 	}

@@ -13,29 +13,13 @@ import (
 	"guestkit.io/batch/internal/result"
 	"guestkit.io/batch/internal/spec"
 	"guestkit.io/batch/internal/store"
+	"guestkit.io/batch/internal/store/storetest"
 )
 
 func inspectSpec(id string, priority int, extra string) string {
 	return fmt.Sprintf(`{"version":"1.0","job_id":%q,"kind":"VMOperation","operation":"guestkit.inspect",
  "execution":{"priority":%d}%s,
  "payload":{"type":"guestkit.inspect.v1","data":{"image":{"path":"/vms/a.qcow2","format":"qcow2"}}}}`, id, priority, extra)
-}
-
-func fileStore(t *testing.T) (store.Store, string) {
-	t.Helper()
-	dir := t.TempDir()
-	st, err := store.Open(context.Background(), dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st, dir
-}
-
-func put(t *testing.T, st store.Store, key, data string) {
-	t.Helper()
-	if err := st.Put(context.Background(), key, []byte(data)); err != nil {
-		t.Fatal(err)
-	}
 }
 
 func keys(list []*Entry) []string {
@@ -57,17 +41,17 @@ func reasonOf(t *testing.T, e *Entry) Reason {
 
 func TestScanClassifiesEverySpec(t *testing.T) {
 	ctx := context.Background()
-	st, dir := fileStore(t)
-	put(t, st, "jobs/low.json", inspectSpec("low", 1, ""))
-	put(t, st, "jobs/high.json", inspectSpec("high", 9, ""))
-	put(t, st, "jobs/nested/mid.yaml", "version: \"1.0\"\njob_id: mid\nkind: VMOperation\noperation: guestkit.inspect\nexecution: {priority: 5}\npayload:\n  type: guestkit.inspect.v1\n  data: {image: {path: /vms/a.qcow2, format: qcow2}}\n")
-	put(t, st, "jobs/done.json", inspectSpec("done", 5, ""))
-	put(t, st, store.ResultKey("done"), `{"status":"completed"}`)
-	put(t, st, "jobs/malformed.json", `{"job_id": "x",`)
-	put(t, st, "jobs/badyaml.yaml", "job_id: [unclosed\n")
-	put(t, st, "jobs/unknown-op.json", strings.Replace(inspectSpec("unknown-op", 5, ""), "guestkit.inspect\"", "guestkit.repair\"", 1))
-	put(t, st, "jobs/noimage.json", `{"version":"1.0","job_id":"noimage","kind":"VMOperation","operation":"guestkit.inspect","payload":{"type":"guestkit.inspect.v1","data":{}}}`)
-	put(t, st, "jobs/huge.json", inspectSpec("huge", 5, `,"metadata":{"annotations":{"pad":"`+strings.Repeat("x", spec.MaxSize)+`"}}`))
+	st, dir := storetest.Folder(t)
+	storetest.Put(t, st, "jobs/low.json", inspectSpec("low", 1, ""))
+	storetest.Put(t, st, "jobs/high.json", inspectSpec("high", 9, ""))
+	storetest.Put(t, st, "jobs/nested/mid.yaml", "version: \"1.0\"\njob_id: mid\nkind: VMOperation\noperation: guestkit.inspect\nexecution: {priority: 5}\npayload:\n  type: guestkit.inspect.v1\n  data: {image: {path: /vms/a.qcow2, format: qcow2}}\n")
+	storetest.Put(t, st, "jobs/done.json", inspectSpec("done", 5, ""))
+	storetest.Put(t, st, store.ResultKey("done"), `{"status":"completed"}`)
+	storetest.Put(t, st, "jobs/malformed.json", `{"job_id": "x",`)
+	storetest.Put(t, st, "jobs/badyaml.yaml", "job_id: [unclosed\n")
+	storetest.Put(t, st, "jobs/unknown-op.json", strings.Replace(inspectSpec("unknown-op", 5, ""), "guestkit.inspect\"", "guestkit.repair\"", 1))
+	storetest.Put(t, st, "jobs/noimage.json", `{"version":"1.0","job_id":"noimage","kind":"VMOperation","operation":"guestkit.inspect","payload":{"type":"guestkit.inspect.v1","data":{}}}`)
+	storetest.Put(t, st, "jobs/huge.json", inspectSpec("huge", 5, `,"metadata":{"annotations":{"pad":"`+strings.Repeat("x", spec.MaxSize)+`"}}`))
 	// A file name with a control character: a folder can hold it, a key
 	// must not pass it on.
 	if err := os.WriteFile(filepath.Join(dir, "jobs", "evil\x1b[31m.json"), []byte(inspectSpec("evil", 5, "")), 0o644); err != nil {
@@ -122,9 +106,9 @@ func TestScanClassifiesEverySpec(t *testing.T) {
 
 func TestRejectedResultNamesTheSpecAndFields(t *testing.T) {
 	ctx := context.Background()
-	st, _ := fileStore(t)
-	put(t, st, "jobs/unknown-op.json", strings.Replace(inspectSpec("op-x", 5, ""), "guestkit.inspect\"", "guestkit.repair\"", 1))
-	put(t, st, "jobs/bad-fields.json", `{"version":"1.0","job_id":"bad-fields","kind":"VMOperation","operation":"guestkit.inspect","execution":{"timeout_seconds":-5},"payload":{"type":"guestkit.inspect.v1","data":{}}}`)
+	st, _ := storetest.Folder(t)
+	storetest.Put(t, st, "jobs/unknown-op.json", strings.Replace(inspectSpec("op-x", 5, ""), "guestkit.inspect\"", "guestkit.repair\"", 1))
+	storetest.Put(t, st, "jobs/bad-fields.json", `{"version":"1.0","job_id":"bad-fields","kind":"VMOperation","operation":"guestkit.inspect","execution":{"timeout_seconds":-5},"payload":{"type":"guestkit.inspect.v1","data":{}}}`)
 	snap, err := NewScanner(st, 0).Scan(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -159,10 +143,10 @@ func TestRejectedResultNamesTheSpecAndFields(t *testing.T) {
 
 func TestConflictsAndAliases(t *testing.T) {
 	ctx := context.Background()
-	st, dir := fileStore(t)
-	put(t, st, "jobs/a-first.json", inspectSpec("dup", 5, ""))
-	put(t, st, "jobs/b-copy.yaml", "{\"version\": \"1.0\", \"job_id\": \"dup\", \"kind\": \"VMOperation\", \"operation\": \"guestkit.inspect\", \"execution\": {\"priority\": 5}, \"payload\": {\"type\": \"guestkit.inspect.v1\", \"data\": {\"image\": {\"path\": \"/vms/a.qcow2\", \"format\": \"qcow2\"}}}}\n")
-	put(t, st, "jobs/c-other.json", inspectSpec("dup", 7, ""))
+	st, dir := storetest.Folder(t)
+	storetest.Put(t, st, "jobs/a-first.json", inspectSpec("dup", 5, ""))
+	storetest.Put(t, st, "jobs/b-copy.yaml", "{\"version\": \"1.0\", \"job_id\": \"dup\", \"kind\": \"VMOperation\", \"operation\": \"guestkit.inspect\", \"execution\": {\"priority\": 5}, \"payload\": {\"type\": \"guestkit.inspect.v1\", \"data\": {\"image\": {\"path\": \"/vms/a.qcow2\", \"format\": \"qcow2\"}}}}\n")
+	storetest.Put(t, st, "jobs/c-other.json", inspectSpec("dup", 7, ""))
 	// The owner is the oldest object, whatever the key order says.
 	old := time.Now().Add(-time.Hour)
 	if err := os.Chtimes(filepath.Join(dir, "jobs", "c-other.json"), old, old); err != nil {
@@ -193,9 +177,9 @@ func TestConflictsAndAliases(t *testing.T) {
 	}
 
 	// Same content in JSON and YAML is one job: the copy is an alias.
-	st2, _ := fileStore(t)
-	put(t, st2, "jobs/a.json", inspectSpec("same", 5, ""))
-	put(t, st2, "jobs/b.yaml", "version: \"1.0\"\njob_id: same\nkind: VMOperation\noperation: guestkit.inspect\nexecution: {priority: 5}\npayload: {type: guestkit.inspect.v1, data: {image: {path: /vms/a.qcow2, format: qcow2}}}\n")
+	st2, _ := storetest.Folder(t)
+	storetest.Put(t, st2, "jobs/a.json", inspectSpec("same", 5, ""))
+	storetest.Put(t, st2, "jobs/b.yaml", "version: \"1.0\"\njob_id: same\nkind: VMOperation\noperation: guestkit.inspect\nexecution: {priority: 5}\npayload: {type: guestkit.inspect.v1, data: {image: {path: /vms/a.qcow2, format: qcow2}}}\n")
 	snap, err = NewScanner(st2, 0).Scan(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -203,7 +187,7 @@ func TestConflictsAndAliases(t *testing.T) {
 	if len(snap.Pending) != 1 || len(snap.Aliases) != 1 || len(snap.Rejected) != 0 {
 		t.Fatalf("pending %v aliases %v rejected %v", keys(snap.Pending), keys(snap.Aliases), keys(snap.Rejected))
 	}
-	put(t, st2, store.ResultKey("same"), `{}`)
+	storetest.Put(t, st2, store.ResultKey("same"), `{}`)
 	snap, err = NewScanner(st2, 0).Scan(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -236,7 +220,7 @@ func (l listing) List(ctx context.Context, prefix string, fn func(store.Object) 
 }
 
 func TestUnsafeKeysAreRejectedNotRead(t *testing.T) {
-	st, _ := fileStore(t)
+	st, _ := storetest.Folder(t)
 	bad := []string{"jobs/../../etc/passwd", "jobs/a\nb.json", "jobs//x.json", "jobs/\x7f.json", "jobs/ok/./x.json"}
 	var extra []store.Object
 	for _, k := range bad {
@@ -283,9 +267,9 @@ func (f *failing) Get(ctx context.Context, key string, max int64) ([]byte, error
 }
 
 func TestReadErrorsAreRetriedNotRejected(t *testing.T) {
-	st, _ := fileStore(t)
-	put(t, st, "jobs/a.json", inspectSpec("a", 5, ""))
-	put(t, st, "jobs/b.json", inspectSpec("b", 5, ""))
+	st, _ := storetest.Folder(t)
+	storetest.Put(t, st, "jobs/a.json", inspectSpec("a", 5, ""))
+	storetest.Put(t, st, "jobs/b.json", inspectSpec("b", 5, ""))
 	f := &failing{Store: st, key: "jobs/b.json", fail: true}
 	sc := NewScanner(f, 0)
 	snap, err := sc.Scan(context.Background())
@@ -313,13 +297,13 @@ func TestSeedSpecsAreDispatchableOrRejectedWithReason(t *testing.T) {
 	if err != nil || len(seeds) == 0 {
 		t.Skip("../shared/seed-jobs not beside the repository")
 	}
-	st, _ := fileStore(t)
+	st, _ := storetest.Folder(t)
 	for _, f := range seeds {
 		data, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
 		}
-		put(t, st, "jobs/"+filepath.Base(f), string(data))
+		storetest.Put(t, st, "jobs/"+filepath.Base(f), string(data))
 	}
 	snap, err := NewScanner(st, 0).Scan(context.Background())
 	if err != nil {

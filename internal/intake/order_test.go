@@ -1,10 +1,11 @@
 package intake
 
 import (
-	"guestkit.io/batch/internal/spec/spectest"
 	"slices"
 	"testing"
 	"time"
+
+	"guestkit.io/batch/internal/spec/spectest"
 
 	"guestkit.io/batch/internal/spec"
 )

@@ -1,7 +1,6 @@
 package kubejob
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -9,14 +8,12 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/santhosh-tekuri/jsonschema/v6"
-
-	"guestkit.io/batch/internal/testenv"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"guestkit.io/batch/internal/result"
+	"guestkit.io/batch/internal/result/resulttest"
 )
 
 var (
@@ -226,14 +223,13 @@ func TestResultFromJob(t *testing.T) {
 			msg: []string{"no pod was found"},
 		},
 	}
-	schema := compileResultSchema(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := ResultFromJob(tt.job, tt.pods, tt.log, testBy, tNow)
 			if r == nil {
 				t.Fatal("nil result")
 			}
-			checkSchema(t, schema, r)
+			resulttest.CheckResult(t, r)
 			e := r.Error
 			if r.Status != tt.status || e == nil || e.Code != tt.code || r.ExitCode != tt.exit || e.Retryable != tt.retryable {
 				t.Fatalf("status %s, code %v, exit %d, retryable %v; want %s, %s, %d, %v\n%+v",
@@ -384,7 +380,6 @@ func TestResultFromJobRecoversUploadFailure(t *testing.T) {
 	other.JobID = "someone-else"
 	otherLine, _ := json.Marshal(other)
 
-	schema := compileResultSchema(t)
 	tests := []struct {
 		name      string
 		log       string
@@ -404,7 +399,7 @@ func TestResultFromJobRecoversUploadFailure(t *testing.T) {
 			st.State.Terminated.Message = tt.message
 			job := failedJobOf(batchv1.JobReasonBackoffLimitExceeded, "", 3)
 			r := ResultFromJob(job, []corev1.Pod{runnerPod(4, st, corev1.PodFailed)}, tt.log, testBy, tNow)
-			checkSchema(t, schema, r)
+			resulttest.CheckResult(t, r)
 			if !tt.recovered {
 				if r.Status != result.StatusFailed || r.Error.Code != result.CodeBackoffLimitExceeded || r.ExitCode != 7 {
 					t.Errorf("status %s, code %s, exit %d", r.Status, r.Error.Code, r.ExitCode)
@@ -450,25 +445,5 @@ func TestStatusOfExitMatchesContract(t *testing.T) {
 	}
 	if result.StatusOfExit(137) != "" || result.StatusOfExit(64) != result.StatusFailed {
 		t.Errorf("statusOfExit outside the contract")
-	}
-}
-
-func compileResultSchema(t *testing.T) *jsonschema.Schema {
-	t.Helper()
-	return testenv.CompileSchema(t, "result-v1.schema.json", result.Schema())
-}
-
-func checkSchema(t *testing.T, s *jsonschema.Schema, r *result.Result) {
-	t.Helper()
-	b, err := json.Marshal(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Validate(inst); err != nil {
-		t.Errorf("result fails result-v1.schema.json: %v\n%s", err, b)
 	}
 }

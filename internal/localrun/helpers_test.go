@@ -1,7 +1,6 @@
 package localrun
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,16 +15,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/sirupsen/logrus"
 
 	"guestkit.io/batch/internal/controller"
 	"guestkit.io/batch/internal/intake"
 	"guestkit.io/batch/internal/metrics"
 	"guestkit.io/batch/internal/result"
+	"guestkit.io/batch/internal/result/resulttest"
 	"guestkit.io/batch/internal/spec"
 	"guestkit.io/batch/internal/store"
-	"guestkit.io/batch/internal/testenv"
+	"guestkit.io/batch/internal/store/storetest"
 )
 
 // fakeRunner stands in for guestkit-runner: `run --spec URI --result URI
@@ -84,7 +83,7 @@ func newFixture(t *testing.T, cfg Config) *fixture {
 		t.Fatal(err)
 	}
 	if cfg.Store == nil {
-		cfg.Store = openStore(t)
+		cfg.Store, _ = storetest.Folder(t)
 	}
 	f.st, f.m = cfg.Store, metrics.New()
 	log := testLog(t)
@@ -117,16 +116,6 @@ func newFixture(t *testing.T, cfg Config) *fixture {
 		_ = x.Wait(wctx)
 	})
 	return f
-}
-
-// openStore opens a file bucket in a new temporary folder.
-func openStore(t *testing.T) store.Store {
-	t.Helper()
-	st, err := store.Open(t.Context(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st
 }
 
 func testLog(t *testing.T) *logrus.Logger {
@@ -195,33 +184,7 @@ func (f *fixture) wait() {
 // result reads a job's result, checked against the result v1 schema.
 func (f *fixture) result(e *intake.Entry) *result.Result {
 	f.t.Helper()
-	return readResult(f.t, f.st, e.ResultKey)
-}
-
-func readResult(t *testing.T, st store.Store, key string) *result.Result {
-	t.Helper()
-	data, err := st.Get(t.Context(), key, controller.MaxResultSize)
-	if err != nil {
-		t.Fatalf("result %s: %v", key, err)
-	}
-	checkSchema(t, data)
-	var r result.Result
-	if err := json.Unmarshal(data, &r); err != nil {
-		t.Fatalf("result %s: %v", key, err)
-	}
-	return &r
-}
-
-func checkSchema(t *testing.T, data []byte) {
-	t.Helper()
-	s := testenv.CompileSchema(t, "result-v1.schema.json", result.Schema())
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Validate(doc); err != nil {
-		t.Errorf("result does not match result v1: %v\n%s", err, data)
-	}
+	return resulttest.Read(f.t, f.st, e.ResultKey)
 }
 
 // pids are the fake runner's pids for job id, one per attempt.

@@ -15,8 +15,10 @@ import (
 	"guestkit.io/batch/internal/controller"
 	"guestkit.io/batch/internal/intake"
 	"guestkit.io/batch/internal/result"
+	"guestkit.io/batch/internal/result/resulttest"
 	"guestkit.io/batch/internal/spec"
 	"guestkit.io/batch/internal/store"
+	"guestkit.io/batch/internal/store/storetest"
 )
 
 func TestSuccessKeepsTheRunnersResult(t *testing.T) {
@@ -290,7 +292,7 @@ func TestParallelCapsProcesses(t *testing.T) {
 		t.Errorf("runners running at each start %q: want 5 starts, at most 2 at a time and sometimes 2", counts)
 	}
 	for _, id := range ids {
-		if r := readResult(t, f.st, store.ResultKey(id)); r.Status != result.StatusCompleted {
+		if r := resulttest.Read(t, f.st, store.ResultKey(id)); r.Status != result.StatusCompleted {
 			t.Errorf("%s: %s", id, r.Status)
 		}
 	}
@@ -372,7 +374,8 @@ func TestLaunchLookupAlreadyLaunched(t *testing.T) {
 }
 
 func TestResultStoreFailingThenRecovering(t *testing.T) {
-	flaky := &flakyStore{Store: openStore(t), fails: 3}
+	folder, _ := storetest.Folder(t)
+	flaky := &flakyStore{Store: folder, fails: 3}
 	f := newFixture(t, Config{Store: flaky})
 	e := f.job("down", map[string]any{"max_attempts": 1}, "exit 3\n")
 	f.launch(e)
@@ -431,7 +434,7 @@ func TestStopKillsRunnersAndWaitReturns(t *testing.T) {
 }
 
 func TestNewRefusesBadConfig(t *testing.T) {
-	st := openStore(t)
+	st, _ := storetest.Folder(t)
 	res := controller.NewResults(st, "test", nil, nil)
 	for name, cfg := range map[string]Config{
 		"no store":       {Results: res, Runner: "/bin/true"},

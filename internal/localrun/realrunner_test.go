@@ -13,7 +13,9 @@ import (
 	"guestkit.io/batch/internal/controller"
 	"guestkit.io/batch/internal/metrics"
 	"guestkit.io/batch/internal/result"
+	"guestkit.io/batch/internal/result/resulttest"
 	"guestkit.io/batch/internal/store"
+	"guestkit.io/batch/internal/store/storetest"
 	"guestkit.io/batch/internal/testenv"
 )
 
@@ -23,7 +25,7 @@ import (
 func TestRealRunnerThroughController(t *testing.T) {
 	image := debianImage(t)
 	runner := buildRunner(t)
-	st := openStore(t)
+	st, _ := storetest.Folder(t)
 	inspect := func(id, path string) map[string]any {
 		return map[string]any{
 			"version": "1.0", "job_id": id, "kind": "VMOperation", "operation": "guestkit.inspect",
@@ -66,7 +68,7 @@ func TestRealRunnerThroughController(t *testing.T) {
 	}
 	t.Logf("3 specs dispatched in %s", time.Since(start).Round(time.Second))
 
-	r := readResult(t, st, ok.ResultKey)
+	r := resulttest.Read(t, st, ok.ResultKey)
 	var report struct {
 		OperatingSystems []struct {
 			Distro, Hostname string
@@ -82,12 +84,12 @@ func TestRealRunnerThroughController(t *testing.T) {
 			r.Status, r.ExitCode, r.Runner.Name, report.OperatingSystems, r.Error)
 	}
 
-	r = readResult(t, st, store.InvalidResultKey("jobs/bad.json"))
+	r = resulttest.Read(t, st, store.InvalidResultKey("jobs/bad.json"))
 	if r.Status != result.StatusRejected || r.Error == nil || r.Error.Code != result.CodeSpecInvalid || r.Runner.Name != result.DispatcherName {
 		t.Errorf("bad: %s by %s, error %+v: want the dispatcher's rejected spec_invalid", r.Status, r.Runner.Name, r.Error)
 	}
 
-	r = readResult(t, st, noimg.ResultKey)
+	r = resulttest.Read(t, st, noimg.ResultKey)
 	if r.Status != result.StatusRejected || r.ExitCode != result.ExitBadImage || r.Error == nil || r.Error.Code != result.CodeImageNotFound || r.Runner.Name != "guestkit-runner" {
 		t.Errorf("noimg: %s exit %d by %s, error %+v: want the runner's rejected image_not_found", r.Status, r.ExitCode, r.Runner.Name, r.Error)
 	}
@@ -161,7 +163,7 @@ func TestRealRunnerBucketSettings(t *testing.T) {
 	if err := x.Wait(wctx); err != nil {
 		t.Fatal(err)
 	}
-	r := readResult(t, st, e.ResultKey)
+	r := resulttest.Read(t, st, e.ResultKey)
 	if r.Status != result.StatusCompleted || r.Runner.Name != "guestkit-runner" || r.Image == nil || r.Image.URI != "s3://"+m.Bucket+"/images/debian.qcow2" {
 		t.Fatalf("prof: %s by %s, image %+v, error %+v: want the runner's completed profile naming the spec's image", r.Status, r.Runner.Name, r.Image, r.Error)
 	}

@@ -3,7 +3,6 @@ package localrun
 import (
 	"bytes"
 
-	"guestkit.io/batch/internal/controller"
 	"guestkit.io/batch/internal/result"
 )
 
@@ -84,7 +83,7 @@ func (c *stderrCapture) addToLine(chunk []byte) {
 	}
 	c.line = append(c.line, chunk...)
 	switch {
-	case len(c.line) > controller.MaxResultSize:
+	case len(c.line) > result.MaxSize:
 		c.dropLine = true
 	case len(c.line) >= resultProbe+len(resultMarker) && !bytes.Contains(c.line[:resultProbe+len(resultMarker)], resultMarker):
 		c.dropLine = true

@@ -13,6 +13,10 @@ import (
 // DispatcherName is Runner.Name of the results the dispatcher writes.
 const DispatcherName = "guestkit-dispatcher"
 
+// MaxSize bounds reading a result (a profile of a large guest with all its
+// packages is a few MiB).
+const MaxSize = 64 << 20
+
 // MaxDetail bounds each error.details value of a result built from an
 // Outcome (the log tail keeps its last MaxDetail bytes, the others their
 // first).

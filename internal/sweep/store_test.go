@@ -7,23 +7,8 @@ import (
 	"testing"
 
 	"guestkit.io/batch/internal/store"
+	"guestkit.io/batch/internal/store/storetest"
 )
-
-func fileStore(t *testing.T) store.Store {
-	t.Helper()
-	st, err := store.Open(t.Context(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st
-}
-
-func put(t *testing.T, st store.Store, key string, data []byte) {
-	t.Helper()
-	if err := st.Put(t.Context(), key, data); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // putReport stores a minimal report dated date under the key of keyDate.
 func putReport(t *testing.T, st store.Store, keyDate, date, prefix string) {
@@ -32,7 +17,7 @@ func putReport(t *testing.T, st store.Store, keyDate, date, prefix string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	put(t, st, ReportKey(keyDate), data)
+	storetest.Put(t, st, ReportKey(keyDate), data)
 }
 
 func TestKeys(t *testing.T) {
@@ -45,18 +30,18 @@ func TestKeys(t *testing.T) {
 }
 
 func TestPrevious(t *testing.T) {
-	st := fileStore(t)
+	st, _ := storetest.Folder(t)
 	// Prefix tells the reports apart.
 	putReport(t, st, "2026-02-27", "2026-02-27", "p27")
 	putReport(t, st, "2026-02-28", "2026-02-28", "p28")
-	put(t, st, ReportKey("2026-03-01"), []byte(`{"api_version":"guestkit.io/sweep-report/v1","date":`)) // cut short
+	storetest.Put(t, st, ReportKey("2026-03-01"), []byte(`{"api_version":"guestkit.io/sweep-report/v1","date":`)) // cut short
 	putReport(t, st, "2026-03-02", "2026-03-02", "p02")
 	// Not reports: ignored.
-	put(t, st, MarkdownKey("2026-03-04"), []byte("# md only"))
-	put(t, st, "sweeps/latest/report.json", []byte("{}"))
-	put(t, st, "sweeps/2026-02-30/report.json", []byte("{}"))
-	put(t, st, "sweeps/2026-03-04/report.json.bak", []byte("{}"))
-	put(t, st, "sweeps/2026-03-04/old/report.json", []byte("{}"))
+	storetest.Put(t, st, MarkdownKey("2026-03-04"), []byte("# md only"))
+	storetest.Put(t, st, "sweeps/latest/report.json", []byte("{}"))
+	storetest.Put(t, st, "sweeps/2026-02-30/report.json", []byte("{}"))
+	storetest.Put(t, st, "sweeps/2026-03-04/report.json.bak", []byte("{}"))
+	storetest.Put(t, st, "sweeps/2026-03-04/old/report.json", []byte("{}"))
 
 	tests := []struct {
 		date, prefix string // prefix of the report found; "" for none
@@ -95,7 +80,7 @@ func TestPrevious(t *testing.T) {
 }
 
 func TestPreviousMisdated(t *testing.T) {
-	st := fileStore(t)
+	st, _ := storetest.Folder(t)
 	putReport(t, st, "2026-02-25", "2026-02-20", "")
 	_, err := Previous(t.Context(), st, "2026-03-01")
 	if !errors.Is(err, ErrCorruptReport) || !strings.Contains(err.Error(), "sweeps/2026-02-25/report.json") || !strings.Contains(err.Error(), "dated 2026-02-20") {
@@ -115,7 +100,7 @@ func TestPreviousEmpty(t *testing.T) {
 }
 
 func TestPreviousCancelled(t *testing.T) {
-	st := fileStore(t)
+	st, _ := storetest.Folder(t)
 	putReport(t, st, "2026-02-27", "2026-02-27", "")
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
