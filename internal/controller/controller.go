@@ -158,10 +158,60 @@ func (c *Controller) Pass(ctx context.Context) (*PassStats, error) {
 // still prechecked, so that a spec that can never run is rejected now
 // rather than when a slot frees.
 func (c *Controller) dispatch(ctx context.Context, pending []*intake.Entry, st *PassStats) {
-	type checked struct {
-		ok  bool
-		err error
+	checks := c.prechecks(ctx, pending)
+	var mu sync.Mutex // guards st
+	count := func(n *int) {
+		mu.Lock()
+		*n++
+		mu.Unlock()
 	}
+	launches, wait := c.launchers(ctx, st, count)
+	active := c.cfg.Executor.Active()
+	c.m.JobsActive.Set(float64(active))
+	for i, e := range pending {
+		var r checked
+		select {
+		case r = <-checks[i]:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		switch {
+		case r.err != nil:
+			count(&st.Errors)
+			continue
+		case !r.ok:
+			count(&st.Rejected)
+			continue
+		}
+		if digest, found := c.cfg.Executor.Lookup(e); found {
+			c.checkSame(ctx, e, digest)
+			continue
+		}
+		if c.cfg.MaxActive > 0 && active >= c.cfg.MaxActive {
+			count(&st.Waiting)
+			continue
+		}
+		// The slot is taken even if the launch finds a result: the next
+		// pass recounts from the executor.
+		active++
+		launches <- e
+	}
+	close(launches)
+	wait()
+}
+
+// checked is the precheck of one spec.
+type checked struct {
+	ok  bool
+	err error
+}
+
+// prechecks runs precheck on pending specs, in order, by cfg.Launchers
+// workers; the i-th channel gets the i-th spec's answer. They stop when ctx
+// ends.
+func (c *Controller) prechecks(ctx context.Context, pending []*intake.Entry) []chan checked {
 	results := make([]chan checked, len(pending))
 	for i := range results {
 		results[i] = make(chan checked, 1)
@@ -185,8 +235,13 @@ func (c *Controller) dispatch(ctx context.Context, pending []*intake.Entry, st *
 			}
 		}()
 	}
+	return results
+}
 
-	var mu sync.Mutex // guards st
+// launchers starts cfg.Launchers workers that launch the specs sent on
+// the returned channel and count the outcomes in st; close the channel,
+// then wait.
+func (c *Controller) launchers(ctx context.Context, st *PassStats, count func(*int)) (chan<- *intake.Entry, func()) {
 	launches := make(chan *intake.Entry)
 	var wg sync.WaitGroup
 	for range c.cfg.Launchers {
@@ -195,57 +250,16 @@ func (c *Controller) dispatch(ctx context.Context, pending []*intake.Entry, st *
 			defer wg.Done()
 			for e := range launches {
 				launched, err := c.launch(ctx, e)
-				mu.Lock()
 				switch {
 				case err != nil:
-					st.Errors++
+					count(&st.Errors)
 				case launched:
-					st.Launched++
+					count(&st.Launched)
 				}
-				mu.Unlock()
 			}
 		}()
 	}
-
-	active := c.cfg.Executor.Active()
-	c.m.JobsActive.Set(float64(active))
-	for i, e := range pending {
-		var r checked
-		select {
-		case r = <-results[i]:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			break
-		}
-		mu.Lock()
-		switch {
-		case r.err != nil:
-			st.Errors++
-		case !r.ok:
-			st.Rejected++
-		}
-		mu.Unlock()
-		if r.err != nil || !r.ok {
-			continue
-		}
-		if digest, found := c.cfg.Executor.Lookup(e); found {
-			c.checkSame(ctx, e, digest)
-			continue
-		}
-		if c.cfg.MaxActive > 0 && active >= c.cfg.MaxActive {
-			mu.Lock()
-			st.Waiting++
-			mu.Unlock()
-			continue
-		}
-		// The slot is taken even if the launch finds a result: the next
-		// pass recounts from the executor.
-		active++
-		launches <- e
-	}
-	close(launches)
-	wg.Wait()
+	return launches, wg.Wait
 }
 
 // scannedKeys is how many spec objects the scanner has read so far, for
