@@ -1,6 +1,6 @@
 // Package templates holds the default Kubernetes objects of guestkit-batch
 // as Go text/templates. job.yaml.tmpl is the Job the dispatcher creates for
-// one job spec; internal/dispatch renders it, and an operator may replace it
+// one job spec; internal/kubejob renders it, and an operator may replace it
 // with a copy of their own (BuilderConfig.TemplatePath).
 package templates
 

@@ -15,7 +15,7 @@ func TestJobTemplate(t *testing.T) {
 	if b := JobTemplate(); b[0] == 'X' {
 		t.Errorf("JobTemplate returns the embedded bytes, not a copy")
 	}
-	// It parses (internal/dispatch renders and checks it).
+	// It parses (internal/kubejob renders and checks it).
 	if _, err := template.New(JobTemplateName).Funcs(template.FuncMap{"json": func(any) string { return "" }}).Parse(string(JobTemplate())); err != nil {
 		t.Error(err)
 	}
