@@ -184,10 +184,32 @@ func NewBuilder(cfg BuilderConfig) (*Builder, error) {
 // Config returns the configuration with defaults applied.
 func (b *Builder) Config() BuilderConfig { return b.cfg }
 
+// reportFunc records one problem; the checks below share one, so that their
+// problems come out in the order they are checked.
+type reportFunc func(format string, a ...any)
+
 func (c *BuilderConfig) defaults() error {
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 
+	c.checkIdentity(bad)
+	c.checkPlacement(bad)
+	c.checkLimits(bad)
+	c.checkKVM(bad)
+	c.copyShared()
+	c.checkEnv(bad)
+	c.checkHostPathRoots(bad)
+	if c.SchedulingGrace == 0 {
+		c.SchedulingGrace = DefaultSchedulingGrace
+	} else if c.SchedulingGrace < 0 {
+		bad("scheduling grace %s: must not be negative", c.SchedulingGrace)
+	}
+	return errors.Join(errs...)
+}
+
+// checkIdentity covers where Jobs go, what they run as and how they are
+// labelled.
+func (c *BuilderConfig) checkIdentity(bad reportFunc) {
 	if c.Namespace == "" {
 		bad("namespace is required")
 	} else if msgs := validation.IsDNS1123Label(c.Namespace); len(msgs) > 0 {
@@ -221,6 +243,9 @@ func (c *BuilderConfig) defaults() error {
 			bad("%s %q is not a valid label value: %s", name, v, strings.Join(msgs, "; "))
 		}
 	}
+}
+
+func (c *BuilderConfig) checkPlacement(bad reportFunc) {
 	if c.NodeSelector == nil {
 		c.NodeSelector = map[string]string{DefaultDiskAccessLabel: "true"}
 	} else {
@@ -237,6 +262,10 @@ func (c *BuilderConfig) defaults() error {
 	if msgs := validation.IsQualifiedName(c.WorkerPoolLabel); len(msgs) > 0 {
 		bad("worker pool label %q: %s", c.WorkerPoolLabel, strings.Join(msgs, "; "))
 	}
+}
+
+// checkLimits defaults (and copies) Resources and TTLSecondsAfterFinished.
+func (c *BuilderConfig) checkLimits(bad reportFunc) {
 	if len(c.Resources.Limits) == 0 && len(c.Resources.Requests) == 0 {
 		c.Resources = DefaultResources()
 	} else {
@@ -252,6 +281,11 @@ func (c *BuilderConfig) defaults() error {
 			bad("ttlSecondsAfterFinished %d: must not be negative", ttl)
 		}
 	}
+}
+
+// checkKVM covers the KVM mode, resource and group, and Accel, which
+// depends on the (defaulted) mode.
+func (c *BuilderConfig) checkKVM(bad reportFunc) {
 	switch c.KVM {
 	case "":
 		c.KVM = KVMNone
@@ -279,7 +313,10 @@ func (c *BuilderConfig) defaults() error {
 	default:
 		bad("accel %q: want auto, kvm or tcg", c.Accel)
 	}
-	// Copies: the caller may reuse its configuration.
+}
+
+// copyShared copies what the caller may reuse in its configuration.
+func (c *BuilderConfig) copyShared() {
 	c.Env = deepCopies(c.Env, (*corev1.EnvVar).DeepCopy)
 	c.Tolerations = deepCopies(c.Tolerations, (*corev1.Toleration).DeepCopy)
 	c.ImagePullSecrets = slices.Clone(c.ImagePullSecrets)
@@ -291,6 +328,9 @@ func (c *BuilderConfig) defaults() error {
 		g := *c.KVMGroup
 		c.KVMGroup = &g
 	}
+}
+
+func (c *BuilderConfig) checkEnv(bad reportFunc) {
 	for _, e := range c.Env {
 		switch {
 		case len(validation.IsEnvVarName(e.Name)) > 0:
@@ -299,18 +339,15 @@ func (c *BuilderConfig) defaults() error {
 			bad("env %s: set by the Job template; it cannot be overridden", e.Name)
 		}
 	}
+}
+
+func (c *BuilderConfig) checkHostPathRoots(bad reportFunc) {
 	c.HostPathRoots = slices.Clone(c.HostPathRoots)
 	for _, r := range c.HostPathRoots {
 		if msg := spec.HostPathRootProblem(r); msg != "" {
 			bad("host path root %q: %s", r, msg)
 		}
 	}
-	if c.SchedulingGrace == 0 {
-		c.SchedulingGrace = DefaultSchedulingGrace
-	} else if c.SchedulingGrace < 0 {
-		bad("scheduling grace %s: must not be negative", c.SchedulingGrace)
-	}
-	return errors.Join(errs...)
 }
 
 func deepCopies[T any](in []T, deepCopy func(*T) *T) []T {
@@ -438,20 +475,10 @@ func (b *Builder) Check(in JobInput) error {
 }
 
 func (b *Builder) templateData(in JobInput) (*TemplateData, error) {
+	if err := b.checkInput(in); err != nil {
+		return nil, err
+	}
 	j := in.Job
-	if j == nil {
-		return nil, errors.New("no job spec")
-	}
-	if in.SpecURI == "" || in.ResultURI == "" {
-		return nil, errors.New("the spec and result URIs are required")
-	}
-	if err := j.Validate(); err != nil {
-		return nil, &spec.Refused{Err: err}
-	}
-	cfg := &b.cfg
-	if m := j.Metadata; m != nil && m.Namespace != "" && m.Namespace != cfg.Namespace {
-		return nil, spec.Refuse("metadata.namespace", m.Namespace, "this dispatcher runs jobs in namespace %s", cfg.Namespace)
-	}
 	img, err := b.ImageSourceOf(j)
 	if err != nil {
 		return nil, err
@@ -460,6 +487,38 @@ func (b *Builder) templateData(in JobInput) (*TemplateData, error) {
 	if err != nil {
 		return nil, err
 	}
+	d := b.newTemplateData(in, img, podDeadline, jobDeadline)
+	d.Labels, d.Annotations = b.metadata(j, in)
+	if d.NodeSelector, err = b.nodeSelector(j); err != nil {
+		return nil, err
+	}
+	d.Volumes, d.VolumeMounts = imageVolumes(img)
+	b.addKVM(d)
+	return d, nil
+}
+
+// checkInput refuses what no template could make a Job of.
+func (b *Builder) checkInput(in JobInput) error {
+	j := in.Job
+	if j == nil {
+		return errors.New("no job spec")
+	}
+	if in.SpecURI == "" || in.ResultURI == "" {
+		return errors.New("the spec and result URIs are required")
+	}
+	if err := j.Validate(); err != nil {
+		return &spec.Refused{Err: err}
+	}
+	if m := j.Metadata; m != nil && m.Namespace != "" && m.Namespace != b.cfg.Namespace {
+		return spec.Refuse("metadata.namespace", m.Namespace, "this dispatcher runs jobs in namespace %s", b.cfg.Namespace)
+	}
+	return nil
+}
+
+// newTemplateData fills in what comes straight from the configuration and
+// in; it copies what the template could modify.
+func (b *Builder) newTemplateData(in JobInput, img spec.ImageSource, podDeadline, jobDeadline time.Duration) *TemplateData {
+	cfg, j := &b.cfg, in.Job
 	d := &TemplateData{
 		Name:                     JobName(j),
 		Namespace:                cfg.Namespace,
@@ -488,10 +547,6 @@ func (b *Builder) templateData(in JobInput) (*TemplateData, error) {
 	if d.BackoffLimit < 0 {
 		d.BackoffLimit = 0
 	}
-	d.Labels, d.Annotations = b.metadata(j, in)
-	if d.NodeSelector, err = b.nodeSelector(j); err != nil {
-		return nil, err
-	}
 	if cfg.SecretRef != "" {
 		d.EnvFrom = []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: cfg.SecretRef}}}}
 	}
@@ -499,7 +554,13 @@ func (b *Builder) templateData(in JobInput) (*TemplateData, error) {
 		q := cfg.ScratchSizeLimit.DeepCopy()
 		d.ScratchVolume.SizeLimit = &q
 	}
-	d.Volumes, d.VolumeMounts = imageVolumes(img)
+	return d
+}
+
+// addKVM gives the runner /dev/kvm the configured way; it appends to the
+// image's volumes, so it comes after imageVolumes.
+func (b *Builder) addKVM(d *TemplateData) {
+	cfg := &b.cfg
 	switch cfg.KVM {
 	case KVMDevicePlugin:
 		one := resource.MustParse("1")
@@ -520,7 +581,6 @@ func (b *Builder) templateData(in JobInput) (*TemplateData, error) {
 	if cfg.KVM != KVMNone && cfg.KVMGroup != nil {
 		d.SupplementalGroups = []int64{*cfg.KVMGroup}
 	}
-	return d, nil
 }
 
 func imageURL(img spec.ImageSource, url string) string {
@@ -680,6 +740,24 @@ func checkJob(job *batchv1.Job, d *TemplateData) []string {
 	var problems []string
 	bad := func(format string, a ...any) { problems = append(problems, fmt.Sprintf(format, a...)) }
 
+	checkMeta(job, d, bad)
+	ps := &job.Spec.Template.Spec
+	checkPodSecurity(ps, bad)
+	runner := runnerContainer(ps)
+	if runner == nil {
+		bad("has no container named %q (podFailurePolicy and failed-Job results look for it)", ContainerName)
+		return problems
+	}
+	if runner.Image == "" {
+		bad("has no image for container %q", ContainerName)
+	}
+	checkRunnerEnv(runner, d, bad)
+	return problems
+}
+
+// checkMeta checks the Job's identity, and the labels and annotations of
+// the Job and of its pod template.
+func checkMeta(job *batchv1.Job, d *TemplateData, bad reportFunc) {
 	if job.APIVersion != "batch/v1" || job.Kind != "Job" {
 		bad("is %s %s, not a batch/v1 Job", job.APIVersion, job.Kind)
 	}
@@ -690,37 +768,35 @@ func checkJob(job *batchv1.Job, d *TemplateData) []string {
 		bad("is in namespace %q, not %q", job.Namespace, d.Namespace)
 	}
 	pod := &job.Spec.Template
-	for _, obj := range []struct {
-		what                string
-		labels, annotations map[string]string
-	}{
-		{"Job", job.Labels, job.Annotations},
-		{"pod template", pod.Labels, pod.Annotations},
-	} {
-		for _, k := range slices.Sorted(maps.Keys(obj.labels)) {
-			if msgs := labelProblems(k, obj.labels[k]); len(msgs) > 0 {
-				bad("has an invalid %s label %s=%s: %s", obj.what, k, obj.labels[k], strings.Join(msgs, "; "))
-			}
-		}
-		for _, k := range []string{LabelName, LabelComponent, LabelManagedBy, LabelInstance, LabelJobIDHash} {
-			if obj.labels[k] != d.Labels[k] {
-				bad("lacks the %s label %s=%s", obj.what, k, d.Labels[k])
-			}
-		}
-		for _, k := range []string{AnnotationJobID, AnnotationSpecKey, AnnotationResultKey, AnnotationSpecDigest} {
-			if obj.annotations[k] != d.Annotations[k] {
-				bad("lacks the %s annotation %s=%q", obj.what, k, d.Annotations[k])
-			}
+	checkObjectMeta("Job", job.Labels, job.Annotations, d, bad)
+	checkObjectMeta("pod template", pod.Labels, pod.Annotations, d, bad)
+}
+
+func checkObjectMeta(what string, labels, annotations map[string]string, d *TemplateData, bad reportFunc) {
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		if msgs := labelProblems(k, labels[k]); len(msgs) > 0 {
+			bad("has an invalid %s label %s=%s: %s", what, k, labels[k], strings.Join(msgs, "; "))
 		}
 	}
-	ps := &pod.Spec
+	for _, k := range []string{LabelName, LabelComponent, LabelManagedBy, LabelInstance, LabelJobIDHash} {
+		if labels[k] != d.Labels[k] {
+			bad("lacks the %s label %s=%s", what, k, d.Labels[k])
+		}
+	}
+	for _, k := range []string{AnnotationJobID, AnnotationSpecKey, AnnotationResultKey, AnnotationSpecDigest} {
+		if annotations[k] != d.Annotations[k] {
+			bad("lacks the %s annotation %s=%q", what, k, d.Annotations[k])
+		}
+	}
+}
+
+func checkPodSecurity(ps *corev1.PodSpec, bad reportFunc) {
 	if ps.RestartPolicy != corev1.RestartPolicyNever {
 		bad("has restartPolicy %q: it must be Never (podFailurePolicy and the Job's retries need it)", ps.RestartPolicy)
 	}
 	if ps.HostNetwork || ps.HostPID || ps.HostIPC {
 		bad("uses a host namespace (hostNetwork, hostPID or hostIPC)")
 	}
-	var runner *corev1.Container
 	for _, cs := range [][]corev1.Container{ps.InitContainers, ps.Containers} {
 		for i := range cs {
 			c := &cs[i]
@@ -734,18 +810,22 @@ func checkJob(job *batchv1.Job, d *TemplateData) []string {
 			}
 		}
 	}
+}
+
+// runnerContainer returns the container named ContainerName: the last one,
+// should there be several.
+func runnerContainer(ps *corev1.PodSpec) *corev1.Container {
+	var runner *corev1.Container
 	for i := range ps.Containers {
 		if ps.Containers[i].Name == ContainerName {
 			runner = &ps.Containers[i]
 		}
 	}
-	if runner == nil {
-		bad("has no container named %q (podFailurePolicy and failed-Job results look for it)", ContainerName)
-		return problems
-	}
-	if runner.Image == "" {
-		bad("has no image for container %q", ContainerName)
-	}
+	return runner
+}
+
+// checkRunnerEnv checks the variables the runner needs from the dispatcher.
+func checkRunnerEnv(runner *corev1.Container, d *TemplateData, bad reportFunc) {
 	want := map[string]string{
 		runnerenv.Spec:   d.SpecURI,
 		runnerenv.Result: d.ResultURI,
@@ -766,7 +846,6 @@ func checkJob(job *batchv1.Job, d *TemplateData) []string {
 			bad("does not set %s of container %q to the dispatcher's value", k, ContainerName)
 		}
 	}
-	return problems
 }
 
 // sampleInput is the spec NewBuilder renders to check the template.
