@@ -25,20 +25,13 @@ func (e *Entry) Refusal(err error) *result.Refusal {
 	if err == nil {
 		err = e.Err
 	}
-	f := &result.Refusal{JobID: e.JobID, Code: result.CodeSpecInvalid,
-		Details: map[string]string{"spec_key": printable(e.Key), "spec_digest": e.Digest}}
+	f := spec.RefusalOf(err)
+	f.JobID = e.JobID
+	f.Details = map[string]string{"spec_key": printable(e.Key), "spec_digest": e.Digest}
 	var re *RejectError
-	switch {
-	case errors.Is(err, spec.ErrUnsupportedOperation):
-		f.Code = result.CodeSpecUnsupported
-	case errors.As(err, &re) && re.Reason == ReasonConflict:
+	if errors.As(err, &re) && re.Reason == ReasonConflict {
 		f.Code = result.CodeSpecConflict
 	}
-	var ve *spec.ValidationError
-	if errors.As(err, &ve) {
-		f.Fields = ve.Problems
-	}
-	f.Message = err.Error()
 	if re == nil {
 		f.Message = fmt.Sprintf("spec %s: %v", store.Redact(e.Key), err)
 	}

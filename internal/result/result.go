@@ -205,9 +205,14 @@ func isSpecCode(c Code) bool {
 	return c == CodeSpecInvalid || c == CodeSpecUnsupported || c == CodeSpecConflict
 }
 
-// Rejected makes the result of a spec that cannot run: unreadable,
-// invalid, or conflicting with another spec. Runner and dispatcher both
-// write it; by names the writer.
-func Rejected(jobID string, by Runner, now time.Time, code Code, message string, fields []FieldError) *Result {
-	return (&Refusal{JobID: jobID, Code: code, Message: message, Fields: fields}).Result(by, now)
+// Begin starts the result of a job that runs now.
+func Begin(jobID string, by Runner, now time.Time) *Result {
+	return &Result{APIVersion: APIVersion, JobID: jobID, Runner: by, StartedAt: now.UTC()}
+}
+
+// Finish stamps the end time, the duration and the exit code.
+func (r *Result) Finish(now time.Time, noncompliant bool) {
+	r.FinishedAt = now.UTC()
+	r.DurationSeconds = r.FinishedAt.Sub(r.StartedAt).Seconds()
+	r.ExitCode = ExitCodeFor(r.Status, r.Error, noncompliant)
 }

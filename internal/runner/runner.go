@@ -154,41 +154,25 @@ func Execute(ctx context.Context, job *spec.Job, warnings []spec.Warning, cfg Co
 	} else {
 		res.Status = result.StatusCompleted
 	}
-	Finish(res, cfg.Now(), noncompliant)
+	res.Finish(cfg.Now(), noncompliant)
 	return res
 }
 
-// NewResult starts a result document.
+// NewResult starts a result document, written by this host's runner.
 func NewResult(jobID, version string, now time.Time) *result.Result {
-	host, _ := os.Hostname()
-	return &result.Result{
-		APIVersion: result.APIVersion,
-		JobID:      jobID,
-		Runner:     result.Runner{Name: "guestkit-runner", Version: version, Host: host},
-		StartedAt:  now.UTC(),
-	}
+	return result.Begin(jobID, self(version), now)
 }
 
-// Finish stamps the end time and the exit code.
-func Finish(res *result.Result, now time.Time, noncompliant bool) {
-	res.FinishedAt = now.UTC()
-	res.DurationSeconds = res.FinishedAt.Sub(res.StartedAt).Seconds()
-	res.ExitCode = result.ExitCodeFor(res.Status, res.Error, noncompliant)
+func self(version string) result.Runner {
+	host, _ := os.Hostname()
+	return result.Runner{Name: "guestkit-runner", Version: version, Host: host}
 }
 
 // Reject makes the result of a spec that could not be parsed or validated.
 func Reject(jobID, version string, now time.Time, err error) *result.Result {
-	code := result.CodeSpecInvalid
-	if errors.Is(err, spec.ErrUnsupportedOperation) {
-		code = result.CodeSpecUnsupported
-	}
-	var fields []result.FieldError
-	var ve *spec.ValidationError
-	if errors.As(err, &ve) {
-		fields = ve.Problems
-	}
-	host, _ := os.Hostname()
-	return result.Rejected(jobID, result.Runner{Name: "guestkit-runner", Version: version, Host: host}, now, code, err.Error(), fields)
+	f := spec.RefusalOf(err)
+	f.JobID = jobID
+	return f.Result(self(version), now)
 }
 
 // runSafely is run, with a panic (a bug, perhaps triggered by a hostile

@@ -1,6 +1,11 @@
 package spec
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+
+	"guestkit.io/batch/internal/result"
+)
 
 // Refused says that a spec cannot run with this dispatcher's configuration
 // (invalid, an image source it refuses, a passed deadline, a routing
@@ -28,3 +33,17 @@ func (e *Refused) Error() string {
 }
 
 func (e *Refused) Unwrap() error { return e.Err }
+
+// RefusalOf is the refusal of a spec that err says cannot run: an
+// unsupported operation, or every field that failed validation.
+func RefusalOf(err error) *result.Refusal {
+	f := &result.Refusal{Code: result.CodeSpecInvalid, Message: err.Error()}
+	if errors.Is(err, ErrUnsupportedOperation) {
+		f.Code = result.CodeSpecUnsupported
+	}
+	var ve *ValidationError
+	if errors.As(err, &ve) {
+		f.Fields = ve.Problems
+	}
+	return f
+}

@@ -151,7 +151,7 @@ func (c *RunCmd) execute(ctx context.Context, deps Deps) (*result.Result, string
 			res.Error.Code, res.Error.Retryable = result.CodeSpecInvalid, false
 		}
 		res.Kubernetes = c.kubernetes()
-		runner.Finish(res, time.Now(), false)
+		res.Finish(time.Now(), false)
 		return res, ""
 	}
 	job, warnings, err := spec.Load(data)
