@@ -855,11 +855,11 @@ func sampleInput() JobInput {
 		JobID:     "template-check",
 		Operation: spec.OpInspect,
 		Payload: spec.Payload{Type: spec.OpInspect + ".v1", Data: &spec.Data{
-			Image: &spec.Image{URI: "s3://template-check/disk.qcow2"},
+			Image: &spec.Image{URI: "https://template-check.invalid/disk.qcow2"},
 		}},
 	}
 	return JobInput{
-		Job: j, Bucket: "s3://template-check", SpecKey: "jobs/template-check.json", ResultKey: "results/template-check.json",
-		SpecURI: "s3://template-check/jobs/template-check.json", ResultURI: "s3://template-check/results/template-check.json",
+		Job: j, Bucket: "file:///template-check", SpecKey: "jobs/template-check.json", ResultKey: "results/template-check.json",
+		SpecURI: "https://template-check.invalid/jobs/template-check.json", ResultURI: "https://template-check.invalid/results/template-check.json",
 	}
 }
