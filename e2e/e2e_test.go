@@ -21,6 +21,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"guestkit.io/batch/internal/result"
+	"guestkit.io/batch/internal/spec/spectest"
 	"guestkit.io/batch/internal/sweep"
 	"guestkit.io/batch/internal/testenv"
 )
@@ -261,9 +262,7 @@ func testImages(t testing.TB) string {
 }
 
 func inspectSpec(id, uri string, attempts int) string {
-	return fmt.Sprintf(`{"version":"1.0","job_id":%q,"kind":"VMOperation","operation":"guestkit.inspect",
- "execution":{"max_attempts":%d,"timeout_seconds":1800},
- "payload":{"type":"guestkit.inspect.v1","data":{"image":{"uri":%q,"format":"qcow2"}}}}`, id, attempts, uri)
+	return spectest.JSON(spectest.Inspect(id, uri, spectest.WithAttempts(attempts), spectest.WithTimeout(1800)))
 }
 
 // uri is a bucket object's URI as specs name it.

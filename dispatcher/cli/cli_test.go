@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -18,7 +17,10 @@ import (
 	"guestkit.io/batch/internal/exitcode"
 	"guestkit.io/batch/internal/profile/names"
 	"guestkit.io/batch/internal/result"
+	"guestkit.io/batch/internal/spec"
+	"guestkit.io/batch/internal/spec/spectest"
 	"guestkit.io/batch/internal/store"
+	"guestkit.io/batch/internal/store/storetest"
 )
 
 // TestMain clears the flags' environment variables, so that the
@@ -148,9 +150,8 @@ func writeFile(t *testing.T, dir, name, data string) string {
 	return p
 }
 
-func inspectSpec(id, image string) string {
-	return fmt.Sprintf(`{"version":"1.0","job_id":%q,"kind":"VMOperation","operation":"guestkit.inspect",
- "payload":{"type":"guestkit.inspect.v1","data":{"image":{"path":%q,"format":"qcow2"}}}}`, id, image)
+func inspectSpec(id, image string, opts ...func(*spec.Job)) string {
+	return spectest.JSON(spectest.Inspect(id, image, opts...))
 }
 
 func TestUsageErrors(t *testing.T) {
@@ -235,14 +236,9 @@ func TestOnceLocalSummaryAndExitCode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	put := func(key, data string) {
-		if err := st.Put(context.Background(), key, []byte(data)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	put("jobs/ok.json", inspectSpec("ok", "/vms/a.qcow2"))
-	put("jobs/crash.json", strings.Replace(inspectSpec("crash", "/vms/a.qcow2"), `"kind"`, `"metadata":{"annotations":{"fake":"crash"}},"execution":{"max_attempts":1},"kind"`, 1))
-	put("jobs/broken.json", `{"job_id":`)
+	storetest.Put(t, st, "jobs/ok.json", inspectSpec("ok", "/vms/a.qcow2"))
+	storetest.Put(t, st, "jobs/crash.json", inspectSpec("crash", "/vms/a.qcow2", spectest.WithAnnotations(map[string]string{"fake": "crash"}), spectest.WithAttempts(1)))
+	storetest.Put(t, st, "jobs/broken.json", `{"job_id":`)
 
 	r := dispatcher(t, "--bucket", bucket, "once", "--runner", runner, "--interval", "200ms", "--progress", "always")
 	if !strings.Contains(r.stderr, "\r\033[K[") || !strings.Contains(r.stderr, "3/3 done, 0 running") {

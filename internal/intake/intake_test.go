@@ -3,7 +3,6 @@ package intake
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,14 +11,13 @@ import (
 
 	"guestkit.io/batch/internal/result"
 	"guestkit.io/batch/internal/spec"
+	"guestkit.io/batch/internal/spec/spectest"
 	"guestkit.io/batch/internal/store"
 	"guestkit.io/batch/internal/store/storetest"
 )
 
-func inspectSpec(id string, priority int, extra string) string {
-	return fmt.Sprintf(`{"version":"1.0","job_id":%q,"kind":"VMOperation","operation":"guestkit.inspect",
- "execution":{"priority":%d}%s,
- "payload":{"type":"guestkit.inspect.v1","data":{"image":{"path":"/vms/a.qcow2","format":"qcow2"}}}}`, id, priority, extra)
+func inspectSpec(id string, priority int, opts ...func(*spec.Job)) string {
+	return spectest.JSON(spectest.Inspect(id, "/vms/a.qcow2", append(opts, spectest.WithPriority(priority))...))
 }
 
 func keys(list []*Entry) []string {
@@ -42,19 +40,19 @@ func reasonOf(t *testing.T, e *Entry) Reason {
 func TestScanClassifiesEverySpec(t *testing.T) {
 	ctx := context.Background()
 	st, dir := storetest.Folder(t)
-	storetest.Put(t, st, "jobs/low.json", inspectSpec("low", 1, ""))
-	storetest.Put(t, st, "jobs/high.json", inspectSpec("high", 9, ""))
+	storetest.Put(t, st, "jobs/low.json", inspectSpec("low", 1))
+	storetest.Put(t, st, "jobs/high.json", inspectSpec("high", 9))
 	storetest.Put(t, st, "jobs/nested/mid.yaml", "version: \"1.0\"\njob_id: mid\nkind: VMOperation\noperation: guestkit.inspect\nexecution: {priority: 5}\npayload:\n  type: guestkit.inspect.v1\n  data: {image: {path: /vms/a.qcow2, format: qcow2}}\n")
-	storetest.Put(t, st, "jobs/done.json", inspectSpec("done", 5, ""))
+	storetest.Put(t, st, "jobs/done.json", inspectSpec("done", 5))
 	storetest.Put(t, st, store.ResultKey("done"), `{"status":"completed"}`)
 	storetest.Put(t, st, "jobs/malformed.json", `{"job_id": "x",`)
 	storetest.Put(t, st, "jobs/badyaml.yaml", "job_id: [unclosed\n")
-	storetest.Put(t, st, "jobs/unknown-op.json", strings.Replace(inspectSpec("unknown-op", 5, ""), "guestkit.inspect\"", "guestkit.repair\"", 1))
+	storetest.Put(t, st, "jobs/unknown-op.json", strings.Replace(inspectSpec("unknown-op", 5), "guestkit.inspect\"", "guestkit.repair\"", 1))
 	storetest.Put(t, st, "jobs/noimage.json", `{"version":"1.0","job_id":"noimage","kind":"VMOperation","operation":"guestkit.inspect","payload":{"type":"guestkit.inspect.v1","data":{}}}`)
-	storetest.Put(t, st, "jobs/huge.json", inspectSpec("huge", 5, `,"metadata":{"annotations":{"pad":"`+strings.Repeat("x", spec.MaxSize)+`"}}`))
+	storetest.Put(t, st, "jobs/huge.json", inspectSpec("huge", 5, spectest.WithAnnotations(map[string]string{"pad": strings.Repeat("x", spec.MaxSize)})))
 	// A file name with a control character: a folder can hold it, a key
 	// must not pass it on.
-	if err := os.WriteFile(filepath.Join(dir, "jobs", "evil\x1b[31m.json"), []byte(inspectSpec("evil", 5, "")), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "jobs", "evil\x1b[31m.json"), []byte(inspectSpec("evil", 5)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 
@@ -107,7 +105,7 @@ func TestScanClassifiesEverySpec(t *testing.T) {
 func TestRejectedResultNamesTheSpecAndFields(t *testing.T) {
 	ctx := context.Background()
 	st, _ := storetest.Folder(t)
-	storetest.Put(t, st, "jobs/unknown-op.json", strings.Replace(inspectSpec("op-x", 5, ""), "guestkit.inspect\"", "guestkit.repair\"", 1))
+	storetest.Put(t, st, "jobs/unknown-op.json", strings.Replace(inspectSpec("op-x", 5), "guestkit.inspect\"", "guestkit.repair\"", 1))
 	storetest.Put(t, st, "jobs/bad-fields.json", `{"version":"1.0","job_id":"bad-fields","kind":"VMOperation","operation":"guestkit.inspect","execution":{"timeout_seconds":-5},"payload":{"type":"guestkit.inspect.v1","data":{}}}`)
 	snap, err := NewScanner(st, 0).Scan(ctx)
 	if err != nil {
@@ -144,9 +142,9 @@ func TestRejectedResultNamesTheSpecAndFields(t *testing.T) {
 func TestConflictsAndAliases(t *testing.T) {
 	ctx := context.Background()
 	st, dir := storetest.Folder(t)
-	storetest.Put(t, st, "jobs/a-first.json", inspectSpec("dup", 5, ""))
+	storetest.Put(t, st, "jobs/a-first.json", inspectSpec("dup", 5))
 	storetest.Put(t, st, "jobs/b-copy.yaml", "{\"version\": \"1.0\", \"job_id\": \"dup\", \"kind\": \"VMOperation\", \"operation\": \"guestkit.inspect\", \"execution\": {\"priority\": 5}, \"payload\": {\"type\": \"guestkit.inspect.v1\", \"data\": {\"image\": {\"path\": \"/vms/a.qcow2\", \"format\": \"qcow2\"}}}}\n")
-	storetest.Put(t, st, "jobs/c-other.json", inspectSpec("dup", 7, ""))
+	storetest.Put(t, st, "jobs/c-other.json", inspectSpec("dup", 7))
 	// The owner is the oldest object, whatever the key order says.
 	old := time.Now().Add(-time.Hour)
 	if err := os.Chtimes(filepath.Join(dir, "jobs", "c-other.json"), old, old); err != nil {
@@ -178,7 +176,7 @@ func TestConflictsAndAliases(t *testing.T) {
 
 	// Same content in JSON and YAML is one job: the copy is an alias.
 	st2, _ := storetest.Folder(t)
-	storetest.Put(t, st2, "jobs/a.json", inspectSpec("same", 5, ""))
+	storetest.Put(t, st2, "jobs/a.json", inspectSpec("same", 5))
 	storetest.Put(t, st2, "jobs/b.yaml", "version: \"1.0\"\njob_id: same\nkind: VMOperation\noperation: guestkit.inspect\nexecution: {priority: 5}\npayload: {type: guestkit.inspect.v1, data: {image: {path: /vms/a.qcow2, format: qcow2}}}\n")
 	snap, err = NewScanner(st2, 0).Scan(ctx)
 	if err != nil {
@@ -268,8 +266,8 @@ func (f *failing) Get(ctx context.Context, key string, max int64) ([]byte, error
 
 func TestReadErrorsAreRetriedNotRejected(t *testing.T) {
 	st, _ := storetest.Folder(t)
-	storetest.Put(t, st, "jobs/a.json", inspectSpec("a", 5, ""))
-	storetest.Put(t, st, "jobs/b.json", inspectSpec("b", 5, ""))
+	storetest.Put(t, st, "jobs/a.json", inspectSpec("a", 5))
+	storetest.Put(t, st, "jobs/b.json", inspectSpec("b", 5))
 	f := &failing{Store: st, key: "jobs/b.json", fail: true}
 	sc := NewScanner(f, 0)
 	snap, err := sc.Scan(context.Background())

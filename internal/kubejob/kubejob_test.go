@@ -33,7 +33,9 @@ import (
 	"guestkit.io/batch/internal/metrics"
 	"guestkit.io/batch/internal/result"
 	"guestkit.io/batch/internal/spec"
+	"guestkit.io/batch/internal/spec/spectest"
 	"guestkit.io/batch/internal/store"
+	"guestkit.io/batch/internal/store/storetest"
 	"guestkit.io/batch/internal/testenv"
 )
 
@@ -116,15 +118,12 @@ func (e *env) start(maxActive int, mutate func(*BuilderConfig)) *dispatcher {
 
 func (e *env) put(key, data string) {
 	e.t.Helper()
-	if err := e.st.Put(context.Background(), key, []byte(data)); err != nil {
-		e.t.Fatal(err)
-	}
+	storetest.Put(e.t, e.st, key, data)
 }
 
-func specJSON(id string, priority, attempts int, image string, extra string) string {
-	return fmt.Sprintf(`{"version":"1.0","job_id":%q,"kind":"VMOperation","operation":"guestkit.inspect",
- "execution":{"priority":%d,"max_attempts":%d,"timeout_seconds":600}%s,
- "payload":{"type":"guestkit.inspect.v1","data":{"image":{"uri":%q,"format":"qcow2"}}}}`, id, priority, attempts, extra, image)
+func specJSON(id string, priority, attempts int, image string, opts ...func(*spec.Job)) string {
+	return spectest.JSON(spectest.Inspect(id, image, append(opts,
+		spectest.WithPriority(priority), spectest.WithAttempts(attempts), spectest.WithTimeout(600))...))
 }
 
 func (e *env) pass(d *dispatcher) *controller.PassStats {
@@ -196,11 +195,11 @@ func TestJobsAsTheAPIServerStoresThem(t *testing.T) {
 	ctx := context.Background()
 	e.put("images/a.qcow2", "QFI\xfb fake image bytes")
 	img := e.st.URI("images/a.qcow2")
-	e.put("jobs/low.json", specJSON("low", 1, 3, img, ""))
-	e.put("jobs/high.json", specJSON("high", 9, 2, img, `,"metadata":{"labels":{"team":"sec"}},"payload_ignored":1`))
-	e.put("jobs/mid.json", specJSON("mid", 5, 1, img, ""))
-	e.put("jobs/noimage.json", specJSON("noimage", 5, 1, e.st.URI("images/missing.qcow2"), ""))
-	e.put("jobs/hostpath.json", strings.Replace(specJSON("hostpath", 5, 1, "", ""), `"uri":""`, `"path":"/vms/x.qcow2"`, 1))
+	e.put("jobs/low.json", specJSON("low", 1, 3, img))
+	e.put("jobs/high.json", strings.Replace(specJSON("high", 9, 2, img, spectest.WithLabels(map[string]string{"team": "sec"})), "{", `{"payload_ignored":1,`, 1))
+	e.put("jobs/mid.json", specJSON("mid", 5, 1, img))
+	e.put("jobs/noimage.json", specJSON("noimage", 5, 1, e.st.URI("images/missing.qcow2")))
+	e.put("jobs/hostpath.json", specJSON("hostpath", 5, 1, "/vms/x.qcow2"))
 	e.put("jobs/broken.yaml", "job_id: [\n")
 
 	d := e.start(2, nil)
@@ -334,10 +333,10 @@ func TestFinishedJobsGetExactlyOneResult(t *testing.T) {
 	ctx := context.Background()
 	e.put("images/a.qcow2", "QFI\xfb")
 	img := e.st.URI("images/a.qcow2")
-	e.put("jobs/ok.json", specJSON("ok", 5, 1, img, ""))
-	e.put("jobs/oom.json", specJSON("oom", 5, 2, img, ""))
-	e.put("jobs/bad.json", specJSON("bad", 5, 3, img, ""))
-	e.put("jobs/late.json", specJSON("late", 5, 1, img, ""))
+	e.put("jobs/ok.json", specJSON("ok", 5, 1, img))
+	e.put("jobs/oom.json", specJSON("oom", 5, 2, img))
+	e.put("jobs/bad.json", specJSON("bad", 5, 3, img))
+	e.put("jobs/late.json", specJSON("late", 5, 1, img))
 	d := e.start(0, nil)
 	if st := e.pass(d); st.Launched != 4 {
 		t.Fatalf("launched %d", st.Launched)
@@ -410,7 +409,7 @@ func TestCapComesFromTheInformerCache(t *testing.T) {
 	ctx := context.Background()
 	e.put("images/a.qcow2", "QFI\xfb")
 	for i := range 5 {
-		e.put(fmt.Sprintf("jobs/j%d.json", i), specJSON(fmt.Sprintf("j%d", i), 5, 1, e.st.URI("images/a.qcow2"), ""))
+		e.put(fmt.Sprintf("jobs/j%d.json", i), specJSON(fmt.Sprintf("j%d", i), 5, 1, e.st.URI("images/a.qcow2")))
 	}
 	d := e.start(2, nil)
 	if st := e.pass(d); st.Launched != 2 {
@@ -437,7 +436,7 @@ func TestReplicasAndRestartsNeverLaunchTwice(t *testing.T) {
 	e.put("images/a.qcow2", "QFI\xfb")
 	const n = 20
 	for i := range n {
-		e.put(fmt.Sprintf("jobs/j%02d.json", i), specJSON(fmt.Sprintf("j%02d", i), i%10, 1, e.st.URI("images/a.qcow2"), ""))
+		e.put(fmt.Sprintf("jobs/j%02d.json", i), specJSON(fmt.Sprintf("j%02d", i), i%10, 1, e.st.URI("images/a.qcow2")))
 	}
 	a, b := e.start(0, nil), e.start(0, nil)
 	var wg sync.WaitGroup
@@ -466,7 +465,7 @@ func TestReplicasAndRestartsNeverLaunchTwice(t *testing.T) {
 	}
 	// A spec changed in place after dispatch keeps its Job and gets a
 	// conflict result for the new content.
-	e.put("jobs/j00.json", specJSON("j00", 9, 1, e.st.URI("images/a.qcow2"), ""))
+	e.put("jobs/j00.json", specJSON("j00", 9, 1, e.st.URI("images/a.qcow2")))
 	if st := e.pass(c); st.Launched != 0 {
 		t.Fatalf("changed spec relaunched")
 	}
@@ -484,7 +483,7 @@ func TestJobDeletedByHandIsLaunchedAgain(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	e.put("images/a.qcow2", "QFI\xfb")
-	e.put("jobs/x.json", specJSON("x", 5, 1, e.st.URI("images/a.qcow2"), ""))
+	e.put("jobs/x.json", specJSON("x", 5, 1, e.st.URI("images/a.qcow2")))
 	d := e.start(0, nil)
 	e.pass(d)
 	jobs := e.jobs()
@@ -512,14 +511,14 @@ func TestAPIServerRestartMidRun(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	e.put("images/a.qcow2", "QFI\xfb")
-	e.put("jobs/a.json", specJSON("a", 5, 1, e.st.URI("images/a.qcow2"), ""))
+	e.put("jobs/a.json", specJSON("a", 5, 1, e.st.URI("images/a.qcow2")))
 	d := e.start(0, nil)
 	e.pass(d)
 	job := e.jobs()[0]
 	pod := e.pod(job.Name, 1)
 
 	e.kube.StopAPIServer()
-	e.put("jobs/b.json", specJSON("b", 5, 1, e.st.URI("images/a.qcow2"), ""))
+	e.put("jobs/b.json", specJSON("b", 5, 1, e.st.URI("images/a.qcow2")))
 	st, err := d.ctrl.Pass(ctx)
 	if err != nil || st.Launched != 0 || st.Errors != 1 {
 		t.Fatalf("pass without an API server: %v launched %d errors %d, want one retried error", err, st.Launched, st.Errors)
@@ -547,8 +546,8 @@ func TestBucketUnreachableForAMinute(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	e.put("images/a.qcow2", "QFI\xfb")
-	e.put("jobs/a.json", specJSON("a", 9, 1, e.st.URI("images/a.qcow2"), ""))
-	e.put("jobs/b.json", specJSON("b", 1, 1, e.st.URI("images/a.qcow2"), ""))
+	e.put("jobs/a.json", specJSON("a", 9, 1, e.st.URI("images/a.qcow2")))
+	e.put("jobs/b.json", specJSON("b", 1, 1, e.st.URI("images/a.qcow2")))
 	d := e.start(1, nil)
 	rctx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -600,7 +599,7 @@ func TestBucketUnreachableForAMinute(t *testing.T) {
 func TestPodCredentials(t *testing.T) {
 	e := newEnv(t)
 	e.put("images/a.qcow2", "QFI\xfb")
-	e.put("jobs/a.json", specJSON("a", 5, 1, e.st.URI("images/a.qcow2"), ""))
+	e.put("jobs/a.json", specJSON("a", 5, 1, e.st.URI("images/a.qcow2")))
 	d := e.start(0, func(bc *BuilderConfig) {
 		bc.SecretRef = "bucket-credentials"
 		bc.Env = []corev1.EnvVar{{Name: "AWS_ENDPOINT_URL_S3", Value: e.minio.Endpoint}}

@@ -23,6 +23,7 @@ import (
 	"guestkit.io/batch/internal/result"
 	"guestkit.io/batch/internal/result/resulttest"
 	"guestkit.io/batch/internal/spec"
+	"guestkit.io/batch/internal/spec/spectest"
 	"guestkit.io/batch/internal/store"
 	"guestkit.io/batch/internal/store/storetest"
 )
@@ -130,10 +131,9 @@ func testLog(t *testing.T) *logrus.Logger {
 func (f *fixture) job(id string, exec map[string]any, script string) *intake.Entry {
 	f.t.Helper()
 	f.script(id, script)
-	doc := map[string]any{
-		"version": "1.0", "job_id": id, "kind": "VMOperation", "operation": spec.OpInspect,
-		"payload": map[string]any{"type": spec.OpInspect + ".v1", "data": map[string]any{
-			"image": map[string]any{"path": "/vms/" + id + ".qcow2", "format": "qcow2"}}},
+	var doc map[string]any
+	if err := json.Unmarshal([]byte(spectest.JSON(spectest.Inspect(id, "/vms/"+id+".qcow2"))), &doc); err != nil {
+		f.t.Fatal(err)
 	}
 	if exec != nil {
 		doc["execution"] = exec

@@ -36,6 +36,7 @@ import (
 
 	"guestkit.io/batch/internal/kubejob"
 	"guestkit.io/batch/internal/notify"
+	"guestkit.io/batch/internal/spec/spectest"
 	"guestkit.io/batch/internal/testenv"
 )
 
@@ -444,9 +445,8 @@ func (b *bench) putImage(ctx context.Context, bucket string) string {
 
 // specJSON is a valid guestkit.inspect spec of a bucket image.
 func specJSON(id, image string) []byte {
-	return fmt.Appendf(nil, `{"version":"1.0","job_id":%q,"kind":"VMOperation","operation":"guestkit.inspect",
- "execution":{"priority":5,"max_attempts":1,"timeout_seconds":600},
- "payload":{"type":"guestkit.inspect.v1","data":{"image":{"uri":%q,"format":"qcow2"}}}}`, id, image)
+	return []byte(spectest.JSON(spectest.Inspect(id, image,
+		spectest.WithPriority(5), spectest.WithAttempts(1), spectest.WithTimeout(600))))
 }
 
 func (b *bench) putSpec(ctx context.Context, bucket, id, image string) error {

@@ -3,6 +3,8 @@
 package spectest
 
 import (
+	"encoding/json"
+	"strings"
 	"time"
 
 	"guestkit.io/batch/internal/spec"
@@ -65,4 +67,46 @@ func Execution(j *spec.Job) *spec.Execution {
 		j.Execution = &spec.Execution{}
 	}
 	return j.Execution
+}
+
+// Inspect is the usual guestkit.inspect spec as submitters write it: kind
+// VMOperation, a qcow2 image at image (a path when it starts with /, else
+// a URI); opts change it.
+func Inspect(id, image string, opts ...func(*spec.Job)) *spec.Job {
+	img := &spec.Image{URI: image, Format: "qcow2"}
+	if strings.HasPrefix(image, "/") {
+		img = &spec.Image{Path: image, Format: "qcow2"}
+	}
+	j := New(id, "", opts...)
+	j.Kind = "VMOperation"
+	if j.Payload.Data.Image.URI == "" && j.Payload.Data.Image.Path == "" {
+		j.Payload.Data.Image = img
+	}
+	return j
+}
+
+// JSON is j as a spec document.
+func JSON(j *spec.Job) string {
+	b, err := json.Marshal(j)
+	if err != nil {
+		panic(err) // a Job always marshals
+	}
+	return string(b)
+}
+
+// WithLabels sets metadata.labels.
+func WithLabels(l map[string]string) func(*spec.Job) {
+	return func(j *spec.Job) { metadata(j).Labels = l }
+}
+
+// WithAnnotations sets metadata.annotations.
+func WithAnnotations(a map[string]string) func(*spec.Job) {
+	return func(j *spec.Job) { metadata(j).Annotations = a }
+}
+
+func metadata(j *spec.Job) *spec.Metadata {
+	if j.Metadata == nil {
+		j.Metadata = &spec.Metadata{}
+	}
+	return j.Metadata
 }
