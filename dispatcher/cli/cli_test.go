@@ -17,6 +17,7 @@ import (
 	"guestkit.io/batch/internal/exitcode"
 	"guestkit.io/batch/internal/profile/names"
 	"guestkit.io/batch/internal/result"
+	"guestkit.io/batch/internal/runner/runnertest"
 	"guestkit.io/batch/internal/spec"
 	"guestkit.io/batch/internal/spec/spectest"
 	"guestkit.io/batch/internal/store"
@@ -208,30 +209,10 @@ func TestSubmitValidatesFirstAndCreatesOnce(t *testing.T) {
 	}
 }
 
-// fakeRunner stands in for guestkit-runner in narrow CLI tests: it stores
-// the result the spec's metadata.annotations.fake asks for and exits with
-// the matching code.
-const fakeRunner = `#!/bin/sh
-while [ $# -gt 0 ]; do
-	case $1 in
-	--spec) spec=${2#file://}; shift 2 ;;
-	--result) result=${2#file://}; shift 2 ;;
-	--job-id) id=$2; shift 2 ;;
-	*) shift ;;
-	esac
-done
-if grep -q '"fake":"crash"' "$spec"; then echo "runner exploded" >&2; exit 1; fi
-mkdir -p "$(dirname "$result")"
-printf '{"api_version":"guestkit.io/result/v1","job_id":"%s","status":"completed","exit_code":0,"runner":{"name":"guestkit-runner","version":"fake"},"started_at":"2026-01-01T00:00:00Z","finished_at":"2026-01-01T00:00:01Z","duration_seconds":1}\n' "$id" > "$result"
-`
-
 func TestOnceLocalSummaryAndExitCode(t *testing.T) {
 	dir := t.TempDir()
 	bucket := filepath.Join(dir, "bucket")
-	runner := writeFile(t, dir, "guestkit-runner", fakeRunner)
-	if err := os.Chmod(runner, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	runner := runnertest.Write(t, dir)
 	st, err := store.Open(context.Background(), bucket)
 	if err != nil {
 		t.Fatal(err)

@@ -22,44 +22,12 @@ import (
 	"guestkit.io/batch/internal/metrics"
 	"guestkit.io/batch/internal/result"
 	"guestkit.io/batch/internal/result/resulttest"
+	"guestkit.io/batch/internal/runner/runnertest"
 	"guestkit.io/batch/internal/spec"
 	"guestkit.io/batch/internal/spec/spectest"
 	"guestkit.io/batch/internal/store"
 	"guestkit.io/batch/internal/store/storetest"
 )
-
-// fakeRunner stands in for guestkit-runner: `run --spec URI --result URI
-// --job-id ID` records its pid in $FAKE_DIR/ID.pids, holds a marker
-// running.PID while it runs (a line of $FAKE_DIR/concurrency counts the
-// markers at its start), and sources $FAKE_DIR/ID.sh, the test's script
-// for the job, where $result is the result file and store_result STATUS
-// CODE writes a runner result there.
-const fakeRunner = `#!/bin/sh
-set -u
-while [ $# -gt 0 ]; do
-	case $1 in
-	--spec) spec=${2#file://}; shift 2 ;;
-	--result) result=${2#file://}; shift 2 ;;
-	--job-id) id=$2; shift 2 ;;
-	*) shift ;;
-	esac
-done
-dir=$FAKE_DIR
-echo $$ >> "$dir/$id.pids"
-marker=$dir/running.$$
-: > "$marker"
-trap 'rm -f "$marker"' EXIT
-ls "$dir" | grep -c '^running\.' >> "$dir/concurrency"
-store_result() {
-	err=
-	[ "$1" = completed ] || err=',"error":{"code":"infrastructure","message":"fake","phase":"launch","retryable":true}'
-	mkdir -p "$(dirname "$result")"
-	cat > "$result" <<EOF
-{"api_version":"guestkit.io/result/v1","job_id":"$id","status":"$1","exit_code":$2,"runner":{"name":"guestkit-runner","version":"fake"},"started_at":"2026-01-01T00:00:00Z","finished_at":"2026-01-01T00:00:01Z","duration_seconds":1$err}
-EOF
-}
-. "$dir/$id.sh"
-`
 
 // fixture is an executor on a file bucket with the fake runner.
 type fixture struct {
@@ -79,10 +47,7 @@ type fixture struct {
 func newFixture(t *testing.T, cfg Config) *fixture {
 	t.Helper()
 	f := &fixture{t: t, dir: t.TempDir(), scratch: t.TempDir()}
-	runner := filepath.Join(t.TempDir(), "guestkit-runner")
-	if err := os.WriteFile(runner, []byte(fakeRunner), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	runner := runnertest.Write(t, t.TempDir())
 	if cfg.Store == nil {
 		cfg.Store, _ = storetest.Folder(t)
 	}

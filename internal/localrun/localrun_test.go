@@ -16,6 +16,7 @@ import (
 	"guestkit.io/batch/internal/intake"
 	"guestkit.io/batch/internal/result"
 	"guestkit.io/batch/internal/result/resulttest"
+	"guestkit.io/batch/internal/runner/runnertest"
 	"guestkit.io/batch/internal/spec"
 	"guestkit.io/batch/internal/store"
 	"guestkit.io/batch/internal/store/storetest"
@@ -450,9 +451,7 @@ func TestNewRefusesBadConfig(t *testing.T) {
 
 	// A relative runner is made absolute: attempts run in their own folder.
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "guestkit-runner"), []byte(fakeRunner), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	runnertest.Write(t, dir)
 	t.Chdir(dir)
 	x, err := New(t.Context(), Config{Store: st, Results: res, Runner: "./guestkit-runner"})
 	if err != nil {
