@@ -6,12 +6,14 @@ import (
 	"maps"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
+	"guestkit.io/batch/internal/store"
 	"guestkit.io/batch/internal/testenv"
 )
 
@@ -144,5 +146,28 @@ func TestJobSchemaFileIsEmbedded(t *testing.T) {
 	JobSchema()[0] = 'x'
 	if JobSchema()[0] != '{' {
 		t.Error("JobSchema shares its bytes")
+	}
+}
+
+// The published schema names the bucket schemes in two patterns; a backend
+// registered in internal/store without them there would be refused by
+// consumers that check specs against the schema.
+func TestSchemaNamesEveryBucketScheme(t *testing.T) {
+	want := "(" + strings.Join(store.BucketSchemes(), "|") + ")://"
+	text := string(JobSchema())
+	for _, m := range regexp.MustCompile(`\^\(([a-z0-9|]+)\)://`).FindAllStringSubmatch(text, -1) {
+		var got []string
+		for _, s := range strings.Split(m[1], "|") {
+			if store.IsBucketScheme(s) {
+				got = append(got, s)
+			}
+		}
+		slices.Sort(got)
+		if g := "(" + strings.Join(got, "|") + ")://"; g != want {
+			t.Errorf("schema pattern %s names bucket schemes %s, the store registers %s", m[0], g, want)
+		}
+	}
+	if n := strings.Count(text, `"^(`); n < 2 {
+		t.Errorf("found %d scheme patterns in the schema, want the bucket and the dot-segment ones", n)
 	}
 }
