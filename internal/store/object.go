@@ -3,13 +3,17 @@ package store
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
+	"time"
 )
 
 // An object URI names one object: a local path, file:///path,
@@ -50,9 +54,63 @@ func isHTTP(uri string) bool {
 	return strings.HasPrefix(uri, "http://") || strings.HasPrefix(uri, "https://")
 }
 
+// URIs reads and writes object URIs. HTTP serves http(s) URIs; nil is a
+// client for the operator's own URLs (presigned ones): bounded timeouts,
+// redirects followed, the proxy variables honoured. A URL that a spec
+// names needs a guarded client (netguard.Guard.HTTPClient) instead.
+type URIs struct {
+	HTTP *http.Client
+	// Stall fails an http(s) body that sends nothing for this long
+	// (0: DefaultStall): a server must not hold a download open forever.
+	Stall time.Duration
+}
+
+// DefaultStall is URIs.Stall's default.
+const DefaultStall = time.Minute
+
+// defaultHTTP has no overall timeout: an image download takes as long as
+// its job allows; Stall bounds a silent body.
+var defaultHTTP = &http.Client{Transport: &http.Transport{
+	Proxy:                 http.ProxyFromEnvironment,
+	DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+	ForceAttemptHTTP2:     true,
+	TLSHandshakeTimeout:   10 * time.Second,
+	ResponseHeaderTimeout: time.Minute,
+	ExpectContinueTimeout: time.Second,
+	IdleConnTimeout:       90 * time.Second,
+	MaxIdleConns:          100,
+}}
+
+func (u URIs) client() *http.Client {
+	if u.HTTP != nil {
+		return u.HTTP
+	}
+	return defaultHTTP
+}
+
 // GetURI reads one object, refusing more than max bytes.
 func GetURI(ctx context.Context, uri string, max int64) ([]byte, error) {
-	r, size, err := OpenURI(ctx, uri)
+	return URIs{}.Get(ctx, uri, max)
+}
+
+// OpenURI streams one object and returns its size (-1 when unknown).
+func OpenURI(ctx context.Context, uri string) (io.ReadCloser, int64, error) {
+	return URIs{}.Open(ctx, uri)
+}
+
+// PutURI writes one object, replacing it.
+func PutURI(ctx context.Context, uri string, data []byte) error {
+	return URIs{}.Put(ctx, uri, data)
+}
+
+// DownloadURI copies one object to a local file and returns its size.
+func DownloadURI(ctx context.Context, uri, dst string) (int64, error) {
+	return URIs{}.Download(ctx, uri, dst)
+}
+
+// Get reads one object, refusing more than max bytes.
+func (u URIs) Get(ctx context.Context, uri string, max int64) ([]byte, error) {
+	r, size, err := u.Open(ctx, uri)
 	if err != nil {
 		return nil, err
 	}
@@ -63,25 +121,10 @@ func GetURI(ctx context.Context, uri string, max int64) ([]byte, error) {
 	return readBounded(r, Redact(uri), max)
 }
 
-// OpenURI streams one object and returns its size (-1 when unknown).
-func OpenURI(ctx context.Context, uri string) (io.ReadCloser, int64, error) {
+// Open streams one object and returns its size (-1 when unknown).
+func (u URIs) Open(ctx context.Context, uri string) (io.ReadCloser, int64, error) {
 	if isHTTP(uri) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, uri, nil)
-		if err != nil {
-			return nil, 0, err
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return nil, 0, fmt.Errorf("get %s: %w", Redact(uri), err)
-		}
-		if resp.StatusCode != http.StatusOK {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusNotFound {
-				return nil, 0, fmt.Errorf("get %s: %w", Redact(uri), ErrNotFound)
-			}
-			return nil, 0, fmt.Errorf("get %s: HTTP %s", Redact(uri), resp.Status)
-		}
-		return resp.Body, resp.ContentLength, nil
+		return u.openHTTP(ctx, uri)
 	}
 	bucket, key, err := SplitURI(uri)
 	if err != nil {
@@ -94,22 +137,74 @@ func OpenURI(ctx context.Context, uri string) (io.ReadCloser, int64, error) {
 	return st.Open(ctx, key)
 }
 
-// PutURI writes one object, replacing it.
-func PutURI(ctx context.Context, uri string, data []byte) error {
+func (u URIs) openHTTP(ctx context.Context, uri string) (io.ReadCloser, int64, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, uri, nil)
+	if err != nil {
+		cancel()
+		return nil, 0, fmt.Errorf("get %s: %w", Redact(uri), bare(err))
+	}
+	resp, err := u.client().Do(req)
+	if err != nil {
+		cancel()
+		return nil, 0, fmt.Errorf("get %s: %w", Redact(uri), bare(err))
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		cancel()
+		if resp.StatusCode == http.StatusNotFound {
+			return nil, 0, fmt.Errorf("get %s: %w", Redact(uri), ErrNotFound)
+		}
+		return nil, 0, fmt.Errorf("get %s: %s", Redact(uri), status(resp))
+	}
+	stall := u.Stall
+	if stall <= 0 {
+		stall = DefaultStall
+	}
+	return &stallBody{body: resp.Body, cancel: cancel, stall: stall}, resp.ContentLength, nil
+}
+
+// stallBody cancels its request when a Read waits longer than stall.
+type stallBody struct {
+	body    io.ReadCloser
+	cancel  context.CancelFunc
+	stall   time.Duration
+	stalled atomic.Bool
+}
+
+func (b *stallBody) Read(p []byte) (int, error) {
+	t := time.AfterFunc(b.stall, func() { b.stalled.Store(true); b.cancel() })
+	n, err := b.body.Read(p)
+	t.Stop()
+	if err != nil && b.stalled.Load() {
+		err = fmt.Errorf("no data for %s", b.stall)
+	}
+	return n, err
+}
+
+func (b *stallBody) Close() error {
+	err := b.body.Close()
+	b.cancel()
+	return err
+}
+
+// Put writes one object, replacing it.
+func (u URIs) Put(ctx context.Context, uri string, data []byte) error {
 	if isHTTP(uri) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPut, uri, bytes.NewReader(data))
 		if err != nil {
-			return err
+			return fmt.Errorf("put %s: %w", Redact(uri), bare(err))
 		}
 		req.ContentLength = int64(len(data))
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := u.client().Do(req)
 		if err != nil {
-			return fmt.Errorf("put %s: %w", Redact(uri), err)
+			return fmt.Errorf("put %s: %w", Redact(uri), bare(err))
 		}
 		defer resp.Body.Close()
 		if resp.StatusCode/100 != 2 {
-			msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-			return fmt.Errorf("put %s: HTTP %s: %s", Redact(uri), resp.Status, bytes.TrimSpace(msg))
+			// The body is the server's: it is not echoed into logs or
+			// results.
+			return fmt.Errorf("put %s: %s", Redact(uri), status(resp))
 		}
 		return nil
 	}
@@ -124,11 +219,27 @@ func PutURI(ctx context.Context, uri string, data []byte) error {
 	return st.Put(ctx, key, data)
 }
 
-// DownloadURI copies one object to a local file and returns its size. The
+// status names a response's status by its code: the reason phrase is the
+// server's text, not echoed either.
+func status(resp *http.Response) string {
+	return strings.TrimSpace(fmt.Sprintf("HTTP %d %s", resp.StatusCode, http.StatusText(resp.StatusCode)))
+}
+
+// bare unwraps http.Client's *url.Error, whose message holds the whole
+// URL, signature included: callers name the URL redacted instead.
+func bare(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// Download copies one object to a local file and returns its size. The
 // copy goes to a temporary file renamed over dst once complete, so a failed
 // download never leaves a truncated disk image at dst.
-func DownloadURI(ctx context.Context, uri, dst string) (int64, error) {
-	r, size, err := OpenURI(ctx, uri)
+func (u URIs) Download(ctx context.Context, uri, dst string) (int64, error) {
+	r, size, err := u.Open(ctx, uri)
 	if err != nil {
 		return 0, err
 	}
