@@ -78,7 +78,7 @@ func TestAllowed(t *testing.T) {
 	}
 	// Allowing one address lets only that one through.
 	g := netguard.Guard{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}}
-	if _, err := g.HTTPClient(5*time.Second).Get(s.URL); !errors.Is(err, netguard.ErrRefused) {
+	if _, err := g.HTTPClient(5 * time.Second).Get(s.URL); !errors.Is(err, netguard.ErrRefused) {
 		t.Errorf("127.0.0.1 with only 127.0.0.2 allowed: %v", err)
 	}
 }
