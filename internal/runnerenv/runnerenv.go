@@ -24,6 +24,13 @@ const (
 	JobName      = "JOB_NAME"
 )
 
+// The runner's network guard for the spec's own http(s) image URL
+// (guestkit-runner run --net-guard, --net-allow).
+const (
+	NetGuard = "GUESTKIT_NET_GUARD" // true: refuse non-public addresses
+	NetAllow = "GUESTKIT_NET_ALLOW" // comma-separated CIDRs exempt from it
+)
+
 // Set by the Job template for the pod as a whole; a local runner keeps the
 // dispatcher's (its libguestfs cache and backend are the host's).
 const (
