@@ -1,6 +1,7 @@
 // Package manifests_test renders every kustomization under manifests/ with
 // kubectl and checks the result three ways: by content (RBAC, probes,
-// security contexts, the sweep CronJob, each overlay's specifics), by the
+// security contexts, the sweep CronJob, the NetworkPolicies, each overlay's
+// specifics), by the
 // dispatcher's own flag parser (the ConfigMap and container args parse, and
 // the runner Job they configure is valid), and by a server-side dry run
 // against a real kube-apiserver, with Pod Security "restricted" enforced by
@@ -14,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/url"
 	"os"
@@ -30,6 +32,7 @@ import (
 	authorizationv1 "k8s.io/api/authorization/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -97,6 +100,7 @@ func TestManifests(t *testing.T) {
 				t.Errorf("sweep: executor %q in namespace %q, want kubernetes in %s", sweep.Sweep.Executor, sweep.Sweep.Namespace, namespace)
 			}
 			job := runnerJob(t, r, &watch.Watch.ExecutorFlags, watch.Bucket)
+			checkNetworkPolicies(t, r, job)
 
 			// The Namespace, the service accounts and the RBAC for real: a
 			// dry run of namespaced objects needs their namespace, and the
@@ -179,6 +183,7 @@ var kinds = map[string]func() any{
 	"batch/v1/Job":                                    func() any { return &batchv1.Job{} },
 	"batch/v1/CronJob":                                func() any { return &batchv1.CronJob{} },
 	"policy/v1/PodDisruptionBudget":                   func() any { return &policyv1.PodDisruptionBudget{} },
+	"networking.k8s.io/v1/NetworkPolicy":              func() any { return &networkingv1.NetworkPolicy{} },
 }
 
 func render(t *testing.T, kc *kubectl, dir string) *rendering {
@@ -636,6 +641,259 @@ func secretValue(s *corev1.Secret, key string) string {
 		return v
 	}
 	return string(s.Data[key])
+}
+
+// ---- network policies ------------------------------------------------------------
+
+// The runner's DNS rule, in every rendering: CoreDNS's pods in kube-system,
+// on port 53 over UDP and TCP (describeEgress).
+const dnsRule = "to [namespace{kubernetes.io/metadata.name=kube-system} & pod{k8s-app=kube-dns}] ports [TCP/53 UDP/53]"
+
+// The aws overlay's bucket rule: S3 over HTTPS, at any address but the
+// private, link-local (instance metadata) and carrier-grade NAT ones.
+const s3Rule = "to [ipBlock{0.0.0.0/0 except 10.0.0.0/8,100.64.0.0/10,169.254.0.0/16,172.16.0.0/12,192.168.0.0/16}] ports [TCP/443]"
+
+// checkNetworkPolicies checks who may talk to whom: runner pods (runner is
+// a Job rendered by the dispatcher's builder) get no ingress and egress to
+// DNS and the overlay's bucket only; the dispatcher's pods take connections
+// on their container ports only; the sweep's pods take none.
+func checkNetworkPolicies(t *testing.T, r *rendering, runner *batchv1.Job) {
+	t.Helper()
+	var pols []*networkingv1.NetworkPolicy
+	for _, o := range ofKind(r, "NetworkPolicy") {
+		pols = append(pols, o.obj.(*networkingv1.NetworkPolicy))
+	}
+
+	// Each pod of ours is selected by its own policy and no other (another
+	// policy would widen what it allows); other pods (MinIO, its set-up
+	// Job) by none.
+	own := map[string]string{
+		"runner Job":                  "guestkit-runner",
+		"Deployment " + dispatcherApp: dispatcherApp,
+		"CronJob " + sweepCronJob:     sweepCronJob,
+	}
+	pods := append(podTemplates(r), podTemplate{"runner Job", &runner.Spec.Template})
+	for _, pt := range pods {
+		var got, want []string
+		for _, p := range pols {
+			sel, err := metav1.LabelSelectorAsSelector(&p.Spec.PodSelector)
+			if err != nil {
+				t.Fatalf("NetworkPolicy %s: podSelector: %v", p.Name, err)
+			}
+			if sel.Matches(labels.Set(pt.tmpl.Labels)) {
+				got = append(got, p.Name)
+			}
+		}
+		if name, ok := own[pt.where]; ok {
+			want = []string{name}
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s (labels %v): selected by NetworkPolicies %q, want %q", pt.where, pt.tmpl.Labels, got, want)
+		}
+	}
+	if n := len(pols); n != len(own) {
+		t.Errorf("%d NetworkPolicies, want %d (%v)", n, len(own), slices.Sorted(maps.Values(own)))
+	}
+
+	// Runner pods: selected by the labels every runner pod carries, whatever
+	// its spec and the dispatcher's instance; no ingress; DNS and the bucket.
+	rp := must[networkingv1.NetworkPolicy](t, r, "NetworkPolicy", "guestkit-runner")
+	runnerLabels := map[string]string{
+		kubejob.LabelName:      kubejob.LabelNameValue,
+		kubejob.LabelComponent: kubejob.LabelComponentValue,
+		kubejob.LabelManagedBy: kubejob.LabelManagedByValue,
+	}
+	if !maps.Equal(rp.Spec.PodSelector.MatchLabels, runnerLabels) || len(rp.Spec.PodSelector.MatchExpressions) > 0 {
+		t.Errorf("NetworkPolicy %s: podSelector %s, want %v", rp.Name, metav1.FormatLabelSelector(&rp.Spec.PodSelector), runnerLabels)
+	}
+	checkPolicyTypes(t, rp, networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress)
+	if len(rp.Spec.Ingress) > 0 {
+		t.Errorf("NetworkPolicy %s: %d ingress rules, want none", rp.Name, len(rp.Spec.Ingress))
+	}
+	dns := 0
+	var bucket []networkingv1.NetworkPolicyEgressRule
+	for _, e := range rp.Spec.Egress {
+		if describeEgress(e) == dnsRule {
+			dns++
+		} else {
+			bucket = append(bucket, e)
+		}
+	}
+	if dns != 1 {
+		t.Errorf("NetworkPolicy %s: %d egress rules %s, want 1", rp.Name, dns, dnsRule)
+	}
+	var bucketRules []string
+	for _, e := range bucket {
+		bucketRules = append(bucketRules, describeEgress(e))
+	}
+	switch r.dir {
+	case "base":
+		if len(bucket) > 0 {
+			t.Errorf("NetworkPolicy %s: egress %q besides DNS; the bucket's rule is an overlay's", rp.Name, bucketRules)
+		}
+	case "overlays/kind":
+		if len(bucket) != 1 {
+			t.Errorf("NetworkPolicy %s: egress %q besides DNS, want one rule for MinIO", rp.Name, bucketRules)
+		} else {
+			checkMinIOEgress(t, r, bucket[0])
+		}
+	case "overlays/aws":
+		if len(bucket) != 1 || bucketRules[0] != s3Rule {
+			t.Errorf("NetworkPolicy %s: egress %q besides DNS, want %s", rp.Name, bucketRules, s3Rule)
+		}
+	default:
+		t.Errorf("%s: no expectation for the runner's bucket egress: add one", r.dir)
+	}
+
+	// The dispatcher: connections from anywhere (the webhook has its bearer
+	// token), on exactly the ports its container declares.
+	dp := must[networkingv1.NetworkPolicy](t, r, "NetworkPolicy", dispatcherApp)
+	checkPolicyTypes(t, dp, networkingv1.PolicyTypeIngress)
+	c := &must[appsv1.Deployment](t, r, "Deployment", dispatcherApp).Spec.Template.Spec.Containers[0]
+	var got, want []string
+	for _, p := range c.Ports {
+		want = append(want, fmt.Sprintf("%s %s/%d", p.Name, protocolOf(p.Protocol), p.ContainerPort))
+	}
+	for _, rule := range dp.Spec.Ingress {
+		if len(rule.From) > 0 {
+			t.Errorf("NetworkPolicy %s: ingress only from %v; MinIO and Prometheus may be anywhere", dp.Name, describePeers(rule.From))
+		}
+		if len(rule.Ports) == 0 {
+			t.Errorf("NetworkPolicy %s: an ingress rule without ports allows every port", dp.Name)
+		}
+		for _, p := range rule.Ports {
+			got = append(got, resolvePort(c, p))
+		}
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("NetworkPolicy %s: ingress on %q, want the container's ports %q", dp.Name, got, want)
+	}
+
+	// The sweep serves nothing.
+	sp := must[networkingv1.NetworkPolicy](t, r, "NetworkPolicy", sweepCronJob)
+	checkPolicyTypes(t, sp, networkingv1.PolicyTypeIngress)
+	if len(sp.Spec.Ingress) > 0 {
+		t.Errorf("NetworkPolicy %s: %d ingress rules, want none", sp.Name, len(sp.Spec.Ingress))
+	}
+}
+
+func checkPolicyTypes(t *testing.T, p *networkingv1.NetworkPolicy, want ...networkingv1.PolicyType) {
+	t.Helper()
+	if !slices.Equal(p.Spec.PolicyTypes, want) {
+		t.Errorf("NetworkPolicy %s: policyTypes %v, want %v", p.Name, p.Spec.PolicyTypes, want)
+	}
+	if !slices.Contains(want, networkingv1.PolicyTypeEgress) && len(p.Spec.Egress) > 0 {
+		t.Errorf("NetworkPolicy %s: egress rules without policy type Egress", p.Name)
+	}
+}
+
+// checkMinIOEgress checks the kind overlay's bucket rule: MinIO's pods, in
+// the namespace, on the port behind the bucket URL's endpoint.
+func checkMinIOEgress(t *testing.T, r *rendering, rule networkingv1.NetworkPolicyEgressRule) {
+	t.Helper()
+	m := must[appsv1.Deployment](t, r, "Deployment", "minio")
+	if len(rule.To) != 1 || rule.To[0].PodSelector == nil || rule.To[0].NamespaceSelector != nil || rule.To[0].IPBlock != nil {
+		t.Errorf("runner egress %s: want one podSelector, for MinIO's pods in %s", describeEgress(rule), namespace)
+	} else {
+		sel, err := metav1.LabelSelectorAsSelector(rule.To[0].PodSelector)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, pt := range podTemplates(r) {
+			if minio := pt.tmpl == &m.Spec.Template; sel.Matches(labels.Set(pt.tmpl.Labels)) != minio {
+				t.Errorf("runner egress to pods %s: selects %s: %v, want %v", sel, pt.where, !minio, minio)
+			}
+		}
+	}
+	// The bucket URL names the Service's api port (checkKind); the policy
+	// sees the pod's port it forwards to.
+	api := containerPort(&m.Spec.Template.Spec.Containers[0], "api")
+	for _, sp := range must[corev1.Service](t, r, "Service", "minio").Spec.Ports {
+		if sp.Name == "api" && sp.TargetPort.String() != "api" && sp.TargetPort.String() != fmt.Sprint(api) {
+			t.Errorf("Service minio: port api forwards to %s, not MinIO's api port %d", sp.TargetPort.String(), api)
+		}
+	}
+	if got, want := describePorts(rule.Ports), fmt.Sprintf("[TCP/%d]", api); got != want {
+		t.Errorf("runner egress %s: want the ports %s (MinIO's api port)", describeEgress(rule), want)
+	}
+}
+
+// describeEgress writes a rule with its peers and ports sorted, e.g.
+// "to [pod{app=x}] ports [TCP/9000]".
+func describeEgress(rule networkingv1.NetworkPolicyEgressRule) string {
+	return fmt.Sprintf("to %s ports %s", describePeers(rule.To), describePorts(rule.Ports))
+}
+
+// describePeers writes peers sorted, and the selectors of one peer (which
+// must all match) joined by "&", e.g. "[namespace{a=b} & pod{c=d},
+// pod{app=x}]".
+func describePeers(peers []networkingv1.NetworkPolicyPeer) string {
+	out := []string{}
+	for _, p := range peers {
+		var parts []string
+		if b := p.IPBlock; b != nil {
+			parts = append(parts, "ipBlock{"+b.CIDR+" except "+strings.Join(slices.Sorted(slices.Values(b.Except)), ",")+"}")
+		}
+		if s := p.NamespaceSelector; s != nil {
+			parts = append(parts, "namespace{"+metav1.FormatLabelSelector(s)+"}")
+		}
+		if s := p.PodSelector; s != nil {
+			parts = append(parts, "pod{"+metav1.FormatLabelSelector(s)+"}")
+		}
+		out = append(out, strings.Join(parts, " & "))
+	}
+	slices.Sort(out)
+	return "[" + strings.Join(out, ", ") + "]"
+}
+
+// describePorts writes ports sorted, e.g. "[TCP/53 UDP/53]".
+func describePorts(ports []networkingv1.NetworkPolicyPort) string {
+	out := []string{}
+	for _, p := range ports {
+		port := "all"
+		if p.Port != nil {
+			port = p.Port.String()
+		}
+		if p.EndPort != nil {
+			port += fmt.Sprintf("-%d", *p.EndPort)
+		}
+		out = append(out, fmt.Sprintf("%s/%s", protocolOf(ptrValue(p.Protocol)), port))
+	}
+	slices.Sort(out)
+	return fmt.Sprint(out)
+}
+
+// resolvePort is the container port a NetworkPolicy port names, as
+// "NAME PROTOCOL/NUMBER", or what is wrong with it.
+func resolvePort(c *corev1.Container, p networkingv1.NetworkPolicyPort) string {
+	proto := protocolOf(ptrValue(p.Protocol))
+	if p.Port == nil || p.EndPort != nil {
+		return "not one port: " + describePorts([]networkingv1.NetworkPolicyPort{p})
+	}
+	for _, cp := range c.Ports {
+		if (cp.Name == p.Port.String() || fmt.Sprint(cp.ContainerPort) == p.Port.String()) && protocolOf(cp.Protocol) == proto {
+			return fmt.Sprintf("%s %s/%d", cp.Name, proto, cp.ContainerPort)
+		}
+	}
+	return fmt.Sprintf("%s/%s: not a port of container %s", proto, p.Port, c.Name)
+}
+
+// protocolOf is a port's protocol, TCP when unset.
+func protocolOf(p corev1.Protocol) corev1.Protocol {
+	if p == "" {
+		return corev1.ProtocolTCP
+	}
+	return p
+}
+
+func ptrValue[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
 }
 
 // ---- the dispatcher's view -----------------------------------------------------
