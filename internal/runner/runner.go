@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -20,6 +21,7 @@ import (
 	"guestkit.io/batch/internal/image"
 	"guestkit.io/batch/internal/inspect"
 	"guestkit.io/batch/internal/libguestfs"
+	"guestkit.io/batch/internal/netguard"
 	"guestkit.io/batch/internal/result"
 	"guestkit.io/batch/internal/spec"
 	"guestkit.io/batch/internal/store"
@@ -57,6 +59,10 @@ type Config struct {
 	// the spec's URI: a presigned URL from the dispatcher. The spec's URI
 	// still names the image in the result.
 	ImageURL string
+	// HTTP downloads the spec's own http(s) image URI, a stranger's URL
+	// (nil: store's default client); netguard's client keeps it off the
+	// cluster's network. Not used for ImageURL: that is the dispatcher's.
+	HTTP *http.Client
 	// ScratchDir receives downloaded images (default os.TempDir()).
 	ScratchDir string
 	// MaxVirtualSize refuses larger disks (default DefaultMaxVirtualSize; <0:
@@ -384,12 +390,21 @@ func localImage(ctx context.Context, job *spec.Job, cfg *Config) (string, func()
 		return "", nil, &failure{status: result.StatusRejected, code: result.CodeImageNotFound, phase: result.PhaseFetch,
 			err: fmt.Errorf("image %s: a pvc:// image is mounted by the dispatcher; run with --image", uri)}
 	}
+	var uris store.URIs
 	if cfg.ImageURL != "" {
 		uri = cfg.ImageURL
+	} else if strings.HasPrefix(uri, "http://") || strings.HasPrefix(uri, "https://") {
+		uris.HTTP = cfg.HTTP
 	}
 	dst := filepath.Join(cfg.ScratchDir, "image-"+sanitize(job.JobID))
 	cleanup := func() { os.Remove(dst) }
-	if _, err := store.DownloadURI(ctx, uri, dst); err != nil {
+	if _, err := uris.Download(ctx, uri, dst); err != nil {
+		if errors.Is(err, netguard.ErrRefused) || errors.Is(err, netguard.ErrRedirect) {
+			// The spec names a URL this runner will not fetch; no retry
+			// changes that.
+			return "", cleanup, &failure{status: result.StatusRejected, code: result.CodeSpecInvalid, phase: result.PhaseFetch,
+				err: &spec.ValidationError{Problems: []result.FieldError{{Field: "payload.data.image.uri", Value: store.Redact(img.URI), Message: err.Error()}}}}
+		}
 		if errors.Is(err, store.ErrNotFound) {
 			return "", cleanup, &failure{status: result.StatusRejected, code: result.CodeImageNotFound, phase: result.PhaseFetch, err: err}
 		}
