@@ -16,6 +16,7 @@ import (
 	"guestkit.io/batch/internal/exitcode"
 	"guestkit.io/batch/internal/profile/names"
 	"guestkit.io/batch/internal/result"
+	"guestkit.io/batch/internal/runnerenv"
 	"guestkit.io/batch/runner/cli"
 )
 
@@ -79,6 +80,8 @@ func TestEveryFlagHasAnEnvVar(t *testing.T) {
 	for flag, env := range map[string]string{
 		"run --spec": "GUESTKIT_SPEC", "run --result": "GUESTKIT_RESULT", "run --pod-name": "POD_NAME",
 		"run --namespace": "POD_NAMESPACE", "run --node-name": "NODE_NAME", "run --job-name": "JOB_NAME",
+		// The dispatcher sets these by runnerenv's names.
+		"run --net-guard": runnerenv.NetGuard, "run --net-allow": runnerenv.NetAllow,
 	} {
 		if f := all[flag]; f == nil || len(f.Envs) != 1 || f.Envs[0] != env {
 			t.Errorf("%s: want env %s", flag, env)

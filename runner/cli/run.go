@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 
 	"github.com/sirupsen/logrus"
 	"k8s.io/apimachinery/pkg/util/wait"
 
+	"guestkit.io/batch/internal/netguard"
 	"guestkit.io/batch/internal/result"
 	"guestkit.io/batch/internal/runner"
 	"guestkit.io/batch/internal/spec"
@@ -29,6 +31,11 @@ type RunCmd struct {
 
 	MaxVirtualSize int64  `name:"max-virtual-size" help:"Refuse images whose virtual size exceeds this many bytes (0: the default 8 TiB, -1: no limit)." default:"0" env:"GUESTKIT_MAX_VIRTUAL_SIZE"`
 	Scratch        string `help:"Directory for downloaded images." env:"GUESTKIT_SCRATCH_DIR"`
+
+	// Off by default: a runner invoked by hand trusts its command line; the
+	// dispatcher turns it on for strangers' specs.
+	NetGuard bool   `name:"net-guard" help:"Refuse to download the spec's own http(s) image from loopback, link-local (cloud metadata), private, multicast or unspecified addresses, and refuse its redirects." env:"GUESTKIT_NET_GUARD"`
+	NetAllow string `name:"net-allow" help:"Comma-separated CIDRs that --net-guard lets through (an in-cluster image server, say)." env:"GUESTKIT_NET_ALLOW"`
 
 	UploadAttempts int           `help:"Attempts to store the result." default:"6" env:"GUESTKIT_UPLOAD_ATTEMPTS"`
 	UploadBackoff  time.Duration `help:"First retry delay; it doubles each time." default:"1s" env:"GUESTKIT_UPLOAD_BACKOFF"`
@@ -92,7 +99,21 @@ func (c *RunCmd) Validate() error {
 	if c.UploadAttempts < 1 {
 		return fmt.Errorf("--upload-attempts: %d, want at least 1", c.UploadAttempts)
 	}
+	if _, err := netguard.ParseCIDRs(c.NetAllow); err != nil {
+		return fmt.Errorf("--net-allow: %w", err)
+	}
 	return nil
+}
+
+// imageClient downloads the spec's own http(s) image: nil (store's
+// default) unless --net-guard.
+func (c *RunCmd) imageClient() *http.Client {
+	if !c.NetGuard {
+		return nil
+	}
+	allow, _ := netguard.ParseCIDRs(c.NetAllow) // Validate checked it
+	// No overall timeout: the job's own bounds the download.
+	return netguard.Guard{Allow: allow}.HTTPClient(0)
 }
 
 // Run reads the spec, executes it and stores the result. The exit code is
@@ -175,7 +196,7 @@ func (c *RunCmd) execute(ctx context.Context, deps Deps) (*result.Result, string
 		deps.Log.WithFields(logrus.Fields{"job_id": job.JobID, "field": w.Field}).Warn(w.Message)
 	}
 	return runner.Execute(ctx, job, warnings, runner.Config{
-		Version: deps.Version, Accel: c.Accel, MemoryMB: c.Memory, ImagePath: c.Image, ImageURL: c.ImageURL,
+		Version: deps.Version, Accel: c.Accel, MemoryMB: c.Memory, ImagePath: c.Image, ImageURL: c.ImageURL, HTTP: c.imageClient(),
 		ScratchDir: c.Scratch, MaxVirtualSize: c.MaxVirtualSize, Kubernetes: c.kubernetes(), Log: deps.Log, Launch: deps.Launch,
 	}), job.OutputFormat()
 }
