@@ -128,6 +128,7 @@ const (
 	CodeSpecInvalid          Code = "spec_invalid"
 	CodeSpecUnsupported      Code = "spec_unsupported_operation"
 	CodeSpecConflict         Code = "spec_conflict"
+	CodeSpecRefused          Code = "spec_refused" // valid, but this dispatcher's policy does not allow it
 	CodeImageNotFound        Code = "image_not_found"
 	CodeImageUnreadable      Code = "image_unreadable"
 	CodeImageEmpty           Code = "image_empty"
@@ -202,7 +203,7 @@ func ExitCodeFor(s Status, e *Error, noncompliant bool) int {
 }
 
 func isSpecCode(c Code) bool {
-	return c == CodeSpecInvalid || c == CodeSpecUnsupported || c == CodeSpecConflict
+	return c == CodeSpecInvalid || c == CodeSpecUnsupported || c == CodeSpecConflict || c == CodeSpecRefused
 }
 
 // Begin starts the result of a job that runs now.

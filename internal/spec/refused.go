@@ -14,7 +14,10 @@ import (
 type Refused struct {
 	Field string // spec field path, when one field is at fault
 	Value string
-	Err   error
+	// Rule names the operator's policy rule that refused the spec (a flag
+	// such as --allow-bucket); "" for a spec this dispatcher cannot run.
+	Rule string
+	Err  error
 }
 
 // Refuse returns a *Refused for field.
@@ -35,7 +38,8 @@ func (e *Refused) Error() string {
 func (e *Refused) Unwrap() error { return e.Err }
 
 // RefusalOf is the refusal of a spec that err says cannot run: an
-// unsupported operation, or every field that failed validation.
+// unsupported operation, every field that failed validation, or the field
+// and rule of the dispatcher's policy that refused it (spec_refused).
 func RefusalOf(err error) *result.Refusal {
 	f := &result.Refusal{Code: result.CodeSpecInvalid, Message: err.Error()}
 	if errors.Is(err, ErrUnsupportedOperation) {
@@ -44,6 +48,14 @@ func RefusalOf(err error) *result.Refusal {
 	var ve *ValidationError
 	if errors.As(err, &ve) {
 		f.Fields = ve.Problems
+	}
+	var r *Refused
+	if errors.As(err, &r) && r.Field != "" {
+		f.Fields = []result.FieldError{{Field: r.Field, Value: r.Value, Message: r.Err.Error()}}
+		if r.Rule != "" {
+			f.Code = result.CodeSpecRefused
+			f.Details = map[string]string{"rule": r.Rule}
+		}
 	}
 	return f
 }

@@ -13,7 +13,7 @@ import (
 type ImageKind string
 
 const (
-	ImageBucket   ImageKind = "bucket"   // a bucket URI (store.IsBucketURI): the runner downloads it
+	ImageBucket   ImageKind = "bucket"   // a bucket URI (store.IsBucketURI) or a key in the dispatcher's bucket
 	ImageHTTP     ImageKind = "http"     // http(s)://: the runner downloads it
 	ImageHostPath ImageKind = "hostpath" // path or file://: a node directory mounted read-only
 	ImagePVC      ImageKind = "pvc"      // pvc://CLAIM/PATH: the claim mounted read-only
@@ -30,6 +30,10 @@ type ImageSource struct {
 	// LocalPath is the file the runner opens (GUESTKIT_IMAGE) for mounted
 	// images; "" when the runner downloads the image.
 	LocalPath string
+	// Bucket and Key name a bucket image (ImageBucket): Bucket is the
+	// bucket URL (scheme://BUCKET), "" for the dispatcher's own bucket when
+	// the spec names the image by its key alone.
+	Bucket, Key string
 	// HostDir is the node directory mounted at the same path (ImageHostPath).
 	HostDir string
 	// Claim is the PersistentVolumeClaim (ImagePVC), mounted at MountPath.
@@ -57,13 +61,24 @@ func (j *Job) ImageSource(hostPathRoots []string) (ImageSource, error) {
 		return j.hostPath(src, hostPathRoots, "payload.data.image.path", img.Path)
 	}
 	const field = "payload.data.image.uri"
+	if isKey(img.URI) {
+		if msg := keyProblem(img.URI); msg != "" {
+			return ImageSource{}, Refuse(field, img.URI, "%s", msg)
+		}
+		src.Kind, src.Key = ImageBucket, img.URI
+		return src, nil
+	}
 	u, err := url.Parse(img.URI)
 	if err != nil {
 		return ImageSource{}, Refuse(field, img.URI, "%v", err)
 	}
 	switch {
 	case store.IsBucketScheme(u.Scheme):
-		src.Kind = ImageBucket
+		bucket, key, err := store.SplitURI(img.URI)
+		if err != nil {
+			return ImageSource{}, Refuse(field, img.URI, "%v", err)
+		}
+		src.Kind, src.Bucket, src.Key = ImageBucket, bucket, key
 	case u.Scheme == "http" || u.Scheme == "https":
 		src.Kind = ImageHTTP
 	case u.Scheme == "file":
@@ -97,7 +112,7 @@ func (j *Job) hostPath(src ImageSource, roots []string, field, p string) (ImageS
 		return ImageSource{}, Refuse(field, p, "%s", msg)
 	}
 	if len(roots) == 0 {
-		return ImageSource{}, Refuse(field, p, "images on node paths are disabled on this dispatcher (no host path roots); use a bucket, http or pvc:// URI")
+		return ImageSource{}, refuseRoot(field, p, "images on host paths are disabled on this dispatcher (no host path roots)")
 	}
 	dir := ""
 	if r := j.Routing; r != nil && r.Affinity != nil && r.Affinity.DiskLocality != "" {
@@ -110,7 +125,7 @@ func (j *Job) hostPath(src ImageSource, roots []string, field, p string) (ImageS
 			return ImageSource{}, Refuse(field, p, "not under routing.affinity.disk_locality %s", dir)
 		}
 		if !underAny(dir, roots) {
-			return ImageSource{}, Refuse(dfield, dir, "not under a host path root of this dispatcher (%s)", strings.Join(roots, ", "))
+			return ImageSource{}, refuseRoot(dfield, dir, "not under a host path root of this dispatcher")
 		}
 	} else {
 		for _, r := range roots {
@@ -119,7 +134,7 @@ func (j *Job) hostPath(src ImageSource, roots []string, field, p string) (ImageS
 			}
 		}
 		if dir == "" {
-			return ImageSource{}, Refuse(field, p, "not under a host path root of this dispatcher (%s)", strings.Join(roots, ", "))
+			return ImageSource{}, refuseRoot(field, p, "not under a host path root of this dispatcher")
 		}
 	}
 	src.Kind = ImageHostPath
@@ -127,6 +142,14 @@ func (j *Job) hostPath(src ImageSource, roots []string, field, p string) (ImageS
 	src.MountPath = dir
 	src.LocalPath = p
 	return src, nil
+}
+
+// refuseRoot refuses a path outside the operator's host path roots, without
+// listing them: spec writers learn the rule, not the host's layout.
+func refuseRoot(field, value, msg string) *Refused {
+	r := Refuse(field, value, "%s", msg)
+	r.Rule = "host path roots"
+	return r
 }
 
 // forbiddenRoots may not be host path roots, nor hold one: mounting them

@@ -450,8 +450,37 @@ func pathProblem(p string) string {
 	return ""
 }
 
+// isKey says whether an image URI is a key in the dispatcher's bucket: no
+// scheme at all (s3:key, which has one, is a malformed URI instead).
+func isKey(s string) bool {
+	if strings.Contains(s, "://") {
+		return false
+	}
+	u, err := url.Parse(s)
+	return err != nil || u.Scheme == ""
+}
+
+// keyProblem checks a key in the dispatcher's bucket given as an image
+// URI (images/web01.qcow2); "" means fine. ':' is refused so that a key is
+// never read as a URI, '?' and '#' so that it is never read as a query.
+func keyProblem(s string) string {
+	switch {
+	case strings.HasPrefix(s, "/"):
+		return "a key in the dispatcher's bucket must not start with /; name a host file with payload.data.image.path"
+	case strings.ContainsAny(s, ":?#"):
+		return "must be a URI (scheme://...) or a key in the dispatcher's bucket without ':', '?' or '#'"
+	}
+	if err := store.ValidateKey(s); err != nil {
+		return "not a valid key in the dispatcher's bucket: " + strings.TrimPrefix(err.Error(), store.ErrInvalidKey.Error()+" ")
+	}
+	return ""
+}
+
 // uriProblem checks an image URI; "" means fine.
 func uriProblem(s string) string {
+	if isKey(s) {
+		return keyProblem(s)
+	}
 	u, err := url.Parse(s)
 	if err != nil {
 		var ue *url.Error

@@ -202,9 +202,18 @@ func validationCases() []validationCase {
 		{name: "uri scheme", base: in, edit: func(d doc) {
 			d.set("payload.data.image.path", nil).set("payload.data.image.uri", "ftp://host/a.qcow2")
 		}, want: []problem{{"payload.data.image.uri", "ftp://host/a.qcow2", `unsupported scheme "ftp"; use one of file, minio, s3, http, https, pvc`}}},
-		{name: "uri without scheme", base: in, edit: func(d doc) {
-			d.set("payload.data.image.path", nil).set("payload.data.image.uri", "a.qcow2")
-		}, want: []problem{{"payload.data.image.uri", "a.qcow2", `unsupported scheme ""`}}},
+		{name: "uri: a key in the dispatcher's bucket", base: in, edit: func(d doc) {
+			d.set("payload.data.image.path", nil).set("payload.data.image.uri", "images/web01.qcow2")
+		}},
+		{name: "uri: a key with a dot segment", base: in, edit: func(d doc) {
+			d.set("payload.data.image.path", nil).set("payload.data.image.uri", "images/../jobs/x.json")
+		}, want: []problem{{"payload.data.image.uri", "images/../jobs/x.json", `not a valid key in the dispatcher's bucket: "images/../jobs/x.json": contains a . or .. segment`}}},
+		{name: "uri: a key with a colon", base: in, edit: func(d doc) {
+			d.set("payload.data.image.path", nil).set("payload.data.image.uri", "images/a:b.qcow2")
+		}, want: []problem{{"payload.data.image.uri", "images/a:b.qcow2", "must be a URI (scheme://...) or a key in the dispatcher's bucket without ':', '?' or '#'"}}},
+		{name: "uri: a key that is a path", base: in, edit: func(d doc) {
+			d.set("payload.data.image.path", nil).set("payload.data.image.uri", "/vms/a.qcow2")
+		}, want: []problem{{"payload.data.image.uri", "/vms/a.qcow2", "a key in the dispatcher's bucket must not start with /; name a host file with payload.data.image.path"}}},
 		{name: "uri credentials", base: in, edit: func(d doc) {
 			d.set("payload.data.image.path", nil).set("payload.data.image.uri", "https://bob:secret@host/a.qcow2")
 		}, want: []problem{{"payload.data.image.uri", "https://bob:secret@host/a.qcow2", "must not contain credentials"}}},
