@@ -48,7 +48,7 @@ func (c *StatusCmd) Run(ctx context.Context, deps Deps) error {
 	if err != nil {
 		return fmt.Errorf("bucket %s: %w", store.Redact(deps.Globals.Bucket), err)
 	}
-	snap, err := intake.NewScanner(st, 0).Scan(ctx)
+	snap, err := intake.NewScanner(st, 0, nil).Scan(ctx)
 	if err != nil {
 		return err
 	}

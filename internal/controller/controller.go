@@ -22,15 +22,19 @@ import (
 
 	"guestkit.io/batch/internal/intake"
 	"guestkit.io/batch/internal/metrics"
+	"guestkit.io/batch/internal/policy"
 	"guestkit.io/batch/internal/result"
 	"guestkit.io/batch/internal/spec"
 	"guestkit.io/batch/internal/store"
 )
 
-// Config configures a Controller. Store and Executor are required.
+// Config configures a Controller. Store, Executor and Policy are required.
 type Config struct {
 	Store    store.Store
 	Executor Executor
+	// Policy admits specs (internal/policy): nothing is read, probed,
+	// presigned or mounted for a spec it refuses.
+	Policy *policy.Policy
 	// Stores opens the buckets images are in; share it with the executor,
 	// with Home set to Store's bucket URL. Default: a new one without Home.
 	Stores *store.Stores
@@ -46,6 +50,14 @@ type Config struct {
 	Metrics  *metrics.Dispatcher
 	Version  string
 	Now      func() time.Time
+	// PrecheckAttempts bounds the checks of a spec's image that fail for a
+	// reason of the image's own (another bucket unreachable, access
+	// denied); then the spec gets a failed result. An outage of the
+	// dispatcher's own bucket is retried without limit. Default 5.
+	PrecheckAttempts int
+	// PrecheckBackoff is the wait after the first failed check; it doubles
+	// each time. Default 2s.
+	PrecheckBackoff time.Duration
 }
 
 // Controller dispatches the specs of one bucket.
@@ -59,13 +71,26 @@ type Controller struct {
 	// that each is checked once, not at every pass.
 	mu      sync.Mutex
 	checked map[string]string
-	stores  *store.Stores // of image buckets
+	// failed counts the failed image checks of a spec (key and digest).
+	failed map[string]*precheckFailure
+	stores *store.Stores // of image buckets
+}
+
+type precheckFailure struct {
+	n    int
+	next time.Time
 }
 
 // New returns a Controller.
 func New(cfg Config) (*Controller, error) {
-	if cfg.Store == nil || cfg.Executor == nil {
-		return nil, errors.New("controller: a store and an executor are required")
+	if cfg.Store == nil || cfg.Executor == nil || cfg.Policy == nil {
+		return nil, errors.New("controller: a store, an executor and a policy are required")
+	}
+	if cfg.PrecheckAttempts <= 0 {
+		cfg.PrecheckAttempts = 5
+	}
+	if cfg.PrecheckBackoff <= 0 {
+		cfg.PrecheckBackoff = 2 * time.Second
 	}
 	if cfg.Interval <= 0 {
 		cfg.Interval = 10 * time.Second
@@ -85,8 +110,8 @@ func New(cfg Config) (*Controller, error) {
 	if cfg.Stores == nil {
 		cfg.Stores = &store.Stores{}
 	}
-	c := &Controller{cfg: cfg, scanner: intake.NewScanner(cfg.Store, 0), log: cfg.Log, m: cfg.Metrics,
-		checked: map[string]string{}, stores: cfg.Stores}
+	c := &Controller{cfg: cfg, scanner: intake.NewScanner(cfg.Store, 0, cfg.Policy), log: cfg.Log, m: cfg.Metrics,
+		checked: map[string]string{}, failed: map[string]*precheckFailure{}, stores: cfg.Stores}
 	c.results = NewResults(cfg.Store, cfg.Version, cfg.Log, cfg.Metrics)
 	return c, nil
 }
@@ -178,6 +203,9 @@ func (c *Controller) dispatch(ctx context.Context, pending []*intake.Entry, st *
 			break
 		}
 		switch {
+		case errors.Is(r.err, errBackoff):
+			count(&st.Waiting)
+			continue
 		case r.err != nil:
 			count(&st.Errors)
 			continue
@@ -312,6 +340,9 @@ func (c *Controller) precheck(ctx context.Context, e *intake.Entry) (ok bool, er
 	if _, found := c.cfg.Executor.Lookup(e); found {
 		return true, nil // checked when it was launched
 	}
+	if c.backingOff(e) {
+		return false, errBackoff
+	}
 	var refused *spec.Refused
 	if err := c.cfg.Executor.Check(e); errors.As(err, &refused) {
 		return false, c.reject(ctx, e, refused)
@@ -320,13 +351,8 @@ func (c *Controller) precheck(ctx context.Context, e *intake.Entry) (ok bool, er
 		c.log.WithError(err).WithField("spec", e.Key).Error("cannot render the job")
 		return false, err
 	}
-	if err := c.checkImage(ctx, e.Job); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return false, c.rejectImage(ctx, e, err)
-		}
-		c.m.Error("launch")
-		c.log.WithError(err).WithField("spec", e.Key).Warn("cannot check the image; retrying at the next pass")
-		return false, err
+	if err := c.checkImage(ctx, e); err != nil {
+		return c.imageUnchecked(ctx, e, err)
 	}
 	c.mu.Lock()
 	c.checked[e.Key] = e.Digest
@@ -338,42 +364,88 @@ func (c *Controller) precheck(ctx context.Context, e *intake.Entry) (ok bool, er
 func (c *Controller) forgetChecked(snap *intake.Snapshot) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.checked) <= 2*len(snap.Pending) {
+	if len(c.checked)+len(c.failed) <= 2*len(snap.Pending) {
 		return
 	}
 	keep := make(map[string]string, len(snap.Pending))
+	failed := map[string]*precheckFailure{}
 	for _, e := range snap.Pending {
 		if d, ok := c.checked[e.Key]; ok {
 			keep[e.Key] = d
 		}
+		if f, ok := c.failed[e.Key+"\x00"+e.Digest]; ok {
+			failed[e.Key+"\x00"+e.Digest] = f
+		}
 	}
-	c.checked = keep
+	c.checked, c.failed = keep, failed
 }
 
-// checkImage stats a bucket image (s3://, minio://), so that a missing
-// one is rejected without starting a pod. Other sources are checked by
-// the runner where the image is.
-func (c *Controller) checkImage(ctx context.Context, j *spec.Job) error {
-	img := j.Image()
-	if img == nil || img.URI == "" {
+// checkImage stats a bucket image, so that a missing one is rejected
+// without starting a pod. Other sources are checked by the runner where
+// the image is.
+func (c *Controller) checkImage(ctx context.Context, e *intake.Entry) error {
+	img := e.Admission.Image
+	if img.Kind != spec.ImageBucket {
 		return nil
 	}
-	uri := img.URI
-	if !store.IsBucketURI(uri) {
-		return nil
-	}
-	bucket, key, err := store.SplitURI(uri)
+	st, err := c.stores.Open(ctx, img.Bucket)
 	if err != nil {
-		return fmt.Errorf("image %s: %w: %w", store.Redact(uri), err, store.ErrNotFound)
+		return fmt.Errorf("image %s: %w", store.Redact(img.URI), err)
 	}
-	st, err := c.stores.Open(ctx, bucket)
-	if err != nil {
-		return fmt.Errorf("image %s: %w", store.Redact(uri), err)
-	}
-	if _, err := st.Stat(ctx, key); err != nil {
-		return fmt.Errorf("image %s: %w", store.Redact(uri), err)
+	if _, err := st.Stat(ctx, img.Key); err != nil {
+		return fmt.Errorf("image %s: %w", store.Redact(img.URI), err)
 	}
 	return nil
+}
+
+// imageUnchecked handles a failed image check: a missing image is
+// rejected; an outage of the dispatcher's own bucket is retried without
+// limit (the spec is not at fault); any other failure is retried
+// PrecheckAttempts times with backoff, then the spec gets a failed result,
+// so that once and sweep always finish.
+func (c *Controller) imageUnchecked(ctx context.Context, e *intake.Entry, err error) (bool, error) {
+	log := c.log.WithError(err).WithField("spec", e.Key)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, c.rejectImage(ctx, e, err)
+	}
+	c.m.Error("launch")
+	if _, serr := c.cfg.Store.Stat(ctx, e.Key); serr != nil && !errors.Is(serr, store.ErrNotFound) {
+		log.Warn("the bucket is unreachable; retrying at the next pass")
+		return false, err
+	}
+	id := e.Key + "\x00" + e.Digest
+	c.mu.Lock()
+	f := c.failed[id]
+	if f == nil {
+		f = &precheckFailure{}
+		c.failed[id] = f
+	}
+	f.n++
+	f.next = c.cfg.Now().Add(c.cfg.PrecheckBackoff << min(f.n-1, 10))
+	n := f.n
+	c.mu.Unlock()
+	if n < c.cfg.PrecheckAttempts {
+		log.WithField("attempt", n).Warn("cannot check the image; retrying with backoff")
+		return false, errBackoff
+	}
+	res := e.Failure(result.CodeImageUnreadable, result.PhaseFetch,
+		fmt.Sprintf("the image could not be checked after %d attempts: %v", n, err)).Result(c.results.By, c.cfg.Now())
+	if _, cerr := c.results.Create(ctx, e.ResultKey, res); cerr != nil {
+		c.m.Error("reject")
+		return false, cerr
+	}
+	return false, nil
+}
+
+// errBackoff: the spec waits for its next image check.
+var errBackoff = errors.New("image check backing off")
+
+// backingOff says whether e waits for its next image check.
+func (c *Controller) backingOff(e *intake.Entry) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	f := c.failed[e.Key+"\x00"+e.Digest]
+	return f != nil && c.cfg.Now().Before(f.next)
 }
 
 // checkSame reports a spec whose job runs a different content: it was

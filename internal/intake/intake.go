@@ -1,7 +1,8 @@
 // Package intake reads a bucket's job specs and results into a snapshot:
 // which specs wait for work, which must be rejected, and which are done.
 //
-// It never writes. Every spec object under store.SpecsPrefix ends in
+// It never writes. Every spec object under store.SpecsPrefix (and the
+// dispatcher's own, under store.SweepSpecsPrefix) ends in
 // exactly one of Pending, Rejected or Done: an unreadable key, a spec over
 // 1 MiB, malformed JSON or YAML, an invalid spec and a second spec reusing
 // a job_id are all Rejected with the reason, never skipped. Only a failure
@@ -21,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"guestkit.io/batch/internal/policy"
 	"guestkit.io/batch/internal/spec"
 	"guestkit.io/batch/internal/store"
 )
@@ -42,11 +44,18 @@ type Entry struct {
 	Digest string
 	// ResultKey is where this spec's one result goes.
 	ResultKey string
+	// Admission is what the dispatcher's policy admitted of a valid spec;
+	// nil when the scanner has no policy.
+	Admission *policy.Admission
 }
 
 // Pending is the entry as Order sorts it.
 func (e *Entry) Pending() Pending {
-	return Pending{Job: e.Job, Key: e.Key, Seen: e.Object.LastModified}
+	p := Pending{Job: e.Job, Key: e.Key, Seen: e.Object.LastModified, Priority: e.Job.Priority()}
+	if e.Admission != nil {
+		p.Priority = e.Admission.Priority
+	}
+	return p
 }
 
 // Reason classifies a rejection.
@@ -58,6 +67,7 @@ const (
 	ReasonSyntax   Reason = "syntax"   // not JSON or YAML, or not an object
 	ReasonInvalid  Reason = "invalid"  // spec.Validate failed
 	ReasonConflict Reason = "conflict" // another spec owns the job_id
+	ReasonRefused  Reason = "refused"  // the dispatcher's policy does not allow it
 )
 
 // RejectError is why a spec is rejected.
@@ -101,7 +111,8 @@ type Snapshot struct {
 // object's ETag, size and time, so a scan reads only new or changed specs.
 // It is safe for concurrent use, but scans are serialized.
 type Scanner struct {
-	store store.Store
+	store  store.Store
+	policy *policy.Policy
 	// Parallel bounds concurrent reads of new specs.
 	parallel int
 
@@ -117,12 +128,13 @@ func (s *Scanner) Reads() int {
 	return s.reads
 }
 
-// NewScanner returns a Scanner of st. parallel <= 0 means 32.
-func NewScanner(st store.Store, parallel int) *Scanner {
+// NewScanner returns a Scanner of st that admits valid specs with pol (nil:
+// no admission, for readers such as status). parallel <= 0 means 32.
+func NewScanner(st store.Store, parallel int, pol *policy.Policy) *Scanner {
 	if parallel <= 0 {
 		parallel = 32
 	}
-	return &Scanner{store: st, parallel: parallel, cache: map[string]*Entry{}}
+	return &Scanner{store: st, policy: pol, parallel: parallel, cache: map[string]*Entry{}}
 }
 
 // Scan lists specs and results and classifies every spec. A listing that
@@ -132,11 +144,13 @@ func (s *Scanner) Scan(ctx context.Context) (*Snapshot, error) {
 	defer s.mu.Unlock()
 
 	var objects []store.Object
-	if err := s.store.List(ctx, store.SpecsPrefix, func(o store.Object) error {
-		objects = append(objects, o)
-		return nil
-	}); err != nil {
-		return nil, fmt.Errorf("list specs %s: %w", s.store.URI(store.SpecsPrefix), err)
+	for _, prefix := range []string{store.SpecsPrefix, store.SweepSpecsPrefix} {
+		if err := s.store.List(ctx, prefix, func(o store.Object) error {
+			objects = append(objects, o)
+			return nil
+		}); err != nil {
+			return nil, fmt.Errorf("list specs %s: %w", s.store.URI(prefix), err)
+		}
 	}
 	snap := &Snapshot{Results: map[string]bool{}, Errors: map[string]error{}, Listed: len(objects)}
 	if err := s.store.List(ctx, store.ResultsPrefix, func(o store.Object) error {
@@ -250,6 +264,13 @@ func (s *Scanner) load(ctx context.Context, o store.Object) (*Entry, error) {
 	}
 	if err := job.Validate(); err != nil {
 		return reject(ReasonInvalid, err)
+	}
+	if s.policy != nil {
+		a, err := s.policy.Admit(o.Key, job)
+		if err != nil {
+			return reject(ReasonRefused, err)
+		}
+		e.Admission = a
 	}
 	return e, nil
 }

@@ -56,7 +56,7 @@ func TestScanClassifiesEverySpec(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	snap, err := NewScanner(st, 4).Scan(ctx)
+	snap, err := NewScanner(st, 4, nil).Scan(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +107,7 @@ func TestRejectedResultNamesTheSpecAndFields(t *testing.T) {
 	st, _ := storetest.Folder(t)
 	storetest.Put(t, st, "jobs/unknown-op.json", strings.Replace(inspectSpec("op-x", 5), "guestkit.inspect\"", "guestkit.repair\"", 1))
 	storetest.Put(t, st, "jobs/bad-fields.json", `{"version":"1.0","job_id":"bad-fields","kind":"VMOperation","operation":"guestkit.inspect","execution":{"timeout_seconds":-5},"payload":{"type":"guestkit.inspect.v1","data":{}}}`)
-	snap, err := NewScanner(st, 0).Scan(ctx)
+	snap, err := NewScanner(st, 0, nil).Scan(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +150,7 @@ func TestConflictsAndAliases(t *testing.T) {
 	if err := os.Chtimes(filepath.Join(dir, "jobs", "c-other.json"), old, old); err != nil {
 		t.Fatal(err)
 	}
-	snap, err := NewScanner(st, 0).Scan(ctx)
+	snap, err := NewScanner(st, 0, nil).Scan(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +178,7 @@ func TestConflictsAndAliases(t *testing.T) {
 	st2, _ := storetest.Folder(t)
 	storetest.Put(t, st2, "jobs/a.json", inspectSpec("same", 5))
 	storetest.Put(t, st2, "jobs/b.yaml", "version: \"1.0\"\njob_id: same\nkind: VMOperation\noperation: guestkit.inspect\nexecution: {priority: 5}\npayload: {type: guestkit.inspect.v1, data: {image: {path: /vms/a.qcow2, format: qcow2}}}\n")
-	snap, err = NewScanner(st2, 0).Scan(ctx)
+	snap, err = NewScanner(st2, 0, nil).Scan(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +186,7 @@ func TestConflictsAndAliases(t *testing.T) {
 		t.Fatalf("pending %v aliases %v rejected %v", keys(snap.Pending), keys(snap.Aliases), keys(snap.Rejected))
 	}
 	storetest.Put(t, st2, store.ResultKey("same"), `{}`)
-	snap, err = NewScanner(st2, 0).Scan(ctx)
+	snap, err = NewScanner(st2, 0, nil).Scan(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,7 +224,7 @@ func TestUnsafeKeysAreRejectedNotRead(t *testing.T) {
 	for _, k := range bad {
 		extra = append(extra, store.Object{Key: k, Size: 10})
 	}
-	snap, err := NewScanner(listing{st, extra}, 0).Scan(context.Background())
+	snap, err := NewScanner(listing{st, extra}, 0, nil).Scan(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,7 +269,7 @@ func TestReadErrorsAreRetriedNotRejected(t *testing.T) {
 	storetest.Put(t, st, "jobs/a.json", inspectSpec("a", 5))
 	storetest.Put(t, st, "jobs/b.json", inspectSpec("b", 5))
 	f := &failing{Store: st, key: "jobs/b.json", fail: true}
-	sc := NewScanner(f, 0)
+	sc := NewScanner(f, 0, nil)
 	snap, err := sc.Scan(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -303,7 +303,7 @@ func TestSeedSpecsAreDispatchableOrRejectedWithReason(t *testing.T) {
 		}
 		storetest.Put(t, st, "jobs/"+filepath.Base(f), string(data))
 	}
-	snap, err := NewScanner(st, 0).Scan(context.Background())
+	snap, err := NewScanner(st, 0, nil).Scan(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

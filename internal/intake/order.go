@@ -14,15 +14,24 @@ type Pending struct {
 	Job *spec.Job
 	// Key is the spec's object key.
 	Key string
-	// Seen is the object's LastModified: its age when the spec has no
-	// created_at.
+	// Seen is the object's LastModified, as the bucket says it.
 	Seen time.Time
+	// Priority is execution.priority as admitted (lowered to the
+	// dispatcher's ceiling).
+	Priority int
 }
 
-// CreatedAt is the spec's created_at, or else when its object was written.
+// CreatedAt is the spec's age in the queue: its created_at, but never
+// before the bucket saw the object, so that a created_at in the far past
+// buys no place in the queue (one in the future only delays the spec). The
+// object's time alone when the spec has no created_at.
 func (p Pending) CreatedAt() time.Time {
-	if p.Job.CreatedAt != nil {
-		return *p.Job.CreatedAt
+	c := p.Job.CreatedAt
+	switch {
+	case c == nil:
+		return p.Seen
+	case p.Seen.IsZero() || c.After(p.Seen):
+		return *c
 	}
 	return p.Seen
 }
@@ -36,7 +45,7 @@ func Order(items []Pending) {
 }
 
 func comparePending(a, b Pending) int {
-	if c := cmp.Compare(b.Job.Priority(), a.Job.Priority()); c != 0 {
+	if c := cmp.Compare(b.Priority, a.Priority); c != 0 {
 		return c
 	}
 	ta, tb := a.CreatedAt(), b.CreatedAt()

@@ -13,7 +13,8 @@ import (
 func TestOrder(t *testing.T) {
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	p := func(id, key string, seen time.Time, opts ...func(*spec.Job)) Pending {
-		return Pending{Job: spectest.New(id, "s3://vm-images/k", opts...), Key: key, Seen: seen}
+		j := spectest.New(id, "s3://vm-images/k", opts...)
+		return Pending{Job: j, Key: key, Seen: seen, Priority: j.Priority()}
 	}
 	tests := []struct {
 		name  string
@@ -32,13 +33,21 @@ func TestOrder(t *testing.T) {
 			want: []string{"urgent", "six", "default", "four", "low"},
 		},
 		{
-			name: "then oldest first: created_at, else the object's time",
+			name: "then oldest first: the object's time, or a later created_at",
 			items: []Pending{
 				p("c", "new", t0.Add(time.Hour)),
-				p("b", "created-early-seen-late", t0.Add(3*time.Hour), spectest.WithCreated(t0.Add(-time.Hour))),
+				p("b", "created-late-seen-early", t0.Add(-time.Hour), spectest.WithCreated(t0.Add(2*time.Hour))),
 				p("a", "mid", t0),
 			},
-			want: []string{"created-early-seen-late", "mid", "new"},
+			want: []string{"mid", "new", "created-late-seen-early"},
+		},
+		{
+			name: "a created_at in the far past buys no place",
+			items: []Pending{
+				p("b", "honest", t0),
+				p("a", "claims-1970", t0.Add(time.Minute), spectest.WithCreated(time.Unix(0, 0))),
+			},
+			want: []string{"honest", "claims-1970"},
 		},
 		{
 			name: "unknown age goes last within its priority",
@@ -96,8 +105,15 @@ func TestPendingCreatedAt(t *testing.T) {
 	if got := (Pending{Job: spectest.New("a", "s3://vm-images/k"), Seen: seen}).CreatedAt(); !got.Equal(seen) {
 		t.Errorf("CreatedAt = %v, want the object's time", got)
 	}
-	if got := (Pending{Job: spectest.New("a", "s3://vm-images/k", spectest.WithCreated(t0)), Seen: seen}).CreatedAt(); !got.Equal(t0) {
-		t.Errorf("CreatedAt = %v, want created_at", got)
+	if got := (Pending{Job: spectest.New("a", "s3://vm-images/k", spectest.WithCreated(t0)), Seen: seen}).CreatedAt(); !got.Equal(seen) {
+		t.Errorf("CreatedAt = %v, want the object's time: created_at is earlier", got)
+	}
+	late := seen.Add(time.Hour)
+	if got := (Pending{Job: spectest.New("a", "s3://vm-images/k", spectest.WithCreated(late)), Seen: seen}).CreatedAt(); !got.Equal(late) {
+		t.Errorf("CreatedAt = %v, want the later created_at", got)
+	}
+	if got := (Pending{Job: spectest.New("a", "s3://vm-images/k", spectest.WithCreated(t0))}).CreatedAt(); !got.Equal(t0) {
+		t.Errorf("CreatedAt = %v, want created_at when the bucket gives no time", got)
 	}
 }
 

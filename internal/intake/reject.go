@@ -27,7 +27,10 @@ func (e *Entry) Refusal(err error) *result.Refusal {
 	}
 	f := spec.RefusalOf(err)
 	f.JobID = e.JobID
-	f.Details = map[string]string{"spec_key": printable(e.Key), "spec_digest": e.Digest}
+	if f.Details == nil {
+		f.Details = map[string]string{}
+	}
+	f.Details["spec_key"], f.Details["spec_digest"] = printable(e.Key), e.Digest
 	var re *RejectError
 	if errors.As(err, &re) && re.Reason == ReasonConflict {
 		f.Code = result.CodeSpecConflict
@@ -38,14 +41,7 @@ func (e *Entry) Refusal(err error) *result.Refusal {
 	if re != nil && re.Owner != "" {
 		f.Details["owner_spec_key"] = re.Owner
 	}
-	if e.Job != nil {
-		if slices.Contains(spec.SupportedOperations(), e.Job.Operation) {
-			f.Operation = e.Job.Operation
-		}
-		if e.Job.Execution != nil {
-			f.IdempotencyKey = e.Job.Execution.IdempotencyKey
-		}
-	}
+	f.Operation, f.IdempotencyKey = e.identity()
 	for _, w := range e.Warnings {
 		f.Warnings = append(f.Warnings, w.String())
 	}
@@ -61,4 +57,28 @@ func printable(key string) string {
 	}
 	q := fmt.Sprintf("%q", key)
 	return q[1 : len(q)-1]
+}
+
+// Failure is what the failed result of a spec says when it failed before
+// any runner started (its image could not be checked).
+func (e *Entry) Failure(code result.Code, phase result.Phase, message string) *result.Failure {
+	f := &result.Failure{JobID: e.JobID, Code: code, Phase: phase, Message: message, Retryable: true,
+		Details: map[string]string{"spec_key": printable(e.Key), "spec_digest": e.Digest}}
+	f.Operation, f.IdempotencyKey = e.identity()
+	return f
+}
+
+// identity is the spec's operation (when supported) and idempotency key,
+// for the results the dispatcher writes for it.
+func (e *Entry) identity() (operation, idempotencyKey string) {
+	if e.Job == nil {
+		return "", ""
+	}
+	if slices.Contains(spec.SupportedOperations(), e.Job.Operation) {
+		operation = e.Job.Operation
+	}
+	if e.Job.Execution != nil {
+		idempotencyKey = e.Job.Execution.IdempotencyKey
+	}
+	return operation, idempotencyKey
 }

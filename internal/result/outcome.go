@@ -297,3 +297,33 @@ func (f *Refusal) Result(by Runner, now time.Time) *Result {
 	res.ExitCode = ExitCodeFor(res.Status, res.Error, false)
 	return res
 }
+
+// Failure is a spec that ran into a failure of its own before any runner
+// started (its image could not be checked): a failed result.
+type Failure struct {
+	JobID, Operation, IdempotencyKey string
+	Code                             Code
+	Phase                            Phase
+	Message                          string
+	Retryable                        bool
+	Details                          map[string]string
+}
+
+// Result is the failed result of f.
+func (f *Failure) Result(by Runner, now time.Time) *Result {
+	now = now.UTC()
+	res := &Result{
+		APIVersion:     APIVersion,
+		JobID:          cmp.Or(f.JobID, "unknown"),
+		Operation:      f.Operation,
+		IdempotencyKey: f.IdempotencyKey,
+		Status:         StatusFailed,
+		Runner:         by,
+		StartedAt:      now,
+		FinishedAt:     now,
+		Error: &Error{Code: f.Code, Message: f.Message, Phase: f.Phase, Retryable: f.Retryable,
+			Details: maps.Clone(f.Details)},
+	}
+	res.ExitCode = ExitCodeFor(res.Status, res.Error, false)
+	return res
+}

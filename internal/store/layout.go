@@ -10,8 +10,8 @@ import (
 // keys are relative to the bucket URL's prefix, so several deployments can
 // share one bucket under different prefixes.
 //
-//	jobs/...                    incoming specs (JSON or YAML, any depth)
-//	jobs/sweeps/<date>/...      specs made by a nightly sweep
+//	jobs/...                    incoming specs (JSON or YAML, any depth), written by strangers
+//	sweeps/jobs/<date>/...      specs made by a nightly sweep: only the dispatcher writes here
 //	results/<job_id>.json       the one result of a job (runner or dispatcher)
 //	results/<job_id>.sarif      reports beside it (output.format sarif/junit)
 //	results/invalid/<h>-<name>.json    rejected specs that have no usable job_id
@@ -26,6 +26,9 @@ const (
 	ResultsPrefix = "results/"
 	ImagesPrefix  = "images/"
 	SweepsPrefix  = "sweeps/"
+	// SweepSpecsPrefix holds the dispatcher's own specs, outside jobs/, so
+	// that whoever may write specs cannot forge them.
+	SweepSpecsPrefix = SweepsPrefix + "jobs/"
 
 	invalidPrefix   = ResultsPrefix + "invalid/"
 	conflictsPrefix = ResultsPrefix + "conflicts/"

@@ -10,7 +10,7 @@
 //
 // # Keys
 //
-//	jobs/sweeps/<date>/<job_id>.json   the job specs
+//	sweeps/jobs/<date>/<job_id>.json   the job specs (only the dispatcher writes under sweeps/)
 //	results/<job_id>.json              their results (the runner's usual place)
 //	sweeps/<date>/report.json          the Report (ReportKey)
 //	sweeps/<date>/report.md            its Markdown summary (MarkdownKey)

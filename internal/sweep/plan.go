@@ -43,7 +43,7 @@ type Options struct {
 // Planned is the job of one image.
 type Planned struct {
 	ImageKey  string
-	SpecKey   string // jobs/sweeps/<date>/<job_id>.json
+	SpecKey   string // sweeps/jobs/<date>/<job_id>.json
 	ResultKey string // results/<job_id>.json
 	// Job is valid; it was parsed back from SpecJSON, so Job.Raw is
 	// SpecJSON and Job.Digest is the spec's digest.
@@ -149,7 +149,7 @@ func plan(date, key string, j *spec.Job) (Planned, error) {
 	}
 	return Planned{
 		ImageKey:  key,
-		SpecKey:   store.SpecsPrefix + "sweeps/" + date + "/" + j.JobID + ".json",
+		SpecKey:   store.SweepSpecsPrefix + date + "/" + j.JobID + ".json",
 		ResultKey: store.ResultKey(j.JobID),
 		Job:       parsed,
 		SpecJSON:  data,

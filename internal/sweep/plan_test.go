@@ -85,7 +85,7 @@ func TestSpecs(t *testing.T) {
 	if p.Job.JobID != id {
 		t.Errorf("job_id %q, want %q", p.Job.JobID, id)
 	}
-	if p.SpecKey != "jobs/sweeps/2026-03-02/"+id+".json" || p.ResultKey != "results/"+id+".json" {
+	if p.SpecKey != "sweeps/jobs/2026-03-02/"+id+".json" || p.ResultKey != "results/"+id+".json" {
 		t.Errorf("keys %q, %q", p.SpecKey, p.ResultKey)
 	}
 	if err := p.Job.Validate(); err != nil {
