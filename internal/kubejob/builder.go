@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/netip"
 	"os"
 	"regexp"
 	"slices"
@@ -20,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/yaml"
 
+	"guestkit.io/batch/internal/policy"
 	"guestkit.io/batch/internal/result"
 	"guestkit.io/batch/internal/runnerenv"
 	"guestkit.io/batch/internal/spec"
@@ -121,6 +123,9 @@ type BuilderConfig struct {
 	Env []corev1.EnvVar
 	// Accel is GUESTKIT_ACCEL: auto (default), kvm or tcg.
 	Accel string
+	// NetAllow are the networks runners may dial for a spec's own http(s)
+	// image although they are not public (the policy's AllowCIDRs).
+	NetAllow []netip.Prefix
 	// HostPathRoots are the node directories that path and file:// images
 	// may be mounted from. Empty: such images are refused.
 	HostPathRoots []string
@@ -369,6 +374,11 @@ func labelProblems(k, v string) []string {
 type JobInput struct {
 	// Job is the parsed spec. NewJob validates it again.
 	Job *spec.Job
+	// Admission is what the dispatcher's policy admitted of the spec: the
+	// image source, and the metadata that may reach the pod. Without one,
+	// the image is resolved with this Builder's host path roots and no
+	// spec metadata reaches the pod.
+	Admission *policy.Admission
 	// Bucket is the bucket URL the spec came from (annotation only).
 	Bucket string
 	// SpecKey and ResultKey are the object keys (annotations only).
@@ -423,6 +433,8 @@ type TemplateData struct {
 	// SpecURI, ResultURI, ReportURI: JobInput's.
 	SpecURI, ResultURI, ReportURI string
 	Accel                         string
+	// NetAllow is GUESTKIT_NET_ALLOW: BuilderConfig.NetAllow, comma-separated.
+	NetAllow string
 	// ImageURL is GUESTKIT_IMAGE_URL: JobInput.ImageURL for bucket images.
 	ImageURL string
 	// ImagePath is GUESTKIT_IMAGE: the mounted image, or "" when the
@@ -479,7 +491,7 @@ func (b *Builder) templateData(in JobInput) (*TemplateData, error) {
 		return nil, err
 	}
 	j := in.Job
-	img, err := b.ImageSourceOf(j)
+	img, err := b.imageOf(in)
 	if err != nil {
 		return nil, err
 	}
@@ -539,6 +551,7 @@ func (b *Builder) newTemplateData(in JobInput, img spec.ImageSource, podDeadline
 		Accel:                    cfg.Accel,
 		ImagePath:                img.LocalPath,
 		ImageURL:                 imageURL(img, in.ImageURL),
+		NetAllow:                 prefixes(cfg.NetAllow),
 		Env:                      deepCopies(cfg.Env, (*corev1.EnvVar).DeepCopy),
 		Resources:                *cfg.Resources.DeepCopy(),
 		Job:                      j,
@@ -583,6 +596,14 @@ func (b *Builder) addKVM(d *TemplateData) {
 	}
 }
 
+func prefixes(ps []netip.Prefix) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ",")
+}
+
 func imageURL(img spec.ImageSource, url string) string {
 	if img.Kind != spec.ImageBucket {
 		return ""
@@ -593,13 +614,13 @@ func imageURL(img spec.ImageSource, url string) string {
 // metadata returns the labels and annotations of the Job and its pods.
 func (b *Builder) metadata(j *spec.Job, in JobInput) (labels, annotations map[string]string) {
 	labels, annotations = map[string]string{}, map[string]string{}
-	if m := j.Metadata; m != nil {
-		for k, v := range m.Labels {
+	if a := in.Admission; a != nil {
+		for k, v := range a.Labels {
 			if !reservedKey(k) && len(labelProblems(k, v)) == 0 {
 				labels[k] = v
 			}
 		}
-		for k, v := range m.Annotations {
+		for k, v := range a.Annotations {
 			if !reservedKey(k) && len(validation.IsQualifiedName(k)) == 0 {
 				annotations[k] = v
 			}

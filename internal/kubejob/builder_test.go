@@ -3,7 +3,6 @@ package kubejob
 import (
 	"errors"
 	"fmt"
-	"guestkit.io/batch/internal/spec/spectest"
 	"maps"
 	"os"
 	"path/filepath"
@@ -11,6 +10,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"guestkit.io/batch/internal/policy"
+	"guestkit.io/batch/internal/spec/spectest"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -113,6 +115,8 @@ func TestNewJobDefaults(t *testing.T) {
 		"GUESTKIT_JOB_ID":      "inspect-web-01",
 		"GUESTKIT_ACCEL":       "auto",
 		"GUESTKIT_SCRATCH_DIR": "/tmp",
+		"GUESTKIT_NET_GUARD":   "true",
+		"GUESTKIT_NET_ALLOW":   "",
 		"TMPDIR":               "/tmp",
 		"HOME":                 "/tmp",
 		"LIBGUESTFS_CACHEDIR":  "/var/tmp",
@@ -540,11 +544,34 @@ func TestNewJobMetadataFromSpec(t *testing.T) {
 			},
 		}
 	})
+	// Without an admission, no spec metadata reaches the pod.
 	job, err := mustBuilder(t, BuilderConfig{}).NewJob(input(j))
 	if err != nil {
 		t.Fatal(err)
 	}
+	if job.Labels["team"] != "" || job.Annotations["example.com/note"] != "" {
+		t.Errorf("spec metadata copied without an admission: %v %v", job.Labels, job.Annotations)
+	}
+	// The policy admits the allowed keys, reserved ones included: the
+	// Builder drops those, and its own labels win.
+	pol, err := policy.New(policy.Config{Home: "s3://vm-images", Buckets: []string{"s3://vm-images/"},
+		LabelKeys:      []string{"team", "app.kubernetes.io/part-of", "app.kubernetes.io/managed-by", "guestkit.io/job-id-hash", "batch.kubernetes.io/job-name"},
+		AnnotationKeys: []string{"example.com/note", "guestkit.io/job-id"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.Metadata.Labels["not-allowed"] = "x"
+	in := input(j)
+	if in.Admission, err = pol.Admit("jobs/a.json", j); err != nil {
+		t.Fatal(err)
+	}
+	if job, err = mustBuilder(t, BuilderConfig{}).NewJob(in); err != nil {
+		t.Fatal(err)
+	}
 	for _, labels := range []map[string]string{job.Labels, job.Spec.Template.Labels} {
+		if _, ok := labels["not-allowed"]; ok {
+			t.Errorf("a label the policy does not allow was copied: %v", labels)
+		}
 		for k, want := range map[string]string{
 			"team": "vm-platform", "app.kubernetes.io/part-of": "cmdb-sync",
 			"app.kubernetes.io/managed-by": "guestkit-dispatcher", "guestkit.io/job-id-hash": JobIDHash("a"),

@@ -1,6 +1,9 @@
 package kubejob
 
 import (
+	"slices"
+	"strings"
+
 	corev1 "k8s.io/api/core/v1"
 
 	"guestkit.io/batch/internal/spec"
@@ -12,6 +15,22 @@ const imageVolume = "image"
 // Builder's host path roots. An image it does not serve is a *spec.Refused.
 func (b *Builder) ImageSourceOf(j *spec.Job) (spec.ImageSource, error) {
 	return j.ImageSource(b.cfg.HostPathRoots)
+}
+
+// imageOf is the admitted image source, or else the spec's resolved with
+// this Builder's roots. A host directory is mounted only under those roots,
+// whatever the admission says.
+func (b *Builder) imageOf(in JobInput) (spec.ImageSource, error) {
+	if in.Admission == nil {
+		return b.ImageSourceOf(in.Job)
+	}
+	img := in.Admission.Image
+	if img.Kind == spec.ImageHostPath && !slices.ContainsFunc(b.cfg.HostPathRoots, func(r string) bool {
+		return img.HostDir == r || strings.HasPrefix(img.HostDir, r+"/")
+	}) {
+		return spec.ImageSource{}, spec.Refuse("payload.data.image", img.URI, "not under a host path root of this dispatcher")
+	}
+	return img, nil
 }
 
 // imageVolumes returns the image's volume and mount, if it is mounted.

@@ -91,9 +91,6 @@ import (
 	"guestkit.io/batch/internal/store"
 )
 
-// MaxPresignTTL is S3's limit on a presigned URL's lifetime (SigV4).
-const MaxPresignTTL = 7 * 24 * time.Hour
-
 // logTailLines and logTailBytes bound the pod log read for a failed Job.
 const (
 	logTailLines = 200
@@ -281,14 +278,20 @@ func (x *Executor) Busy(e *intake.Entry) bool {
 // Check asks the Builder, with placeholder URLs, whatever it would refuse
 // for this spec.
 func (x *Executor) Check(e *intake.Entry) error {
-	return x.cfg.Builder.Check(JobInput{Job: e.Job, Bucket: x.cfg.BucketURL, SpecKey: e.Key, ResultKey: e.ResultKey,
+	if e.Admission == nil {
+		return errNotAdmitted(e)
+	}
+	return x.cfg.Builder.Check(JobInput{Job: e.Job, Admission: e.Admission, Bucket: x.cfg.BucketURL, SpecKey: e.Key, ResultKey: e.ResultKey,
 		SpecURI: "https://check.invalid/spec", ResultURI: "https://check.invalid/result", Now: x.cfg.Now()})
 }
 
 // Launch creates e's Job.
 func (x *Executor) Launch(ctx context.Context, e *intake.Entry) error {
+	if e.Admission == nil {
+		return errNotAdmitted(e)
+	}
 	now := x.cfg.Now()
-	in := JobInput{Job: e.Job, Bucket: x.cfg.BucketURL, SpecKey: e.Key, ResultKey: e.ResultKey, Now: now}
+	in := JobInput{Job: e.Job, Admission: e.Admission, Bucket: x.cfg.BucketURL, SpecKey: e.Key, ResultKey: e.ResultKey, Now: now}
 	if err := x.uris(ctx, e, &in, now); err != nil {
 		return err
 	}
@@ -313,55 +316,30 @@ func (x *Executor) Launch(ctx context.Context, e *intake.Entry) error {
 
 // uris fills in what the runner reads and writes.
 func (x *Executor) uris(ctx context.Context, e *intake.Entry, in *JobInput, now time.Time) error {
-	st := x.cfg.Store
-	reportKey := ""
-	if f := e.Job.OutputFormat(); f == result.FormatSARIF || f == result.FormatJUnit {
-		// The first report's name, as the runner writes it beside the
-		// result; a presigned URL covers that one only.
-		reportKey = result.ReportName(strings.TrimSuffix(e.ResultKey, ".json"), f, 0)
-	}
+	var g controller.Grant
+	var err error
 	if x.cfg.Credentials == PodCredentials {
-		in.SpecURI, in.ResultURI = st.URI(e.Key), st.URI(e.ResultKey)
-		if reportKey != "" {
-			in.ReportURI = st.URI(reportKey)
+		g, err = controller.StoreURIs(ctx, x.cfg.Store, x.stores, e)
+	} else {
+		var jobDeadline time.Duration
+		if _, jobDeadline, err = x.cfg.Builder.Deadlines(e.Job, now); err != nil {
+			return err
 		}
-		return nil
+		// The URLs must outlive every attempt; S3 caps them at 7 days, and
+		// a runner with an expired URL fails with exit 7, which the Job's
+		// result then records.
+		g, err = controller.Presign(ctx, x.cfg.Store, x.stores, e, jobDeadline+time.Hour)
 	}
-	_, jobDeadline, err := x.cfg.Builder.Deadlines(e.Job, now)
 	if err != nil {
 		return err
 	}
-	// The URLs must outlive every attempt; S3 caps them at 7 days, and a
-	// runner with an expired URL fails with exit 7, which the Job's result
-	// then records.
-	ttl := min(jobDeadline+time.Hour, MaxPresignTTL)
-	if in.SpecURI, err = st.PresignGet(ctx, e.Key, ttl); err != nil {
-		return fmt.Errorf("presign spec %s: %w", e.Key, err)
-	}
-	if in.ResultURI, err = st.PresignPut(ctx, e.ResultKey, ttl); err != nil {
-		return fmt.Errorf("presign result %s: %w", e.ResultKey, err)
-	}
-	if reportKey != "" {
-		if in.ReportURI, err = st.PresignPut(ctx, reportKey, ttl); err != nil {
-			return fmt.Errorf("presign report %s: %w", reportKey, err)
-		}
-	}
-	img := e.Job.Image()
-	if img == nil || !store.IsBucketURI(img.URI) {
-		return nil
-	}
-	bucket, key, err := store.SplitURI(img.URI)
-	if err != nil {
-		return &spec.Refused{Field: "payload.data.image.uri", Value: store.Redact(img.URI), Err: err}
-	}
-	ist, err := x.stores.Open(ctx, bucket)
-	if err != nil {
-		return fmt.Errorf("image bucket %s: %w", bucket, err)
-	}
-	if in.ImageURL, err = ist.PresignGet(ctx, key, ttl); err != nil {
-		return fmt.Errorf("presign image %s: %w", store.Redact(img.URI), err)
-	}
+	in.SpecURI, in.ResultURI, in.ReportURI, in.ImageURL = g.Spec, g.Result, g.Report, g.ImageURL
 	return nil
+}
+
+// errNotAdmitted: only specs the dispatcher's policy admitted run.
+func errNotAdmitted(e *intake.Entry) error {
+	return fmt.Errorf("spec %s was not admitted by the dispatcher's policy", store.Redact(e.Key))
 }
 
 func (x *Executor) enqueue(obj any) {

@@ -31,6 +31,7 @@ import (
 	"guestkit.io/batch/internal/controller"
 	"guestkit.io/batch/internal/intake"
 	"guestkit.io/batch/internal/metrics"
+	"guestkit.io/batch/internal/policy"
 	"guestkit.io/batch/internal/result"
 	"guestkit.io/batch/internal/spec"
 	"guestkit.io/batch/internal/spec/spectest"
@@ -101,7 +102,7 @@ func (e *env) start(maxActive int, mutate func(*BuilderConfig)) *dispatcher {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	d.ctrl, err = controller.New(controller.Config{Store: e.st, Executor: d.exec, MaxActive: maxActive,
+	d.ctrl, err = controller.New(controller.Config{Store: e.st, Executor: d.exec, Policy: e.policy(), MaxActive: maxActive,
 		Interval: 500 * time.Millisecond, Log: log, Metrics: m, Version: "test"})
 	if err != nil {
 		e.t.Fatal(err)
@@ -220,7 +221,7 @@ func TestJobsAsTheAPIServerStoresThem(t *testing.T) {
 	// Rejected specs have their results without any Job.
 	for key, code := range map[string]result.Code{
 		store.ResultKey("noimage"):                 result.CodeImageNotFound,
-		store.ResultKey("hostpath"):                result.CodeSpecInvalid,
+		store.ResultKey("hostpath"):                result.CodeSpecRefused,
 		store.InvalidResultKey("jobs/broken.yaml"): result.CodeSpecInvalid,
 	} {
 		r := e.result(key)
@@ -310,7 +311,22 @@ func mustJob(t *testing.T, e *env, key string) *spec.Job {
 
 func mustEntry(t *testing.T, e *env, key string) *intake.Entry {
 	j := mustJob(t, e, key)
-	return &intake.Entry{Key: key, Job: j, JobID: j.JobID, Digest: j.Digest(), ResultKey: store.ResultKey(j.JobID)}
+	a, err := e.policy().Admit(key, j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &intake.Entry{Key: key, Job: j, JobID: j.JobID, Digest: j.Digest(), ResultKey: store.ResultKey(j.JobID), Admission: a}
+}
+
+// policy is the dispatcher's default policy on the test bucket, with the
+// team label allowed onto pods.
+func (e *env) policy() *policy.Policy {
+	e.t.Helper()
+	p, err := policy.New(policy.Config{Home: e.bucket, LabelKeys: []string{"team"}})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return p
 }
 
 // runnerResult writes what a runner would, through the pod's presigned URL.

@@ -14,8 +14,10 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"guestkit.io/batch/internal/controller"
 	"guestkit.io/batch/internal/intake"
 	"guestkit.io/batch/internal/result"
+	"guestkit.io/batch/internal/spec"
 )
 
 // pipeWait bounds the wait for the end of stderr once the runner's group
@@ -80,18 +82,26 @@ func (x *Executor) limit(e *intake.Entry) time.Duration {
 	return d + x.cfg.Grace
 }
 
-// runnerArgs is the runner's command line for a job. The runner opens the
-// spec, result and image URIs itself, so those in the dispatcher's bucket
-// carry its settings (endpoint, path style), as the dispatcher reaches it.
-func (x *Executor) runnerArgs(e *intake.Entry) []string {
-	uri := x.cfg.Stores.ResolveURI
-	args := []string{"run", "--spec", uri(x.cfg.Store.URI(e.Key)), "--result", uri(x.cfg.Store.URI(e.ResultKey)), "--job-id", e.JobID}
-	if img := e.Job.Image(); img != nil && img.URI != "" {
-		if u := uri(img.URI); u != img.URI {
-			args = append(args, "--image-url", u)
-		}
+// runnerArgs is the runner's command line for one attempt: the job's
+// objects granted for the attempt's life (presigned URLs in a remote
+// bucket, file URIs in a folder), never the dispatcher's credentials, and
+// the image as the policy admitted it.
+func (x *Executor) runnerArgs(ctx context.Context, e *intake.Entry, limit time.Duration) ([]string, error) {
+	g, err := controller.Presign(ctx, x.cfg.Store, x.cfg.Stores, e, limit+time.Hour)
+	if err != nil {
+		return nil, err
 	}
-	return args
+	args := []string{"run", "--spec", g.Spec, "--result", g.Result, "--job-id", e.JobID}
+	if g.Report != "" {
+		args = append(args, "--report", g.Report)
+	}
+	switch img := e.Admission.Image; {
+	case img.Kind == spec.ImageHostPath:
+		args = append(args, "--image", img.LocalPath)
+	case g.ImageURL != "":
+		args = append(args, "--image-url", g.ImageURL)
+	}
+	return args, nil
 }
 
 // attempt runs the runner once, in its own process group and scratch
@@ -117,7 +127,12 @@ func (x *Executor) attempt(ctx context.Context, e *intake.Entry, n int) *outcome
 	}
 	defer stderrR.Close()
 
-	cmd := exec.Command(x.runner, x.runnerArgs(e)...)
+	args, err := x.runnerArgs(ctx, e, o.limit)
+	if err != nil {
+		o.startErr = fmt.Errorf("grant job %s its objects: %w", e.JobID, err)
+		return o
+	}
+	cmd := exec.Command(x.runner, args...)
 	cmd.Env = x.attemptEnv(scratch)
 	cmd.Dir = scratch
 	// A file, not a Writer: Wait then returns when the runner exits, not

@@ -2,17 +2,19 @@ package localrun
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 
 	"guestkit.io/batch/internal/runnerenv"
 )
 
 // baseEnv is the runner's environment before the per-attempt variables:
-// the dispatcher's, without reserved names, then extra. An appliance
-// cache (LIBGUESTFS_CACHEDIR) is pinned where libguestfs would put it for
-// the dispatcher, so that the per-attempt TMPDIR does not make every
-// attempt build the appliance again.
-func baseEnv(inherited, extra []string) ([]string, error) {
+// what runnerenv.Host lets through of the dispatcher's (never its bucket
+// credentials), then extra, then the network guard. An appliance cache
+// (LIBGUESTFS_CACHEDIR) is pinned where libguestfs would put it for the
+// dispatcher, so that the per-attempt TMPDIR does not make every attempt
+// build the appliance again.
+func baseEnv(inherited, extra []string, netAllow []netip.Prefix) ([]string, error) {
 	var env []string
 	cacheDir, tmpDir := "", ""
 	for _, kv := range inherited {
@@ -23,7 +25,7 @@ func baseEnv(inherited, extra []string) ([]string, error) {
 		case runnerenv.TmpDir:
 			tmpDir = value
 		}
-		if !runnerenv.IsPerJob(name) {
+		if runnerenv.Host(name) && !runnerenv.IsPerJob(name) {
 			env = append(env, kv)
 		}
 	}
@@ -45,7 +47,12 @@ func baseEnv(inherited, extra []string) ([]string, error) {
 	if cacheDir == "" {
 		cacheDir = "/var/tmp" // libguestfs' own default
 	}
-	return append(env, runnerenv.CacheDir+"="+cacheDir), nil
+	allow := make([]string, len(netAllow))
+	for i, p := range netAllow {
+		allow[i] = p.String()
+	}
+	return append(env, runnerenv.CacheDir+"="+cacheDir,
+		runnerenv.NetGuard+"=true", runnerenv.NetAllow+"="+strings.Join(allow, ",")), nil
 }
 
 // attemptEnv is the environment of one attempt.

@@ -20,6 +20,7 @@ import (
 	"guestkit.io/batch/internal/controller"
 	"guestkit.io/batch/internal/intake"
 	"guestkit.io/batch/internal/metrics"
+	"guestkit.io/batch/internal/policy"
 	"guestkit.io/batch/internal/result"
 	"guestkit.io/batch/internal/result/resulttest"
 	"guestkit.io/batch/internal/runner/runnertest"
@@ -126,7 +127,28 @@ func putSpec(t *testing.T, st store.Store, key string, doc map[string]any) *inta
 	if err != nil {
 		t.Fatalf("spec %s: %v", key, err)
 	}
-	return &intake.Entry{Key: key, Job: j, JobID: j.JobID, Digest: j.Digest(), ResultKey: store.ResultKey(j.JobID)}
+	return &intake.Entry{Key: key, Job: j, JobID: j.JobID, Digest: j.Digest(), ResultKey: store.ResultKey(j.JobID),
+		Admission: admit(t, strings.TrimSuffix(st.URI("x"), "x"), key, j)}
+}
+
+// admit is the default policy's admission of j in the bucket home, with
+// the folder of its image path allowed, as an operator would with
+// --host-path-roots.
+func admit(t *testing.T, home, key string, j *spec.Job) *policy.Admission {
+	t.Helper()
+	cfg := policy.Config{Home: home, LocalFolder: true, PVCs: []string{"vm-disks"}}
+	if img := j.Image(); img != nil && img.Path != "" {
+		cfg.HostPathRoots = []string{filepath.Dir(img.Path)}
+	}
+	p, err := policy.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := p.Admit(key, j)
+	if err != nil {
+		t.Fatalf("admit %s: %v", key, err)
+	}
+	return a
 }
 
 func (f *fixture) launch(e *intake.Entry) {

@@ -27,11 +27,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -65,9 +64,8 @@ type Config struct {
 	Runner string
 	// Store is the bucket of the specs: the runner gets its URIs.
 	Store store.Store
-	// Stores, with Home set to Store's bucket URL, puts that bucket's
-	// settings (?endpoint=...) into the URIs the runner gets: it opens
-	// them itself. Default: none added.
+	// Stores opens image buckets to presign their objects; with Home set
+	// to Store's bucket URL. Default: a new one without Home.
 	Stores *store.Stores
 	// Results writes the results of jobs whose runner stored none.
 	Results *controller.Results
@@ -76,10 +74,14 @@ type Config struct {
 	Parallel int
 	// Accel is the runner's GUESTKIT_ACCEL: auto (default), kvm or tcg.
 	Accel string
-	// ExtraEnv ("NAME=value") is added to the environment the runner
-	// inherits: AWS_ENDPOINT_URL_S3, MINIO_ENDPOINT, GUESTKIT_MEMORY_MB...
-	// It may not set what the executor sets per attempt (runnerenv.PerJob).
+	// ExtraEnv ("NAME=value") is added to the runner's environment, which
+	// holds only what runnerenv.Host lets through of the dispatcher's: no
+	// bucket credentials. It may not set what the executor sets per attempt
+	// (runnerenv.PerJob).
 	ExtraEnv []string
+	// NetAllow are the networks the runner may dial for a spec's own
+	// http(s) image although they are not public (the policy's AllowCIDRs).
+	NetAllow []netip.Prefix
 	// ScratchDir holds one folder per attempt, the runner's TMPDIR and
 	// GUESTKIT_SCRATCH_DIR (downloads, libguestfs sockets and overlays),
 	// removed when the attempt ends as an emptyDir would be. Default
@@ -153,7 +155,7 @@ func New(stop context.Context, cfg Config) (*Executor, error) {
 	default:
 		return nil, fmt.Errorf("local executor: accel %q: want auto, kvm or tcg", cfg.Accel)
 	}
-	env, err := baseEnv(os.Environ(), cfg.ExtraEnv)
+	env, err := baseEnv(os.Environ(), cfg.ExtraEnv, cfg.NetAllow)
 	if err != nil {
 		return nil, fmt.Errorf("local executor: %w", err)
 	}
@@ -242,15 +244,16 @@ func (x *Executor) Launch(ctx context.Context, e *intake.Entry) error {
 	return nil
 }
 
-// Check reports a spec no attempt could run, without side effects: a
-// pvc:// image (there is no claim to mount here) or a passed
-// execution.deadline, as a *spec.Refused. Launch checks it too.
+// Check reports a spec no attempt could run, without side effects: one the
+// policy did not admit, a pvc:// image (there is no claim to mount here) or
+// a passed execution.deadline, as a *spec.Refused. Launch checks it too.
 func (x *Executor) Check(e *intake.Entry) error {
-	if img := e.Job.Image(); img != nil && img.URI != "" {
-		if u, err := url.Parse(img.URI); err == nil && strings.EqualFold(u.Scheme, "pvc") {
-			return &spec.Refused{Field: "payload.data.image.uri", Value: img.URI,
-				Err: errors.New("pvc:// images need a Kubernetes executor: a local runner has no claim to mount; use a path, file://, bucket or http URI")}
-		}
+	if e.Admission == nil {
+		return fmt.Errorf("spec %s was not admitted by the dispatcher's policy", store.Redact(e.Key))
+	}
+	if img := e.Admission.Image; img.Kind == spec.ImagePVC {
+		return &spec.Refused{Field: "payload.data.image.uri", Value: img.URI,
+			Err: errors.New("pvc:// images need a Kubernetes executor: a local runner has no claim to mount; use a path, file://, bucket or http URI")}
 	}
 	if dl, ok := e.Job.Deadline(); ok {
 		if now := x.cfg.Now(); !now.Before(dl) {

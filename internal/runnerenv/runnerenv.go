@@ -4,7 +4,10 @@
 // operator setting and no inherited variable may override them.
 package runnerenv
 
-import "slices"
+import (
+	"slices"
+	"strings"
+)
 
 // Set by every executor for each job.
 const (
@@ -25,7 +28,8 @@ const (
 )
 
 // The runner's network guard for the spec's own http(s) image URL
-// (guestkit-runner run --net-guard, --net-allow).
+// (guestkit-runner run --net-guard, --net-allow); every executor turns it
+// on, with the networks the operator allowed.
 const (
 	NetGuard = "GUESTKIT_NET_GUARD" // true: refuse non-public addresses
 	NetAllow = "GUESTKIT_NET_ALLOW" // comma-separated CIDRs exempt from it
@@ -42,7 +46,36 @@ const (
 // PerJob lists the variables every executor sets for each job.
 func PerJob() []string {
 	return []string{Spec, Result, Report, JobID, Accel, Image, ImageURL, ScratchDir, TmpDir,
-		PodName, PodNamespace, NodeName, JobName}
+		PodName, PodNamespace, NodeName, JobName, NetGuard, NetAllow}
+}
+
+// Settings lists the runner's own variables that an operator may set for
+// the runners it launches (the rest of the runner's variables are PerJob).
+func Settings() []string {
+	return []string{
+		"GUESTKIT_LOG_FORMAT", "GUESTKIT_LOG_LEVEL", "GUESTKIT_MEMORY_MB", "GUESTKIT_MAX_VIRTUAL_SIZE",
+		"GUESTKIT_UPLOAD_ATTEMPTS", "GUESTKIT_UPLOAD_BACKOFF", "GUESTKIT_REPORT_FORMAT",
+		// The inspect and profile commands' own; run reads them from the spec.
+		"GUESTKIT_FORMAT", "GUESTKIT_OUTPUT", "GUESTKIT_PROFILES", "GUESTKIT_SEVERITY_THRESHOLD",
+		"GUESTKIT_FAIL_ON_CRITICAL", "GUESTKIT_INCLUDE_REMEDIATION", "GUESTKIT_SUMMARY", "GUESTKIT_TIMEOUT",
+	}
+}
+
+// Host says whether a variable of the dispatcher's host environment passes
+// to a local runner: what a process needs to run and what libguestfs and
+// qemu read, never credentials (AWS_*, MINIO_*, KUBECONFIG, tokens). The
+// runner's own settings (Settings) pass too.
+func Host(name string) bool {
+	switch name {
+	case "PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", Backend, CacheDir:
+		return true
+	}
+	for _, p := range []string{"LC_", "LIBGUESTFS_", "SUPERMIN_"} {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return slices.Contains(Settings(), name)
 }
 
 // Pod lists PerJob and the variables the Job template sets for the pod.
