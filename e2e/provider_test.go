@@ -204,14 +204,15 @@ configMapGenerator:
 - name: guestkit-dispatcher
   behavior: merge
   literals:
-  - GUESTKIT_BUCKET=%s%s
+  - GUESTKIT_BUCKET=%s
+  - GUESTKIT_ALLOW_BUCKETS=s3://%s/%s
 secretGenerator:
 - name: guestkit-bucket-credentials
   literals:
   - AWS_ACCESS_KEY_ID=%s
   - AWS_SECRET_ACCESS_KEY=%s
   - AWS_REGION=%s
-`, namespace, bucketURL, literals(extra), accessKey, secretKey, testenv.Region)
+`, namespace, bucketURL, bucketName(bucketURL), literals(extra), accessKey, secretKey, testenv.Region)
 	run := filepath.Join(dir, "run")
 	if err := os.MkdirAll(run, 0o755); err != nil {
 		t.Fatal(err)
@@ -220,6 +221,15 @@ secretGenerator:
 		t.Fatal(err)
 	}
 	return run
+}
+
+// bucketName is the bucket of a bucket URL: the tests' images lie all
+// over it (scratch/, untrusted/), so the policy allows all of it.
+func bucketName(bucketURL string) string {
+	_, rest, _ := strings.Cut(bucketURL, "://")
+	name, _, _ := strings.Cut(rest, "?")
+	name, _, _ = strings.Cut(name, "/")
+	return name
 }
 
 // literals are more configMapGenerator literals, sorted.

@@ -221,7 +221,7 @@ func TestOnceLocalSummaryAndExitCode(t *testing.T) {
 	storetest.Put(t, st, "jobs/crash.json", inspectSpec("crash", "/vms/a.qcow2", spectest.WithAnnotations(map[string]string{"fake": "crash"}), spectest.WithAttempts(1)))
 	storetest.Put(t, st, "jobs/broken.json", `{"job_id":`)
 
-	r := dispatcher(t, "--bucket", bucket, "once", "--runner", runner, "--interval", "200ms", "--progress", "always")
+	r := dispatcher(t, "--bucket", bucket, "once", "--runner", runner, "--host-path-roots", "/vms", "--interval", "200ms", "--progress", "always")
 	if !strings.Contains(r.stderr, "\r\033[K[") || !strings.Contains(r.stderr, "3/3 done, 0 running") {
 		t.Errorf("no progress line on stderr:\n%q", r.stderr)
 	}
@@ -234,7 +234,7 @@ func TestOnceLocalSummaryAndExitCode(t *testing.T) {
 		}
 	}
 	// Nothing pending: a second once has nothing to wait for.
-	r = dispatcher(t, "--bucket", bucket, "once", "--runner", runner, "--interval", "200ms")
+	r = dispatcher(t, "--bucket", bucket, "once", "--runner", runner, "--host-path-roots", "/vms", "--interval", "200ms")
 	if r.code != 0 || !strings.HasPrefix(r.stdout, "0 specs") {
 		t.Errorf("second once: %+v", r)
 	}

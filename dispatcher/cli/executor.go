@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -20,12 +23,52 @@ import (
 	"guestkit.io/batch/internal/kubejob"
 	"guestkit.io/batch/internal/localrun"
 	"guestkit.io/batch/internal/metrics"
+	"guestkit.io/batch/internal/netguard"
+	"guestkit.io/batch/internal/policy"
 	"guestkit.io/batch/internal/store"
 )
+
+// PolicyFlags are the operator's policy: what a spec, written by whoever
+// may write under jobs/, can reach (internal/policy). Closed by default.
+type PolicyFlags struct {
+	AllowBuckets     []string      `name:"allow-bucket" help:"Bucket URI prefixes images may come from, such as s3://vm-images/prod/ (default: this bucket's images/)." env:"GUESTKIT_ALLOW_BUCKETS"`
+	AllowHTTPHosts   []string      `name:"allow-http-host" help:"Hosts (host or host:port) http(s) images may come from (default: none)." env:"GUESTKIT_ALLOW_HTTP_HOSTS"`
+	HostPathRoots    []string      `name:"host-path-roots" help:"Directories path images may be under: node directories mounted read-only (kubernetes), or host folders (local; default: a folder bucket's images/)." env:"GUESTKIT_HOST_PATH_ROOTS"`
+	AllowPVCs        []string      `name:"allow-pvc" help:"kubernetes: claims pvc:// images may name (default: none)." env:"GUESTKIT_ALLOW_PVCS"`
+	AllowCIDRs       []string      `name:"allow-cidr" help:"Private, loopback or link-local networks runners may download a spec's http(s) image from (default: none)." env:"GUESTKIT_ALLOW_CIDRS"`
+	AllowLabels      []string      `name:"allow-label" help:"kubernetes: metadata.labels keys of a spec that reach its pod (default: none)." env:"GUESTKIT_ALLOW_LABELS"`
+	AllowAnnotations []string      `name:"allow-annotation" help:"kubernetes: metadata.annotations keys of a spec that reach its pod (default: none)." env:"GUESTKIT_ALLOW_ANNOTATIONS"`
+	MaxAttempts      int           `name:"max-spec-attempts" help:"Ceiling of execution.max_attempts; a spec over it is rejected." default:"5" env:"GUESTKIT_MAX_SPEC_ATTEMPTS"`
+	MaxTimeout       time.Duration `name:"max-spec-timeout" help:"Ceiling of execution.timeout_seconds; a spec over it is rejected." default:"24h" env:"GUESTKIT_MAX_SPEC_TIMEOUT"`
+	MaxPriority      int           `name:"max-spec-priority" help:"Ceiling of execution.priority (1-10); a higher priority is lowered to it." default:"10" env:"GUESTKIT_MAX_SPEC_PRIORITY"`
+}
+
+// Policy is the policy of the flags, for the bucket home and an executor.
+func (f *PolicyFlags) Policy(home, executor string) (*policy.Policy, error) {
+	cidrs, err := netguard.ParseCIDRs(strings.Join(f.AllowCIDRs, ","))
+	if err != nil {
+		return nil, fmt.Errorf("--allow-cidr: %w", err)
+	}
+	if f.MaxPriority < 1 || f.MaxPriority > 10 {
+		return nil, fmt.Errorf("--max-spec-priority %d: want 1 to 10", f.MaxPriority)
+	}
+	p, err := policy.New(policy.Config{
+		Home: home, Buckets: f.AllowBuckets, HTTPHosts: f.AllowHTTPHosts, HostPathRoots: f.HostPathRoots,
+		LocalFolder: executor == "local", PVCs: f.AllowPVCs, AllowCIDRs: cidrs,
+		LabelKeys: f.AllowLabels, AnnotationKeys: f.AllowAnnotations,
+		MaxAttempts: f.MaxAttempts, MaxTimeout: f.MaxTimeout, MaxPriority: f.MaxPriority,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
 
 // ExecutorFlags choose and configure where runners run; watch, once and
 // sweep share them.
 type ExecutorFlags struct {
+	PolicyFlags
+
 	Executor  string        `help:"Where runners run: local (processes on this machine) or kubernetes (one Job per spec)." enum:"local,kubernetes" default:"local" env:"GUESTKIT_EXECUTOR"`
 	MaxActive int           `name:"max-active" help:"Most jobs running at once (0: --parallel for local, 100 for kubernetes)." default:"0" env:"GUESTKIT_MAX_ACTIVE"`
 	Interval  time.Duration `help:"Polling period of the bucket (the backstop when notifications are on)." default:"10s" env:"GUESTKIT_POLL_INTERVAL"`
@@ -50,8 +93,7 @@ type ExecutorFlags struct {
 	Credentials      string            `help:"kubernetes: presigned (pods get presigned URLs, no credentials) or pod (pods use --secret-ref or workload identity)." enum:"presigned,pod" default:"presigned" env:"GUESTKIT_CREDENTIALS"`
 	SecretRef        string            `name:"secret-ref" help:"kubernetes: Secret whose keys become the runner's environment (bucket credentials)." env:"GUESTKIT_SECRET_REF"`
 	ServiceAccount   string            `name:"runner-service-account" help:"kubernetes: service account of the runner pods (workload identity)." env:"GUESTKIT_RUNNER_SERVICE_ACCOUNT"`
-	RunnerEnv        map[string]string `name:"runner-env" help:"kubernetes: extra runner environment (KEY=VALUE;...), e.g. AWS_ENDPOINT_URL_S3." env:"GUESTKIT_RUNNER_ENV"`
-	HostPathRoots    []string          `name:"host-path-roots" help:"kubernetes: node directories that path images may be mounted from." env:"GUESTKIT_HOST_PATH_ROOTS"`
+	RunnerEnv        map[string]string `name:"runner-env" help:"Extra runner environment (KEY=VALUE;...), e.g. GUESTKIT_MEMORY_MB=2048; local runners get nothing else of this process's environment but what they need to run." env:"GUESTKIT_RUNNER_ENV"`
 	RunnerRequests   map[string]string `name:"runner-requests" help:"kubernetes: runner resource requests (cpu=1;memory=2Gi)." env:"GUESTKIT_RUNNER_REQUESTS"`
 	RunnerLimits     map[string]string `name:"runner-limits" help:"kubernetes: runner resource limits (memory=3Gi)." env:"GUESTKIT_RUNNER_LIMITS"`
 	ScratchSize      string            `name:"scratch-size" help:"kubernetes: size limit of the runner's /tmp emptyDir (downloaded images)." env:"GUESTKIT_SCRATCH_SIZE"`
@@ -81,6 +123,10 @@ func newEngine(ctx context.Context, g *Globals, f *ExecutorFlags, deps Deps, log
 	if err != nil {
 		return nil, fmt.Errorf("bucket %s: %w", store.Redact(g.Bucket), err)
 	}
+	pol, err := f.Policy(g.Bucket, f.Executor)
+	if err != nil {
+		return nil, err
+	}
 	en := &engine{store: st, trigger: controller.NewTrigger(), metrics: metrics.New(), ready: func() error { return nil }}
 	results := controller.NewResults(st, deps.Version, log, en.metrics)
 	// Image URIs in this bucket use its endpoint and settings.
@@ -95,6 +141,7 @@ func newEngine(ctx context.Context, g *Globals, f *ExecutorFlags, deps Deps, log
 		}
 		x, err := localrun.New(ctx, localrun.Config{
 			Runner: bin, Store: st, Stores: stores, Results: results, Parallel: f.Parallel, Accel: f.Accel,
+			ExtraEnv: f.runnerEnv(), NetAllow: pol.Config().AllowCIDRs,
 			Log: log, Metrics: en.metrics, OnFinish: en.trigger.Poke,
 		})
 		if err != nil {
@@ -105,7 +152,7 @@ func newEngine(ctx context.Context, g *Globals, f *ExecutorFlags, deps Deps, log
 			maxActive = f.Parallel
 		}
 	case "kubernetes":
-		x, err := en.kubeExecutor(ctx, g, f, st, stores, results, log)
+		x, err := en.kubeExecutor(ctx, g, f, pol, st, stores, results, log)
 		if err != nil {
 			return nil, err
 		}
@@ -121,7 +168,7 @@ func newEngine(ctx context.Context, g *Globals, f *ExecutorFlags, deps Deps, log
 		}
 	}
 	en.controller, err = controller.New(controller.Config{
-		Store: st, Stores: stores, Executor: exec, MaxActive: maxActive, Interval: f.Interval,
+		Store: st, Stores: stores, Executor: exec, Policy: pol, MaxActive: maxActive, Interval: f.Interval,
 		Log: log, Metrics: en.metrics, Version: deps.Version,
 	})
 	if err != nil {
@@ -130,7 +177,7 @@ func newEngine(ctx context.Context, g *Globals, f *ExecutorFlags, deps Deps, log
 	return en, nil
 }
 
-func (en *engine) kubeExecutor(ctx context.Context, g *Globals, f *ExecutorFlags, st store.Store, stores *store.Stores, results *controller.Results, log logrus.FieldLogger) (*kubejob.Executor, error) {
+func (en *engine) kubeExecutor(ctx context.Context, g *Globals, f *ExecutorFlags, pol *policy.Policy, st store.Store, stores *store.Stores, results *controller.Results, log logrus.FieldLogger) (*kubejob.Executor, error) {
 	cfg, err := kubeConfig(f.Kubeconfig)
 	if err != nil {
 		return nil, err
@@ -147,6 +194,7 @@ func (en *engine) kubeExecutor(ctx context.Context, g *Globals, f *ExecutorFlags
 	if err != nil {
 		return nil, err
 	}
+	bc.NetAllow = pol.Config().AllowCIDRs
 	b, err := kubejob.NewBuilder(bc)
 	if err != nil {
 		return nil, err
@@ -156,6 +204,15 @@ func (en *engine) kubeExecutor(ctx context.Context, g *Globals, f *ExecutorFlags
 		Credentials: kubejob.Credentials(f.Credentials), Results: results, Cleanup: f.Cleanup,
 		Log: log, Metrics: en.metrics, OnFinish: en.trigger.Poke,
 	})
+}
+
+// runnerEnv is --runner-env as NAME=value, in name order.
+func (f *ExecutorFlags) runnerEnv() []string {
+	var env []string
+	for _, k := range slices.Sorted(maps.Keys(f.RunnerEnv)) {
+		env = append(env, k+"="+f.RunnerEnv[k])
+	}
+	return env
 }
 
 // BuilderConfig maps the flags to the Job builder's configuration (the
