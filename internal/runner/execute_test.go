@@ -266,3 +266,24 @@ func TestReject(t *testing.T) {
 		t.Errorf("runner: %+v", res.Runner)
 	}
 }
+
+// A spec that names its image by a key of the dispatcher's bucket cannot
+// run by hand without --image-url: the runner must not read a file of
+// that name relative to its folder.
+func TestBucketKeyNeedsTheDispatcher(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	if err := os.MkdirAll(filepath.Join(dir, "images"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "images", "x.qcow2"), []byte("QFI\xfb"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	res := runner.Execute(t.Context(), stubJob(spec.OpInspect, &spec.Image{URI: "images/x.qcow2"}), nil,
+		runner.Config{Version: "test", Launch: launchWith(&stubAppliance{}, &calls), ScratchDir: t.TempDir()})
+	if res.Status != result.StatusRejected || res.Error == nil || res.Error.Code != result.CodeImageNotFound ||
+		!strings.Contains(res.Error.Message, "--image-url") || calls != 0 {
+		t.Errorf("result %s %+v, %d launches; want rejected image_not_found naming --image-url, no launch", res.Status, res.Error, calls)
+	}
+}

@@ -393,6 +393,11 @@ func localImage(ctx context.Context, job *spec.Job, cfg *Config) (string, func()
 	var uris store.URIs
 	if cfg.ImageURL != "" {
 		uri = cfg.ImageURL
+	} else if !strings.Contains(uri, "://") {
+		// A key of the dispatcher's bucket: only the dispatcher knows the
+		// bucket. Never a path relative to this process's folder.
+		return "", nil, &failure{status: result.StatusRejected, code: result.CodeImageNotFound, phase: result.PhaseFetch,
+			err: fmt.Errorf("image %s: a key in the dispatcher's bucket; run with --image-url or --image", store.Redact(uri))}
 	} else if strings.HasPrefix(uri, "http://") || strings.HasPrefix(uri, "https://") {
 		uris.HTTP = cfg.HTTP
 	}
