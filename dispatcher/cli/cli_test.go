@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/alecthomas/kong"
 
@@ -252,5 +255,44 @@ func TestOnceLocalSummaryAndExitCode(t *testing.T) {
 		if got[k] != v {
 			t.Errorf("status %s = %s, want %s", k, got[k], v)
 		}
+	}
+}
+
+// TestFairShareBetweenWriters: one writer floods jobs/a/ before another
+// writes two specs to jobs/b/; with one runner at a time, the second
+// writer's jobs start second and fourth, not after the flood.
+func TestFairShareBetweenWriters(t *testing.T) {
+	dir := t.TempDir()
+	bucket, fake := filepath.Join(dir, "bucket"), filepath.Join(dir, "fake")
+	if err := os.MkdirAll(fake, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	runner := runnertest.Write(t, dir)
+	st, err := store.Open(context.Background(), bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 6 {
+		storetest.Put(t, st, fmt.Sprintf("jobs/a/a%d.json", i), inspectSpec(fmt.Sprintf("a%d", i), "/vms/a.qcow2"))
+	}
+	time.Sleep(20 * time.Millisecond) // b's objects are younger
+	for i := range 2 {
+		storetest.Put(t, st, fmt.Sprintf("jobs/b/b%d.json", i), inspectSpec(fmt.Sprintf("b%d", i), "/vms/b.qcow2"))
+	}
+	r := dispatcher(t, "--bucket", bucket, "once", "--runner", runner, "--host-path-roots", "/vms",
+		"--parallel", "1", "--max-active", "1", "--interval", "100ms", "--runner-env", "FAKE_DIR="+fake)
+	if r.code != cli.ExitOK {
+		t.Fatalf("once: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	data, err := os.ReadFile(filepath.Join(fake, "order"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	order := strings.Fields(string(data))
+	if len(order) != 8 {
+		t.Fatalf("%d runs, want 8: %v", len(order), order)
+	}
+	if got := order[:4]; !slices.Equal(got, []string{"a0", "b0", "a1", "b1"}) {
+		t.Errorf("first four starts %v, want a0 b0 a1 b1 (all starts: %v)", got, order)
 	}
 }

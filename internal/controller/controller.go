@@ -71,6 +71,10 @@ type Controller struct {
 	// that each is checked once, not at every pass.
 	mu      sync.Mutex
 	checked map[string]string
+	// served is, per tenant, the launch count at its last launch, and
+	// launches the count: the fair share's memory (fairOrder).
+	served   map[string]uint64
+	launches uint64
 	// failed counts the failed image checks of a spec (key and digest).
 	failed map[string]*precheckFailure
 	stores *store.Stores // of image buckets
@@ -111,7 +115,7 @@ func New(cfg Config) (*Controller, error) {
 		cfg.Stores = &store.Stores{}
 	}
 	c := &Controller{cfg: cfg, scanner: intake.NewScanner(cfg.Store, 0, cfg.Policy), log: cfg.Log, m: cfg.Metrics,
-		checked: map[string]string{}, failed: map[string]*precheckFailure{}, stores: cfg.Stores}
+		checked: map[string]string{}, failed: map[string]*precheckFailure{}, served: map[string]uint64{}, stores: cfg.Stores}
 	c.results = NewResults(cfg.Store, cfg.Version, cfg.Log, cfg.Metrics)
 	return c, nil
 }
@@ -170,7 +174,10 @@ func (c *Controller) Pass(ctx context.Context) (*PassStats, error) {
 		st.Rejected++
 	}
 
-	c.dispatch(ctx, snap.Pending, st)
+	c.mu.Lock()
+	order := fairOrder(snap.Pending, c.cfg.Executor.ActiveSpecs(), c.served)
+	c.mu.Unlock()
+	c.dispatch(ctx, order, st)
 	c.forgetChecked(snap)
 	c.m.JobsActive.Set(float64(c.cfg.Executor.Active()))
 	return st, ctx.Err()
@@ -312,6 +319,10 @@ func (c *Controller) launch(ctx context.Context, e *intake.Entry) (launched bool
 	var refused *spec.Refused
 	switch {
 	case err == nil:
+		c.mu.Lock()
+		c.launches++
+		c.served[policy.TenantOf(e.Key)] = c.launches
+		c.mu.Unlock()
 		c.m.JobsCreated.Inc()
 		c.m.Observe(e.Age(c.cfg.Now()))
 		log.Info("job launched")

@@ -22,6 +22,9 @@ import (
 type Executor interface {
 	// Active is the number of launched jobs that have not finished.
 	Active() int
+	// ActiveSpecs are the spec keys of those jobs, for the fair share of
+	// the cap between tenants.
+	ActiveSpecs() []string
 	// Lookup reports whether a job of e's job_id was launched and is not
 	// yet cleaned up, and the digest of the spec it runs.
 	Lookup(e *intake.Entry) (digest string, found bool)

@@ -239,19 +239,23 @@ func (x *Executor) Start(ctx context.Context) error {
 func (x *Executor) Synced() bool { return x.synced.Load() }
 
 // Active counts the cached Jobs that have not finished.
-func (x *Executor) Active() int {
+func (x *Executor) Active() int { return len(x.ActiveSpecs()) }
+
+// ActiveSpecs are the spec keys of the Jobs that have not finished, from
+// the informer's cache.
+func (x *Executor) ActiveSpecs() []string {
 	jobs, err := x.lister.Jobs(x.namespace).List(x.selector)
 	if err != nil { // a cache lister only fails on a bad selector
 		x.cfg.Log.WithError(err).Error("list cached jobs")
-		return 0
+		return nil
 	}
-	n := 0
+	var keys []string
 	for _, j := range jobs {
 		if !finished(j) {
-			n++
+			keys = append(keys, j.Annotations[AnnotationSpecKey])
 		}
 	}
-	return n
+	return keys
 }
 
 // Lookup finds e's Job in the cache.

@@ -121,7 +121,7 @@ type Executor struct {
 	slots *slots
 
 	mu          sync.Mutex
-	jobs        map[string]string // job_id → spec digest, launched or finished
+	jobs        map[string]launched // by job_id, launched and not settled
 	active      int               // jobs launched and not settled
 	interrupted int               // jobs that stop ended before their result
 	changed     chan struct{}     // closed and replaced when active drops
@@ -187,8 +187,22 @@ func New(stop context.Context, cfg Config) (*Executor, error) {
 	return &Executor{
 		cfg: cfg, runner: runner, env: env, host: host, log: cfg.Log, m: cfg.Metrics,
 		stop: stop, slots: newSlots(cfg.Parallel),
-		jobs: map[string]string{}, changed: make(chan struct{}),
+		jobs: map[string]launched{}, changed: make(chan struct{}),
 	}, nil
+}
+
+// launched is a job of the executor: its spec's digest and key.
+type launched struct{ digest, key string }
+
+// ActiveSpecs are the spec keys of the jobs that are not settled.
+func (x *Executor) ActiveSpecs() []string {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	keys := make([]string, 0, len(x.jobs))
+	for _, j := range x.jobs {
+		keys = append(keys, j.key)
+	}
+	return keys
 }
 
 // Active is the number of launched jobs that are not settled: waiting for
@@ -206,8 +220,8 @@ func (x *Executor) Active() int {
 func (x *Executor) Lookup(e *intake.Entry) (string, bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	digest, ok := x.jobs[e.JobID]
-	return digest, ok
+	j, ok := x.jobs[e.JobID]
+	return j.digest, ok
 }
 
 // Busy reports whether e's job is launched and not settled.
@@ -234,10 +248,10 @@ func (x *Executor) Launch(ctx context.Context, e *intake.Entry) error {
 	if err := x.stop.Err(); err != nil {
 		return fmt.Errorf("launch job %s: local executor stopped: %w", e.JobID, err)
 	}
-	if digest, ok := x.jobs[e.JobID]; ok {
-		return &controller.AlreadyLaunched{Name: e.JobID + " (local run)", Digest: digest}
+	if j, ok := x.jobs[e.JobID]; ok {
+		return &controller.AlreadyLaunched{Name: e.JobID + " (local run)", Digest: j.digest}
 	}
-	x.jobs[e.JobID] = e.Digest
+	x.jobs[e.JobID] = launched{digest: e.Digest, key: e.Key}
 	x.active++
 	// The slot is asked for here, not in the goroutine: in launch order.
 	go x.run(e, x.slots.request())

@@ -12,7 +12,8 @@ import (
 // Script stands in for guestkit-runner: `run --spec URI --result URI
 // --job-id ID`.
 //
-// With $FAKE_DIR set, it records its pid in $FAKE_DIR/ID.pids, holds a
+// With $FAKE_DIR set, it records its pid in $FAKE_DIR/ID.pids and its job
+// in $FAKE_DIR/order (one line per start), holds a
 // marker running.PID while it runs (a line of $FAKE_DIR/concurrency counts
 // the markers at its start), and sources $FAKE_DIR/ID.sh when it exists:
 // the test's script for the job, where $result is the result file and
@@ -42,6 +43,7 @@ EOF
 dir=${FAKE_DIR:-}
 if [ -n "$dir" ]; then
 	echo $$ >> "$dir/$id.pids"
+	echo "$id" >> "$dir/order"
 	marker=$dir/running.$$
 	: > "$marker"
 	trap 'rm -f "$marker"' EXIT
