@@ -92,6 +92,9 @@ type Image struct {
 	FileSize       int64  `json:"file_size,omitempty"`
 	// SHA256 is set only when the checksum was computed and verified.
 	SHA256 string `json:"sha256,omitempty"`
+	// ETag is the downloaded object's, when its server gave one: which
+	// version of the image was read (a sweep checks it against its plan).
+	ETag string `json:"etag,omitempty"`
 }
 
 // Accelerator records how the appliance ran.

@@ -210,13 +210,14 @@ func run(ctx context.Context, job *spec.Job, cfg *Config, res *result.Result, lo
 		return nil, false, err
 	}
 	*phase = result.PhaseFetch
-	path, cleanup, err := localImage(ctx, job, cfg)
+	path, etag, cleanup, err := localImage(ctx, job, cfg)
 	if cleanup != nil {
 		defer cleanup()
 	}
 	if err != nil {
 		return nil, false, err
 	}
+	res.Image.ETag = etag
 	*phase = result.PhaseProbe
 	facts, err := probe(ctx, job, cfg, path, res)
 	if err != nil {
@@ -373,21 +374,22 @@ func imageURI(job *spec.Job, cfg *Config) string {
 }
 
 // localImage returns a local path for the job's image, downloading it to
-// the scratch directory when it is a bucket or http object.
-func localImage(ctx context.Context, job *spec.Job, cfg *Config) (string, func(), error) {
+// the scratch directory when it is a bucket or http object, and then the
+// downloaded object's ETag when its server gave one.
+func localImage(ctx context.Context, job *spec.Job, cfg *Config) (path, etag string, cleanup func(), err error) {
 	if cfg.ImagePath != "" {
-		return cfg.ImagePath, nil, nil
+		return cfg.ImagePath, "", nil, nil
 	}
 	img := job.Image()
 	if img.Path != "" {
-		return img.Path, nil, nil
+		return img.Path, "", nil, nil
 	}
 	uri := img.URI
 	switch {
 	case strings.HasPrefix(uri, "file://"):
-		return strings.TrimPrefix(uri, "file://"), nil, nil
+		return strings.TrimPrefix(uri, "file://"), "", nil, nil
 	case strings.HasPrefix(uri, "pvc://"):
-		return "", nil, &failure{status: result.StatusRejected, code: result.CodeImageNotFound, phase: result.PhaseFetch,
+		return "", "", nil, &failure{status: result.StatusRejected, code: result.CodeImageNotFound, phase: result.PhaseFetch,
 			err: fmt.Errorf("image %s: a pvc:// image is mounted by the dispatcher; run with --image", uri)}
 	}
 	var uris store.URIs
@@ -396,26 +398,27 @@ func localImage(ctx context.Context, job *spec.Job, cfg *Config) (string, func()
 	} else if !strings.Contains(uri, "://") {
 		// A key of the dispatcher's bucket: only the dispatcher knows the
 		// bucket. Never a path relative to this process's folder.
-		return "", nil, &failure{status: result.StatusRejected, code: result.CodeImageNotFound, phase: result.PhaseFetch,
+		return "", "", nil, &failure{status: result.StatusRejected, code: result.CodeImageNotFound, phase: result.PhaseFetch,
 			err: fmt.Errorf("image %s: a key in the dispatcher's bucket; run with --image-url or --image", store.Redact(uri))}
 	} else if strings.HasPrefix(uri, "http://") || strings.HasPrefix(uri, "https://") {
 		uris.HTTP = cfg.HTTP
 	}
 	dst := filepath.Join(cfg.ScratchDir, "image-"+sanitize(job.JobID))
-	cleanup := func() { os.Remove(dst) }
-	if _, err := uris.Download(ctx, uri, dst); err != nil {
+	cleanup = func() { os.Remove(dst) }
+	o, err := uris.Fetch(ctx, uri, dst)
+	if err != nil {
 		if errors.Is(err, netguard.ErrRefused) || errors.Is(err, netguard.ErrRedirect) {
 			// The spec names a URL this runner will not fetch; no retry
 			// changes that.
-			return "", cleanup, &failure{status: result.StatusRejected, code: result.CodeSpecInvalid, phase: result.PhaseFetch,
+			return "", "", cleanup, &failure{status: result.StatusRejected, code: result.CodeSpecInvalid, phase: result.PhaseFetch,
 				err: &spec.ValidationError{Problems: []result.FieldError{{Field: "payload.data.image.uri", Value: store.Redact(img.URI), Message: err.Error()}}}}
 		}
 		if errors.Is(err, store.ErrNotFound) {
-			return "", cleanup, &failure{status: result.StatusRejected, code: result.CodeImageNotFound, phase: result.PhaseFetch, err: err}
+			return "", "", cleanup, &failure{status: result.StatusRejected, code: result.CodeImageNotFound, phase: result.PhaseFetch, err: err}
 		}
-		return "", cleanup, &failure{status: result.StatusFailed, code: result.CodeInfrastructure, phase: result.PhaseFetch, retryable: true, err: err}
+		return "", "", cleanup, &failure{status: result.StatusFailed, code: result.CodeInfrastructure, phase: result.PhaseFetch, retryable: true, err: err}
 	}
-	return dst, cleanup, nil
+	return dst, o.ETag, cleanup, nil
 }
 
 func sanitize(s string) string {

@@ -138,30 +138,39 @@ func (u URIs) Open(ctx context.Context, uri string) (io.ReadCloser, int64, error
 }
 
 func (u URIs) openHTTP(ctx context.Context, uri string) (io.ReadCloser, int64, error) {
+	r, resp, err := u.getHTTP(ctx, uri)
+	if err != nil {
+		return nil, 0, err
+	}
+	return r, resp.ContentLength, nil
+}
+
+// getHTTP GETs uri: the body, bounded by Stall, and the response's headers.
+func (u URIs) getHTTP(ctx context.Context, uri string) (io.ReadCloser, *http.Response, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, uri, nil)
 	if err != nil {
 		cancel()
-		return nil, 0, fmt.Errorf("get %s: %w", Redact(uri), bare(err))
+		return nil, nil, fmt.Errorf("get %s: %w", Redact(uri), bare(err))
 	}
 	resp, err := u.client().Do(req)
 	if err != nil {
 		cancel()
-		return nil, 0, fmt.Errorf("get %s: %w", Redact(uri), bare(err))
+		return nil, nil, fmt.Errorf("get %s: %w", Redact(uri), bare(err))
 	}
 	if resp.StatusCode != http.StatusOK {
 		resp.Body.Close()
 		cancel()
 		if resp.StatusCode == http.StatusNotFound {
-			return nil, 0, fmt.Errorf("get %s: %w", Redact(uri), ErrNotFound)
+			return nil, nil, fmt.Errorf("get %s: %w", Redact(uri), ErrNotFound)
 		}
-		return nil, 0, fmt.Errorf("get %s: %s", Redact(uri), status(resp))
+		return nil, nil, fmt.Errorf("get %s: %s", Redact(uri), status(resp))
 	}
 	stall := u.Stall
 	if stall <= 0 {
 		stall = DefaultStall
 	}
-	return &stallBody{body: resp.Body, cancel: cancel, stall: stall}, resp.ContentLength, nil
+	return &stallBody{body: resp.Body, cancel: cancel, stall: stall}, resp, nil
 }
 
 // stallBody cancels its request when a Read waits longer than stall.
@@ -239,14 +248,33 @@ func bare(err error) error {
 // copy goes to a temporary file renamed over dst once complete, so a failed
 // download never leaves a truncated disk image at dst.
 func (u URIs) Download(ctx context.Context, uri, dst string) (int64, error) {
-	r, size, err := u.Open(ctx, uri)
+	o, err := u.Fetch(ctx, uri, dst)
+	return o.Size, err
+}
+
+// Fetch is Download, and says which object it copied: its size and, when
+// the server gives one, its ETag (a bucket's, or an http(s) server's), so
+// that a result can name the very object it read.
+func (u URIs) Fetch(ctx context.Context, uri, dst string) (Object, error) {
+	var o Object
+	var r io.ReadCloser
+	var size int64
+	var err error
+	if isHTTP(uri) {
+		var resp *http.Response
+		if r, resp, err = u.getHTTP(ctx, uri); err == nil {
+			size, o.ETag = resp.ContentLength, strings.Trim(resp.Header.Get("ETag"), `"`)
+		}
+	} else {
+		r, size, o, err = openObject(ctx, uri)
+	}
 	if err != nil {
-		return 0, err
+		return o, err
 	}
 	defer r.Close()
 	f, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".part-*")
 	if err != nil {
-		return 0, fmt.Errorf("download %s: %w", Redact(uri), err)
+		return o, fmt.Errorf("download %s: %w", Redact(uri), err)
 	}
 	n, err := io.Copy(f, r)
 	if err == nil && size >= 0 && n != size {
@@ -258,11 +286,30 @@ func (u URIs) Download(ctx context.Context, uri, dst string) (int64, error) {
 	if err == nil {
 		err = os.Rename(f.Name(), dst)
 	}
+	o.Size = n
 	if err != nil {
 		os.Remove(f.Name())
-		return n, fmt.Errorf("download %s to %s: %w", Redact(uri), dst, err)
+		return o, fmt.Errorf("download %s to %s: %w", Redact(uri), dst, err)
 	}
-	return n, nil
+	return o, nil
+}
+
+// openObject opens a bucket object after a Stat, for its ETag.
+func openObject(ctx context.Context, uri string) (io.ReadCloser, int64, Object, error) {
+	bucket, key, err := SplitURI(uri)
+	if err != nil {
+		return nil, 0, Object{}, err
+	}
+	st, err := Open(ctx, bucket)
+	if err != nil {
+		return nil, 0, Object{}, err
+	}
+	o, err := st.Stat(ctx, key)
+	if err != nil {
+		return nil, 0, o, err
+	}
+	r, size, err := st.Open(ctx, key)
+	return r, size, o, err
 }
 
 // Redact drops the query of a URL: presigned signatures must not reach logs

@@ -42,7 +42,10 @@ type Options struct {
 
 // Planned is the job of one image.
 type Planned struct {
-	ImageKey  string
+	ImageKey string
+	// Image is the image object as listed: a result must have read this
+	// size (and ETag, when the runner got one) to count.
+	Image     store.Object
 	SpecKey   string // sweeps/jobs/<date>/<job_id>.json
 	ResultKey string // results/<job_id>.json
 	// Job is valid; it was parsed back from SpecJSON, so Job.Raw is
@@ -72,9 +75,10 @@ const (
 // bucket.URI(key), without a format: the runner detects it.
 //
 // Objects that are not images (see the package documentation), whose key
-// is invalid, or whose key cannot be written in a valid spec are returned
-// as skipped, with the reason. Invalid options, a duplicate key or two keys
-// with the same job_id are errors. Planned and skipped are sorted by key.
+// is invalid, whose key cannot be written in a valid spec, or whose job_id
+// collides with another image's are returned as skipped, with the reason.
+// Invalid options or a duplicate key are errors. Planned and skipped are
+// sorted by key.
 //
 // Each job's execution.idempotency_key is "sweep/<date>/<image key>"; when
 // that is longer than the spec allows (253 bytes) or holds characters that
@@ -97,8 +101,10 @@ func Specs(date string, images []store.Object, bucket store.Store, opts Options)
 	}
 
 	keys := make([]string, 0, len(images))
+	listed := make(map[string]store.Object, len(images))
 	for _, o := range images {
 		keys = append(keys, o.Key)
+		listed[o.Key] = o
 	}
 	slices.Sort(keys)
 	var planned []Planned
@@ -124,9 +130,13 @@ func Specs(date string, images []store.Object, bucket store.Store, opts Options)
 		}
 		id := p.Job.JobID
 		if other, dup := owner[id]; dup {
-			return nil, nil, fmt.Errorf("images %q and %q have the same job_id %s", other, key, id)
+			// 40 bits of hash collide: this image is reported, not run
+			// under another's job_id, and the sweep goes on.
+			skipped = append(skipped, SkippedImage{Key: key, Reason: fmt.Sprintf("its job_id %s collides with image %q's", id, other)})
+			continue
 		}
 		owner[id] = key
+		p.Image = listed[key]
 		planned = append(planned, p)
 	}
 	return planned, skipped, nil

@@ -12,6 +12,7 @@ import (
 	"guestkit.io/batch/internal/profile"
 	"guestkit.io/batch/internal/result"
 	"guestkit.io/batch/internal/spec"
+	"guestkit.io/batch/internal/store"
 )
 
 // APIVersion identifies the report format.
@@ -287,6 +288,21 @@ func resultMismatch(p Planned, res *result.Result) string {
 		return fmt.Sprintf("the result is for job %q", res.JobID)
 	case res.Operation != "" && res.Operation != spec.OpProfile:
 		return fmt.Sprintf("the result is of operation %q, want %s", res.Operation, spec.OpProfile)
+	}
+	return imageMismatch(p.Image, res.Image)
+}
+
+// imageMismatch says why a result did not read the planned image object:
+// another size, or another ETag when both are known. A result that names
+// no image read none (it failed before), which is no mismatch.
+func imageMismatch(planned store.Object, read *result.Image) string {
+	switch {
+	case read == nil:
+		return ""
+	case planned.Size > 0 && read.FileSize > 0 && read.FileSize != planned.Size:
+		return fmt.Sprintf("the result read an image of %d bytes, not the %d-byte object planned", read.FileSize, planned.Size)
+	case planned.ETag != "" && read.ETag != "" && read.ETag != planned.ETag:
+		return fmt.Sprintf("the result read object %s, not %s as planned", read.ETag, planned.ETag)
 	}
 	return ""
 }

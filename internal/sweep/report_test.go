@@ -73,6 +73,11 @@ func sweepOf(t *testing.T, date string, keys ...string) ([]Planned, []SkippedIma
 
 func intp(n int) *int { return &n }
 
+func withImage(r *result.Result, img *result.Image) *result.Result {
+	r.Image = img
+	return r
+}
+
 func TestBuild(t *testing.T) {
 	planned, skipped, id := sweepOf(t, "2026-03-02",
 		"vms/a.qcow2", "vms/b.img", "vms/c.raw", "vms/d.vmdk", "vms/e.vdi", "vms/f", "vms/g.vhdx", "vms/h.vhd", "vms/i.img", "vms/a.qcow2.sha256")
@@ -210,7 +215,11 @@ func TestBuildInvalidResults(t *testing.T) {
 		{"null data", &result.Result{APIVersion: result.APIVersion, JobID: j, Status: result.StatusCompleted, Data: json.RawMessage("null")}, "completed without data"},
 		{"no roots", profileResult(t, j, false), "completed without profile_reports"},
 		{"empty root", &result.Result{APIVersion: result.APIVersion, JobID: j, Status: result.StatusCompleted, Data: json.RawMessage(`{"profile_reports":[{"root":"/dev/sda1"}]}`)}, `profile report of root "/dev/sda1" is empty`},
+		// objects() lists every image at 1 GiB; the planned ETag is set below.
+		{"another image's size", withImage(profileResult(t, j, false), &result.Image{URI: "x", FileSize: 512}), "the result read an image of 512 bytes, not the 1073741824-byte object planned"},
+		{"another image's etag", withImage(profileResult(t, j, false), &result.Image{URI: "x", FileSize: 1 << 30, ETag: "forged"}), "the result read object forged, not e-planned as planned"},
 	}
+	planned[0].Image.ETag = "e-planned"
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			r := Build(BuildInput{Date: "2026-03-02", Planned: planned, Results: map[string]*result.Result{j: tc.res}})
