@@ -122,9 +122,9 @@ type Executor struct {
 
 	mu          sync.Mutex
 	jobs        map[string]launched // by job_id, launched and not settled
-	active      int               // jobs launched and not settled
-	interrupted int               // jobs that stop ended before their result
-	changed     chan struct{}     // closed and replaced when active drops
+	active      int                 // jobs launched and not settled
+	interrupted int                 // jobs that stop ended before their result
+	changed     chan struct{}       // closed and replaced when active drops
 }
 
 // New returns an Executor that runs until stop ends: then it kills its
