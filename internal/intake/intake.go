@@ -267,6 +267,13 @@ func (s *Scanner) load(ctx context.Context, o store.Object) (*Entry, error) {
 	}
 	if s.policy != nil {
 		a, err := s.policy.Admit(o.Key, job)
+		var r *spec.Refused
+		if errors.As(err, &r) && r.Field == "job_id" {
+			// A job_id the spec may not use (a sweep's): it owns neither
+			// the job_id nor its result key, so that it can neither
+			// conflict with nor pre-empt the dispatcher's own job.
+			e.JobID, e.ResultKey = "", store.InvalidResultKey(o.Key)
+		}
 		if err != nil {
 			return reject(ReasonRefused, err)
 		}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"guestkit.io/batch/internal/policy"
 	"guestkit.io/batch/internal/result"
 	"guestkit.io/batch/internal/spec"
 	"guestkit.io/batch/internal/spec/spectest"
@@ -325,5 +326,35 @@ func TestSeedSpecsAreDispatchableOrRejectedWithReason(t *testing.T) {
 	}
 	if len(snap.Pending) < 4 {
 		t.Errorf("only %d seed specs dispatchable", len(snap.Pending))
+	}
+}
+
+// A spec under jobs/ that takes a sweep's job_id owns neither the job_id
+// nor the sweep's result key: the dispatcher's own spec runs and its
+// result is the one at results/<job_id>.json.
+func TestReservedJobIDCannotSquat(t *testing.T) {
+	st, dir := storetest.Folder(t)
+	pol, err := policy.New(policy.Config{Home: dir, LocalFolder: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := "sweep-2026-03-02-web-0123456789"
+	storetest.Put(t, st, "jobs/evil.json", spectest.JSON(spectest.Inspect(id, "images/hardened.qcow2")))
+	time.Sleep(20 * time.Millisecond) // the squatter's object is older
+	storetest.Put(t, st, "sweeps/jobs/2026-03-02/"+id+".json", spectest.JSON(spectest.Inspect(id, "images/web.qcow2")))
+	snap, err := NewScanner(st, 0, pol).Scan(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.Pending) != 1 || snap.Pending[0].Key != "sweeps/jobs/2026-03-02/"+id+".json" || snap.Pending[0].ResultKey != "results/"+id+".json" {
+		t.Fatalf("pending %v, want the sweep's own spec with its result key", keys(snap.Pending))
+	}
+	if len(snap.Rejected) != 1 || snap.Rejected[0].Key != "jobs/evil.json" || reasonOf(t, snap.Rejected[0]) != ReasonRefused ||
+		!strings.HasPrefix(snap.Rejected[0].ResultKey, "results/invalid/") {
+		t.Fatalf("rejected %v (%+v), want jobs/evil.json refused with a result under results/invalid/", keys(snap.Rejected), snap.Rejected)
+	}
+	r := snap.Rejected[0].RejectedResult(result.Runner{Name: result.DispatcherName}, time.Now(), nil)
+	if r.Error.Code != result.CodeSpecRefused || len(r.Error.Fields) != 1 || r.Error.Fields[0].Field != "job_id" {
+		t.Errorf("result %+v", r.Error)
 	}
 }

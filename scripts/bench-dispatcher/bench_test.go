@@ -7,9 +7,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"crypto/hmac"
-	"crypto/sha512"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -299,7 +296,7 @@ func (b *bench) throughput(ctx context.Context, n int) throughput {
 	tp.upload = time.Since(start)
 
 	jobs := b.watchJobs(ctx, ns)
-	before, beforeErr := b.bucketRequests(ctx, bucket)
+	before, beforeErr := b.minio.BucketRequests(ctx, bucket)
 	d := b.startDispatcher(ctx, fmt.Sprintf("throughput-%d", n), "127.0.0.1:0", bucket, ns)
 	tp.ready = d.readyAt.Sub(d.started)
 	// The ideal is (n-burst)/QPS; three times that plus two minutes is
@@ -311,7 +308,7 @@ func (b *bench) throughput(ctx context.Context, n int) throughput {
 	tp.metrics, tp.apiByMethod = d.scrape(ctx)
 	tp.apiTotal = sum(tp.apiByMethod)
 	tp.createdByDispatcherMetrics = tp.metrics["jobs_created_total"]
-	after, err := b.bucketRequests(ctx, bucket)
+	after, err := b.minio.BucketRequests(ctx, bucket)
 	if err == nil && beforeErr == nil {
 		tp.bucketByAPI = diff(after, before)
 	}
@@ -870,42 +867,6 @@ func statusValue(pid int, field string) int64 {
 
 // statusBytes reads a kB field of /proc/PID/status in bytes.
 func statusBytes(pid int, field string) int64 { return statusValue(pid, field) << 10 }
-
-// bucketRequests is MinIO's count of S3 requests on bucket, by API
-// (metrics v3: v2's are cached for seconds).
-func (b *bench) bucketRequests(ctx context.Context, bucket string) (map[string]float64, error) {
-	token, err := minioMetricsToken(b.minio.AccessKey, b.minio.SecretKey)
-	if err != nil {
-		return nil, err
-	}
-	samples, err := scrapeURL(ctx, b.minio.Endpoint+"/minio/metrics/v3/bucket/api/"+bucket, token)
-	if err != nil {
-		return nil, fmt.Errorf("MinIO bucket metrics: %w", err)
-	}
-	out := map[string]float64{}
-	for _, s := range samples {
-		if s.name == "minio_bucket_api_total" && s.labels["bucket"] == bucket {
-			out[s.labels["name"]] += s.value
-		}
-	}
-	return out, nil
-}
-
-// minioMetricsToken is the bearer token MinIO's Prometheus endpoints take
-// (what `mc admin prometheus generate` prints): a JWT signed with the
-// secret key.
-func minioMetricsToken(access, secret string) (string, error) {
-	enc := base64.RawURLEncoding
-	header := enc.EncodeToString([]byte(`{"alg":"HS512","typ":"JWT"}`))
-	claims, err := json.Marshal(map[string]any{"exp": time.Now().Add(time.Hour).Unix(), "sub": access, "iss": "prometheus"})
-	if err != nil {
-		return "", err
-	}
-	unsigned := header + "." + enc.EncodeToString(claims)
-	mac := hmac.New(sha512.New, []byte(secret))
-	mac.Write([]byte(unsigned))
-	return unsigned + "." + enc.EncodeToString(mac.Sum(nil)), nil
-}
 
 // sample is one line of the Prometheus text format.
 type sample struct {
