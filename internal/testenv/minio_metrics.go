@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // BucketRequests is MinIO's count of S3 API calls on bucket, by API name
@@ -38,7 +39,7 @@ func (m *MinIO) BucketRequests(ctx context.Context, bucket string) (map[string]f
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return nil, fmt.Errorf("MinIO bucket metrics: %s: %s", resp.Status, body)
 	}
-	var p expfmt.TextParser
+	p := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := p.TextToMetricFamilies(resp.Body)
 	if err != nil {
 		return nil, fmt.Errorf("MinIO bucket metrics: %w", err)

@@ -12,8 +12,9 @@ import (
 // Script stands in for guestkit-runner: `run --spec URI --result URI
 // --job-id ID`.
 //
-// With $FAKE_DIR set, it records its pid in $FAKE_DIR/ID.pids and its job
-// in $FAKE_DIR/order (one line per start), holds a
+// With $FAKE_DIR set, it records its pid in $FAKE_DIR/ID.pids, its job in
+// $FAKE_DIR/order (one line per start), its command line in ID.args and
+// its environment in ID.env, holds a
 // marker running.PID while it runs (a line of $FAKE_DIR/concurrency counts
 // the markers at its start), and sources $FAKE_DIR/ID.sh when it exists:
 // the test's script for the job, where $result is the result file and
@@ -24,6 +25,7 @@ import (
 // any other.
 const Script = `#!/bin/sh
 set -u
+args="$*"
 while [ $# -gt 0 ]; do
 	case $1 in
 	--spec) spec=${2#file://}; shift 2 ;;
@@ -44,6 +46,8 @@ dir=${FAKE_DIR:-}
 if [ -n "$dir" ]; then
 	echo $$ >> "$dir/$id.pids"
 	echo "$id" >> "$dir/order"
+	echo "$args" > "$dir/$id.args"
+	env > "$dir/$id.env"
 	marker=$dir/running.$$
 	: > "$marker"
 	trap 'rm -f "$marker"' EXIT
