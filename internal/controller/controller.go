@@ -56,7 +56,7 @@ type Config struct {
 	// dispatcher's own bucket is retried without limit. Default 5.
 	PrecheckAttempts int
 	// PrecheckBackoff is the wait after the first failed check; it doubles
-	// each time. Default 2s.
+	// each time. Default 1s.
 	PrecheckBackoff time.Duration
 }
 
@@ -94,7 +94,7 @@ func New(cfg Config) (*Controller, error) {
 		cfg.PrecheckAttempts = 5
 	}
 	if cfg.PrecheckBackoff <= 0 {
-		cfg.PrecheckBackoff = 2 * time.Second
+		cfg.PrecheckBackoff = time.Second
 	}
 	if cfg.Interval <= 0 {
 		cfg.Interval = 10 * time.Second
