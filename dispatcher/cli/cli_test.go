@@ -284,7 +284,7 @@ func TestFairShareBetweenWriters(t *testing.T) {
 	if r.code != cli.ExitOK {
 		t.Fatalf("once: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
-	data, err := os.ReadFile(filepath.Join(fake, "order"))
+	data, err := os.ReadFile(filepath.Join(fake, "starts"))
 	if err != nil {
 		t.Fatal(err)
 	}

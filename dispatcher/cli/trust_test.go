@@ -103,7 +103,7 @@ func TestTrustBoundary(t *testing.T) {
 	if n := hits.Load(); n != 0 {
 		t.Errorf("the loopback server got %d requests", n)
 	}
-	order, _ := os.ReadFile(filepath.Join(fake, "order"))
+	order, _ := os.ReadFile(filepath.Join(fake, "starts"))
 	if got := strings.Fields(string(order)); !slices.Equal(got, []string{"ok"}) {
 		t.Errorf("runners started for %v, want only ok", got)
 	}

@@ -197,10 +197,12 @@ func TestJobsAsTheAPIServerStoresThem(t *testing.T) {
 	e.put("images/a.qcow2", "QFI\xfb fake image bytes")
 	img := e.st.URI("images/a.qcow2")
 	e.put("jobs/low.json", specJSON("low", 1, 3, img))
-	e.put("jobs/high.json", strings.Replace(specJSON("high", 9, 2, img, spectest.WithLabels(map[string]string{"team": "sec"})), "{", `{"payload_ignored":1,`, 1))
+	e.put("jobs/high.json", strings.Replace(specJSON("high", 9, 2, img, spectest.WithLabels(map[string]string{"team": "sec", "sidecar.istio.io/inject": "false"}),
+		spectest.WithAnnotations(map[string]string{"iam.amazonaws.com/role": "admin"})), "{", `{"payload_ignored":1,`, 1))
 	e.put("jobs/mid.json", specJSON("mid", 5, 1, img))
 	e.put("jobs/noimage.json", specJSON("noimage", 5, 1, e.st.URI("images/missing.qcow2")))
 	e.put("jobs/hostpath.json", specJSON("hostpath", 5, 1, "/vms/x.qcow2"))
+	e.put("jobs/other.json", specJSON("other", 5, 1, "s3://some-other-bucket/images/x.qcow2"))
 	e.put("jobs/broken.yaml", "job_id: [\n")
 
 	d := e.start(2, nil)
@@ -222,6 +224,7 @@ func TestJobsAsTheAPIServerStoresThem(t *testing.T) {
 	for key, code := range map[string]result.Code{
 		store.ResultKey("noimage"):                 result.CodeImageNotFound,
 		store.ResultKey("hostpath"):                result.CodeSpecRefused,
+		store.ResultKey("other"):                   result.CodeSpecRefused,
 		store.InvalidResultKey("jobs/broken.yaml"): result.CodeSpecInvalid,
 	} {
 		r := e.result(key)
@@ -255,6 +258,15 @@ func TestJobsAsTheAPIServerStoresThem(t *testing.T) {
 	for k, v := range map[string]string{LabelManagedBy: LabelManagedByValue, LabelName: LabelNameValue, "team": "sec", LabelOperation: "guestkit.inspect"} {
 		if job.Labels[k] != v || job.Spec.Template.Labels[k] != v {
 			t.Errorf("label %s = %q / %q, want %q", k, job.Labels[k], job.Spec.Template.Labels[k], v)
+		}
+	}
+	// Only the metadata the policy allows reaches the Job and its pods.
+	for _, m := range []map[string]string{job.Labels, job.Spec.Template.Labels, job.Annotations, job.Spec.Template.Annotations} {
+		if _, ok := m["sidecar.istio.io/inject"]; ok {
+			t.Errorf("a label the policy does not allow reached the Job: %v", m)
+		}
+		if _, ok := m["iam.amazonaws.com/role"]; ok {
+			t.Errorf("an annotation the policy does not allow reached the Job: %v", m)
 		}
 	}
 	for k, v := range map[string]string{AnnotationBucket: e.bucket, AnnotationSpecKey: "jobs/high.json", AnnotationResultKey: "results/high.json"} {

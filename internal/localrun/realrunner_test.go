@@ -12,6 +12,7 @@ import (
 
 	"guestkit.io/batch/internal/controller"
 	"guestkit.io/batch/internal/metrics"
+	"guestkit.io/batch/internal/policy"
 	"guestkit.io/batch/internal/result"
 	"guestkit.io/batch/internal/result/resulttest"
 	"guestkit.io/batch/internal/store"
@@ -25,7 +26,12 @@ import (
 func TestRealRunnerThroughController(t *testing.T) {
 	image := debianImage(t)
 	runner := buildRunner(t)
-	st, _ := storetest.Folder(t)
+	st, home := storetest.Folder(t)
+	missing := filepath.Join(t.TempDir(), "missing.qcow2")
+	pol, err := policy.New(policy.Config{Home: home, LocalFolder: true, HostPathRoots: []string{filepath.Dir(image), filepath.Dir(missing)}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	inspect := func(id, path string) map[string]any {
 		return map[string]any{
 			"version": "1.0", "job_id": id, "kind": "VMOperation", "operation": "guestkit.inspect",
@@ -35,7 +41,7 @@ func TestRealRunnerThroughController(t *testing.T) {
 		}
 	}
 	ok := putSpec(t, st, "jobs/ok.json", inspect("ok", image))
-	noimg := putSpec(t, st, "jobs/noimg.json", inspect("noimg", filepath.Join(t.TempDir(), "missing.qcow2")))
+	noimg := putSpec(t, st, "jobs/noimg.json", inspect("noimg", missing))
 	if err := st.Put(t.Context(), "jobs/bad.json", []byte(`{"version": "1.0", "job_id": `)); err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +58,7 @@ func TestRealRunnerThroughController(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := controller.New(controller.Config{Store: st, Executor: x, MaxActive: 4, Interval: 5 * time.Second, Log: log, Metrics: m, Version: "test"})
+	c, err := controller.New(controller.Config{Store: st, Executor: x, Policy: pol, MaxActive: 4, Interval: 5 * time.Second, Log: log, Metrics: m, Version: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 // --job-id ID`.
 //
 // With $FAKE_DIR set, it records its pid in $FAKE_DIR/ID.pids, its job in
-// $FAKE_DIR/order (one line per start), its command line in ID.args and
+// $FAKE_DIR/starts (one line per start), its command line in ID.args and
 // its environment in ID.env, holds a
 // marker running.PID while it runs (a line of $FAKE_DIR/concurrency counts
 // the markers at its start), and sources $FAKE_DIR/ID.sh when it exists:
@@ -45,7 +45,7 @@ EOF
 dir=${FAKE_DIR:-}
 if [ -n "$dir" ]; then
 	echo $$ >> "$dir/$id.pids"
-	echo "$id" >> "$dir/order"
+	echo "$id" >> "$dir/starts"
 	echo "$args" > "$dir/$id.args"
 	env > "$dir/$id.env"
 	marker=$dir/running.$$
