@@ -280,21 +280,9 @@ type Refusal struct {
 
 // Result is the rejected result of the refusal.
 func (f *Refusal) Result(by Runner, now time.Time) *Result {
-	now = now.UTC()
-	res := &Result{
-		APIVersion:     APIVersion,
-		JobID:          cmp.Or(f.JobID, "unknown"),
-		Operation:      f.Operation,
-		IdempotencyKey: f.IdempotencyKey,
-		Status:         StatusRejected,
-		Runner:         by,
-		StartedAt:      now,
-		FinishedAt:     now,
-		Warnings:       f.Warnings,
-		Error: &Error{Code: f.Code, Message: f.Message, Phase: cmp.Or(f.Phase, PhaseSpec), Fields: f.Fields,
-			Details: maps.Clone(f.Details)},
-	}
-	res.ExitCode = ExitCodeFor(res.Status, res.Error, false)
+	res := unrun(f.JobID, f.Operation, f.IdempotencyKey, StatusRejected, by, now,
+		&Error{Code: f.Code, Message: f.Message, Phase: cmp.Or(f.Phase, PhaseSpec), Fields: f.Fields, Details: maps.Clone(f.Details)})
+	res.Warnings = f.Warnings
 	return res
 }
 
@@ -311,18 +299,23 @@ type Failure struct {
 
 // Result is the failed result of f.
 func (f *Failure) Result(by Runner, now time.Time) *Result {
+	return unrun(f.JobID, f.Operation, f.IdempotencyKey, StatusFailed, by, now,
+		&Error{Code: f.Code, Message: f.Message, Phase: f.Phase, Retryable: f.Retryable, Details: maps.Clone(f.Details)})
+}
+
+// unrun is the result of a spec that no runner ran, written now.
+func unrun(jobID, operation, idempotencyKey string, status Status, by Runner, now time.Time, e *Error) *Result {
 	now = now.UTC()
 	res := &Result{
 		APIVersion:     APIVersion,
-		JobID:          cmp.Or(f.JobID, "unknown"),
-		Operation:      f.Operation,
-		IdempotencyKey: f.IdempotencyKey,
-		Status:         StatusFailed,
+		JobID:          cmp.Or(jobID, "unknown"),
+		Operation:      operation,
+		IdempotencyKey: idempotencyKey,
+		Status:         status,
 		Runner:         by,
 		StartedAt:      now,
 		FinishedAt:     now,
-		Error: &Error{Code: f.Code, Message: f.Message, Phase: f.Phase, Retryable: f.Retryable,
-			Details: maps.Clone(f.Details)},
+		Error:          e,
 	}
 	res.ExitCode = ExitCodeFor(res.Status, res.Error, false)
 	return res
