@@ -12,7 +12,8 @@ bucket=${3:?bucket dir}
 
 mkdir -p "$bucket/jobs" "$bucket/images"
 cp -f "$images/debian.qcow2" "$bucket/images/sample-debian.qcow2"
-image=$(cd "$bucket/images" && pwd)/sample-debian.qcow2
+# Specs name the image by its key in the bucket; the dispatcher's policy
+# allows the bucket's images/ folder and nothing else by default.
 # A rerun runs again: each spec has exactly one result, so drop the old ones.
 rm -rf "$bucket/results"
 
@@ -25,7 +26,7 @@ cat >"$bucket/jobs/demo-inspect.json" <<JSON
   "execution": {"priority": 8, "timeout_seconds": 900},
   "payload": {
     "type": "guestkit.inspect.v1",
-    "data": {"image": {"path": "$image", "format": "qcow2"}}
+    "data": {"image": {"uri": "images/sample-debian.qcow2", "format": "qcow2"}}
   }
 }
 JSON
@@ -40,7 +41,7 @@ cat >"$bucket/jobs/demo-profile.json" <<JSON
   "payload": {
     "type": "guestkit.profile.v1",
     "data": {
-      "image": {"path": "$image", "format": "qcow2"},
+      "image": {"uri": "images/sample-debian.qcow2", "format": "qcow2"},
       "profiles": ["security", "compliance", "hardening"],
       "options": {"severity_threshold": "high"},
       "output": {"format": "sarif", "include_remediation": true}

@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"net/url"
 	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -313,10 +314,16 @@ func parseBucketPrefix(s string) (bucketPrefix, error) {
 	}
 	if !strings.Contains(s, "://") || strings.HasPrefix(s, "file://") {
 		dir := strings.TrimPrefix(strings.TrimPrefix(s, "file://"), "localhost")
-		if !path.IsAbs(dir) {
-			return bucketPrefix{}, fmt.Errorf("%q: a folder must be an absolute path", s)
+		if strings.HasPrefix(s, "file://") && !path.IsAbs(dir) {
+			return bucketPrefix{}, fmt.Errorf("%q: want file:///ABS/PATH", s)
 		}
-		return bucketPrefix{scheme: "file", bucket: path.Clean(dir)}, nil
+		// A plain path is relative to the working folder, as the store
+		// takes it.
+		abs, err := filepath.Abs(dir)
+		if err != nil {
+			return bucketPrefix{}, fmt.Errorf("%q: %w", s, err)
+		}
+		return bucketPrefix{scheme: "file", bucket: abs}, nil
 	}
 	scheme, rest, _ := strings.Cut(s, "://")
 	if !store.IsBucketScheme(scheme) {
