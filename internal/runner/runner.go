@@ -403,9 +403,17 @@ func localImage(ctx context.Context, job *spec.Job, cfg *Config) (path, etag str
 	} else if strings.HasPrefix(uri, "http://") || strings.HasPrefix(uri, "https://") {
 		uris.HTTP = cfg.HTTP
 	}
+	if m := maxVirtualSize(job, cfg); m > 0 {
+		// No image file is larger than its disk by more than its
+		// metadata: a larger object is refused before it fills the scratch.
+		uris.MaxBytes = m + m/16 + 64<<20
+	}
 	dst := filepath.Join(cfg.ScratchDir, "image-"+sanitize(job.JobID))
 	cleanup = func() { os.Remove(dst) }
 	o, err := uris.Fetch(ctx, uri, dst)
+	if errors.Is(err, store.ErrTooLarge) {
+		return "", "", cleanup, &failure{status: result.StatusRejected, code: result.CodeImageTooLarge, phase: result.PhaseFetch, err: err}
+	}
 	if err != nil {
 		if errors.Is(err, netguard.ErrRefused) || errors.Is(err, netguard.ErrRedirect) {
 			// The spec names a URL this runner will not fetch; no retry

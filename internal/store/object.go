@@ -63,6 +63,9 @@ type URIs struct {
 	// Stall fails an http(s) body that sends nothing for this long
 	// (0: DefaultStall): a server must not hold a download open forever.
 	Stall time.Duration
+	// MaxBytes bounds what Download and Fetch copy (0: no bound): an
+	// object larger than the job could ever use fails with ErrTooLarge.
+	MaxBytes int64
 }
 
 // DefaultStall is URIs.Stall's default.
@@ -272,12 +275,22 @@ func (u URIs) Fetch(ctx context.Context, uri, dst string) (Object, error) {
 		return o, err
 	}
 	defer r.Close()
+	if u.MaxBytes > 0 && size > u.MaxBytes {
+		return o, fmt.Errorf("download %s: %d bytes, over %d: %w", Redact(uri), size, u.MaxBytes, ErrTooLarge)
+	}
 	f, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".part-*")
 	if err != nil {
 		return o, fmt.Errorf("download %s: %w", Redact(uri), err)
 	}
-	n, err := io.Copy(f, r)
-	if err == nil && size >= 0 && n != size {
+	src := r
+	if u.MaxBytes > 0 {
+		src = io.NopCloser(io.LimitReader(r, u.MaxBytes+1))
+	}
+	n, err := io.Copy(f, src)
+	switch {
+	case err == nil && u.MaxBytes > 0 && n > u.MaxBytes:
+		err = fmt.Errorf("more than %d bytes: %w", u.MaxBytes, ErrTooLarge)
+	case err == nil && size >= 0 && n != size:
 		err = fmt.Errorf("got %d of %d bytes", n, size)
 	}
 	if cerr := f.Close(); err == nil {

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -98,5 +99,30 @@ func TestURIsStall(t *testing.T) {
 	}
 	if d := time.Since(start); d > 10*time.Second {
 		t.Fatalf("gave up after %s", d)
+	}
+}
+
+// MaxBytes refuses an object over the bound, whether its server announces
+// the length or streams it.
+func TestFetchMaxBytes(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/chunked" {
+			w.(http.Flusher).Flush() // no Content-Length
+		}
+		_, _ = w.Write(make([]byte, 1000))
+	}))
+	defer srv.Close()
+	u := URIs{MaxBytes: 999}
+	for _, p := range []string{"/sized", "/chunked"} {
+		dst := filepath.Join(t.TempDir(), "d")
+		if _, err := u.Fetch(t.Context(), srv.URL+p, dst); !errors.Is(err, ErrTooLarge) {
+			t.Errorf("%s: %v, want ErrTooLarge", p, err)
+		}
+		if _, err := os.Stat(dst); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s: a partial image is left at %s", p, dst)
+		}
+	}
+	if o, err := (URIs{MaxBytes: 1000}).Fetch(t.Context(), srv.URL+"/sized", filepath.Join(t.TempDir(), "d")); err != nil || o.Size != 1000 {
+		t.Errorf("at the bound: %+v, %v", o, err)
 	}
 }
