@@ -141,7 +141,7 @@ func newEngine(ctx context.Context, g *Globals, f *ExecutorFlags, deps Deps, log
 		}
 		x, err := localrun.New(ctx, localrun.Config{
 			Runner: bin, Store: st, Stores: stores, Results: results, Parallel: f.Parallel, Accel: f.Accel,
-			ExtraEnv: f.runnerEnv(), NetAllow: pol.Config().AllowCIDRs,
+			ExtraEnv: f.runnerEnv(), NetAllow: pol.AllowCIDRs(),
 			Log: log, Metrics: en.metrics, OnFinish: en.trigger.Poke,
 		})
 		if err != nil {
@@ -194,7 +194,7 @@ func (en *engine) kubeExecutor(ctx context.Context, g *Globals, f *ExecutorFlags
 	if err != nil {
 		return nil, err
 	}
-	bc.NetAllow = pol.Config().AllowCIDRs
+	bc.NetAllow = pol.AllowCIDRs()
 	b, err := kubejob.NewBuilder(bc)
 	if err != nil {
 		return nil, err

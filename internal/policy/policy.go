@@ -133,19 +133,8 @@ func New(cfg Config) (*Policy, error) {
 	return p, nil
 }
 
-// Config is the policy with its defaults applied.
-func (p *Policy) Config() Config {
-	c := p.cfg
-	c.HostPathRoots = slices.Clone(p.roots)
-	c.Buckets = nil
-	for _, b := range p.buckets {
-		c.Buckets = append(c.Buckets, b.String())
-	}
-	return c
-}
-
-// HostPathRoots are the host path roots in force.
-func (p *Policy) HostPathRoots() []string { return slices.Clone(p.roots) }
+// AllowCIDRs are the networks the runners' network guard lets through.
+func (p *Policy) AllowCIDRs() []netip.Prefix { return slices.Clone(p.cfg.AllowCIDRs) }
 
 // Admission is an admitted spec: what it may reach, as checked.
 type Admission struct {
@@ -221,9 +210,6 @@ func (p *Policy) image(j *spec.Job) (spec.ImageSource, error) {
 		}
 		if !slices.ContainsFunc(p.buckets, func(a bucketPrefix) bool { return a.allows(b.scheme, b.bucket, src.Key) }) {
 			return spec.ImageSource{}, refuse(field, src.URI, "allowed buckets", "not under an allowed bucket prefix")
-		}
-		if b.scheme == p.home.scheme && b.bucket == p.home.bucket {
-			src.Bucket = p.home.url() // with the home bucket's settings
 		}
 	case spec.ImageHTTP:
 		host := ""
@@ -353,13 +339,6 @@ func (b bucketPrefix) url() string {
 		return "file://" + b.bucket
 	}
 	return b.scheme + "://" + b.bucket
-}
-
-func (b bucketPrefix) String() string {
-	if b.scheme == "file" {
-		return b.url()
-	}
-	return b.url() + "/" + b.prefix
 }
 
 // joinPrefix puts key under prefix ("" or ending in /).
