@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 
@@ -11,6 +12,7 @@ import (
 
 	"guestkit.io/batch/internal/guest"
 	"guestkit.io/batch/internal/inspect"
+	"guestkit.io/batch/internal/layout"
 )
 
 var _ inspect.Backend = (*Session)(nil)
@@ -249,9 +251,11 @@ func (s *Session) Storage(ctx context.Context, known []inspect.Filesystem) (insp
 			}
 			d.Size = size
 		}
-		read := func(off int64, n int) ([]byte, error) { return g.Pread_device(dev, n, off) }
-		pt, parts, err := parsePartitions(read, d.Size)
-		if err != nil && !errors.Is(err, errNoTable) {
+		// One pread_device per table: parted and sfdisk cost a process
+		// spawn each inside the appliance, most of a storage report's time
+		// under TCG.
+		pt, parts, err := layout.Partitions(deviceReader{g, dev}, d.Size)
+		if err != nil && !errors.Is(err, layout.ErrNoTable) {
 			note("partitions", dev, err)
 		}
 		d.Partition = pt
@@ -301,19 +305,25 @@ func (s *Session) Storage(ctx context.Context, known []inspect.Filesystem) (insp
 	return st, probs, err
 }
 
-// isPV looks for an LVM2 label in the first four sectors, without
+// isPV says whether a device is an LVM2 physical volume, without
 // spawning pvs.
 func isPV(g *guestfs.Guestfs, dev string) bool {
-	b, err := g.Pread_device(dev, 4*sector, 0)
-	if err != nil {
-		return false
+	return layout.IsPV(deviceReader{g, dev})
+}
+
+// deviceReader reads a device of the appliance.
+type deviceReader struct {
+	g   *guestfs.Guestfs
+	dev string
+}
+
+func (r deviceReader) ReadAt(p []byte, off int64) (int, error) {
+	b, err := r.g.Pread_device(r.dev, len(p), off)
+	n := copy(p, b)
+	if err == nil && n < len(p) {
+		err = io.EOF
 	}
-	for i := 0; i+sector <= len(b); i += sector {
-		if string(b[i:i+8]) == "LABELONE" && string(b[i+24:i+32]) == "LVM2 001" {
-			return true
-		}
-	}
-	return false
+	return n, err
 }
 
 func partName(dev string, n int) string {

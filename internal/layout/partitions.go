@@ -1,19 +1,22 @@
-package libguestfs
+// Package layout reads how a disk is laid out, from its bytes alone: the
+// partition table (MBR with extended and logical partitions, GPT), every
+// structure bounded, since disks come from strangers. It reads through an
+// io.ReaderAt, so the same code serves the libguestfs appliance's device
+// and a direct reader.
+package layout
 
 import (
 	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"unicode/utf16"
 )
 
-// A partition table parsed from the disk's first sectors, read with one
-// pread_device: parted and sfdisk cost a process spawn each inside the
-// appliance, which is most of the cost of a storage report under TCG.
-
-type partEntry struct {
+// Partition is one entry of a partition table.
+type Partition struct {
 	Number int
 	Start  int64 // bytes
 	Size   int64 // bytes
@@ -29,31 +32,51 @@ const maxLogical = 128
 // readAt reads n bytes of the device at off.
 type readAt func(off int64, n int) ([]byte, error)
 
-var errNoTable = errors.New("no partition table")
+// ErrNoTable: the disk has no partition table (a whole-disk filesystem or
+// physical volume).
+var ErrNoTable = errors.New("no partition table")
 
-// parsePartitions returns "msdos" or "gpt" and the partitions, or
-// errNoTable for a disk without a table (a whole-disk filesystem or PV).
-func parsePartitions(read readAt, diskSize int64) (string, []partEntry, error) {
+// Partitions reads the partition table of a disk of size bytes: "msdos" or
+// "gpt" and the partitions in table order, or ErrNoTable. On a broken
+// table it returns what it read before the break, and the error.
+func Partitions(r io.ReaderAt, size int64) (string, []Partition, error) {
+	read := func(off int64, n int) ([]byte, error) {
+		if off < 0 || n < 0 || off > size || int64(n) > size-off {
+			return nil, fmt.Errorf("read of %d bytes at %d: past the disk's %d bytes", n, off, size)
+		}
+		b := make([]byte, n)
+		if _, err := r.ReadAt(b, off); err != nil && !(errors.Is(err, io.EOF) && off+int64(n) == size) {
+			return nil, fmt.Errorf("read of %d bytes at %d: %w", n, off, err)
+		}
+		return b, nil
+	}
+	return parsePartitions(read, size)
+}
+
+func parsePartitions(read readAt, diskSize int64) (string, []Partition, error) {
+	if diskSize < 2*sector {
+		return "", nil, ErrNoTable
+	}
 	head, err := read(0, 2*sector)
 	if err != nil {
 		return "", nil, err
 	}
 	if len(head) < 2*sector {
-		return "", nil, errNoTable
+		return "", nil, ErrNoTable
 	}
 	if string(head[sector:sector+8]) == "EFI PART" {
 		parts, err := parseGPT(read, head[sector:2*sector], diskSize)
 		return "gpt", parts, err
 	}
 	if head[510] != 0x55 || head[511] != 0xaa {
-		return "", nil, errNoTable
+		return "", nil, ErrNoTable
 	}
-	var parts []partEntry
-	var ext *partEntry
+	var parts []Partition
+	var ext *Partition
 	for i := 0; i < 4; i++ {
 		e := head[446+16*i : 446+16*i+16]
 		if e[0] != 0 && e[0] != 0x80 {
-			return "", nil, errNoTable // a FAT boot sector, not an MBR
+			return "", nil, ErrNoTable // a FAT boot sector, not an MBR
 		}
 		typ := e[4]
 		if typ == 0 {
@@ -62,7 +85,7 @@ func parsePartitions(read readAt, diskSize int64) (string, []partEntry, error) {
 		if typ == 0xee {
 			return "", nil, fmt.Errorf("protective MBR without a GPT header")
 		}
-		p := partEntry{
+		p := Partition{
 			Number: i + 1,
 			Start:  int64(binary.LittleEndian.Uint32(e[8:])) * sector,
 			Size:   int64(binary.LittleEndian.Uint32(e[12:])) * sector,
@@ -90,8 +113,8 @@ func parsePartitions(read readAt, diskSize int64) (string, []partEntry, error) {
 // parseEBR follows the chain of extended boot records. Offsets of the next
 // EBR are relative to the extended partition, of the logical partition to
 // its EBR.
-func parseEBR(read readAt, extStart, extSize, diskSize int64) ([]partEntry, error) {
-	var out []partEntry
+func parseEBR(read readAt, extStart, extSize, diskSize int64) ([]Partition, error) {
+	var out []Partition
 	seen := map[int64]bool{}
 	ebr := extStart
 	for n := 5; n < 5+maxLogical; n++ {
@@ -108,7 +131,7 @@ func parseEBR(read readAt, extStart, extSize, diskSize int64) ([]partEntry, erro
 		}
 		e := b[446:462]
 		if e[4] != 0 {
-			p := partEntry{
+			p := Partition{
 				Number: n,
 				Start:  ebr + int64(binary.LittleEndian.Uint32(e[8:]))*sector,
 				Size:   int64(binary.LittleEndian.Uint32(e[12:])) * sector,
@@ -128,37 +151,36 @@ func parseEBR(read readAt, extStart, extSize, diskSize int64) ([]partEntry, erro
 	return out, fmt.Errorf("more than %d logical partitions", maxLogical)
 }
 
-func parseGPT(read readAt, hdr []byte, diskSize int64) ([]partEntry, error) {
-	entriesLBA := int64(binary.LittleEndian.Uint64(hdr[72:]))
+func parseGPT(read readAt, hdr []byte, diskSize int64) ([]Partition, error) {
+	entriesLBA := binary.LittleEndian.Uint64(hdr[72:])
 	count := binary.LittleEndian.Uint32(hdr[80:])
 	esize := binary.LittleEndian.Uint32(hdr[84:])
 	if esize < 128 || esize > 4096 || count == 0 || count > 1024 {
 		return nil, fmt.Errorf("GPT header: %d entries of %d bytes", count, esize)
 	}
 	total := int(count * esize)
-	off := entriesLBA * sector
-	if off <= 0 || off+int64(total) > diskSize {
-		return nil, fmt.Errorf("GPT entries at %d out of the disk", off)
+	if entriesLBA == 0 || entriesLBA >= uint64(diskSize/sector) || int64(entriesLBA)*sector > diskSize-int64(total) {
+		return nil, fmt.Errorf("GPT entries at LBA %d out of the disk", entriesLBA)
 	}
+	off := int64(entriesLBA) * sector
 	b, err := read(off, total)
 	if err != nil {
 		return nil, err
 	}
-	var out []partEntry
+	var out []Partition
 	for i := 0; i < int(count) && (i+1)*int(esize) <= len(b); i++ {
 		e := b[i*int(esize) : (i+1)*int(esize)]
 		if bytes.Equal(e[:16], make([]byte, 16)) {
 			continue
 		}
-		first := int64(binary.LittleEndian.Uint64(e[32:]))
-		last := int64(binary.LittleEndian.Uint64(e[40:]))
-		if last < first || (last+1)*sector > diskSize {
+		first, last := binary.LittleEndian.Uint64(e[32:]), binary.LittleEndian.Uint64(e[40:])
+		if last < first || last >= uint64(diskSize/sector) {
 			return out, fmt.Errorf("GPT partition %d: sectors %d-%d out of the disk", i+1, first, last)
 		}
-		out = append(out, partEntry{
+		out = append(out, Partition{
 			Number: i + 1,
-			Start:  first * sector,
-			Size:   (last - first + 1) * sector,
+			Start:  int64(first) * sector,
+			Size:   int64(last-first+1) * sector,
 			Type:   guidString(e[:16]),
 			Name:   utf16Name(e[56:128]),
 		})
@@ -187,4 +209,17 @@ func utf16Name(b []byte) string {
 		}
 		return r
 	}, string(utf16.Decode(u)))
+}
+
+// IsPV says whether a device holds an LVM2 physical volume: its label is
+// in one of the first four sectors.
+func IsPV(r io.ReaderAt) bool {
+	b := make([]byte, 4*sector)
+	n, _ := r.ReadAt(b, 0)
+	for i := 0; i+sector <= n; i += sector {
+		if string(b[i:i+8]) == "LABELONE" && string(b[i+24:i+32]) == "LVM2 001" {
+			return true
+		}
+	}
+	return false
 }

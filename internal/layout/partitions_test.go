@@ -1,4 +1,4 @@
-package libguestfs
+package layout
 
 import (
 	"encoding/binary"
@@ -42,7 +42,7 @@ func TestParseMBRWithLogicalPartitions(t *testing.T) {
 	if err != nil || pt != "msdos" {
 		t.Fatalf("pt %q err %v", pt, err)
 	}
-	want := []partEntry{
+	want := []Partition{
 		{Number: 1, Start: 2048 * 512, Size: 20480 * 512, Type: "0x83"},
 		{Number: 2, Start: 30720 * 512, Size: 100000 * 512, Type: "0x05"},
 		{Number: 5, Start: (30720 + 2048) * 512, Size: 4096 * 512, Type: "0x82"},
@@ -79,8 +79,8 @@ func TestParseMBRHostile(t *testing.T) {
 	if _, _, err := parsePartitions(reader(big), int64(len(big))); err == nil || !strings.Contains(err.Error(), "past the disk") {
 		t.Errorf("err = %v, want past the disk", err)
 	}
-	if _, _, err := parsePartitions(reader(make([]byte, 4096)), 4096); !errors.Is(err, errNoTable) {
-		t.Errorf("blank disk: err = %v, want errNoTable", err)
+	if _, _, err := parsePartitions(reader(make([]byte, 4096)), 4096); !errors.Is(err, ErrNoTable) {
+		t.Errorf("blank disk: err = %v, want ErrNoTable", err)
 	}
 }
 
