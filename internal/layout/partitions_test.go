@@ -1,6 +1,7 @@
 package layout
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"strings"
@@ -112,6 +113,12 @@ func TestParseGPT(t *testing.T) {
 	binary.LittleEndian.PutUint64(e[40:], 1<<40) // past the disk
 	if _, _, err := parsePartitions(reader(disk), int64(len(disk))); err == nil {
 		t.Error("GPT entry past the disk accepted")
+	}
+	// Sector numbers that wrap to negative offsets.
+	binary.LittleEndian.PutUint64(e[32:], 1<<64-16)
+	binary.LittleEndian.PutUint64(e[40:], 1<<64-1)
+	if _, parts, err := Partitions(bytes.NewReader(disk), int64(len(disk))); err == nil {
+		t.Errorf("GPT entry at sector 2^64-16 accepted: %+v", parts)
 	}
 }
 
