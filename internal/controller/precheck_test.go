@@ -49,6 +49,11 @@ func (l *launcher) Launch(context.Context, *intake.Entry) error {
 // spec's own bucket answers.
 func newPrecheck(t *testing.T) (*outage, *launcher, *controller.Controller) {
 	t.Helper()
+	// Nothing answers the image bucket, at once (no SDK retries).
+	t.Setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:1")
+	t.Setenv("AWS_ACCESS_KEY_ID", "x")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "x")
+	t.Setenv("AWS_MAX_ATTEMPTS", "1")
 	folder, _ := storetest.Folder(t)
 	st := &outage{Store: folder}
 	storetest.Put(t, st, "jobs/a.json", spectest.JSON(spectest.Inspect("a", "s3://elsewhere/disk.qcow2")))
@@ -69,10 +74,6 @@ func newPrecheck(t *testing.T) (*outage, *launcher, *controller.Controller) {
 // A check that fails for a reason of the image's own ends in a failed
 // result after PrecheckAttempts, so once and sweep finish.
 func TestPrecheckGivesUp(t *testing.T) {
-	t.Setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:1")
-	t.Setenv("AWS_ACCESS_KEY_ID", "x")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "x")
-	t.Setenv("AWS_MAX_ATTEMPTS", "1")
 	st, x, c := newPrecheck(t)
 	for pass := 1; pass <= 20; pass++ {
 		if _, err := c.Pass(t.Context()); err != nil {
@@ -99,10 +100,6 @@ func TestPrecheckGivesUp(t *testing.T) {
 // When the dispatcher's own bucket is down, the spec is not at fault: it
 // is retried without limit and gets no result.
 func TestPrecheckRetriesOwnOutage(t *testing.T) {
-	t.Setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:1")
-	t.Setenv("AWS_ACCESS_KEY_ID", "x")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "x")
-	t.Setenv("AWS_MAX_ATTEMPTS", "1")
 	st, x, c := newPrecheck(t)
 	st.down.Store(true)
 	for range 6 {
