@@ -384,8 +384,8 @@ func (c *Controller) forgetChecked(snap *intake.Snapshot) {
 		if d, ok := c.checked[e.Key]; ok {
 			keep[e.Key] = d
 		}
-		if f, ok := c.failed[e.Key+"\x00"+e.Digest]; ok {
-			failed[e.Key+"\x00"+e.Digest] = f
+		if f, ok := c.failed[contentKey(e)]; ok {
+			failed[contentKey(e)] = f
 		}
 	}
 	c.checked, c.failed = keep, failed
@@ -424,7 +424,7 @@ func (c *Controller) imageUnchecked(ctx context.Context, e *intake.Entry, err er
 		log.Warn("the bucket is unreachable; retrying at the next pass")
 		return false, err
 	}
-	id := e.Key + "\x00" + e.Digest
+	id := contentKey(e)
 	c.mu.Lock()
 	f := c.failed[id]
 	if f == nil {
@@ -448,6 +448,9 @@ func (c *Controller) imageUnchecked(ctx context.Context, e *intake.Entry, err er
 	return false, nil
 }
 
+// contentKey names one content of one spec object.
+func contentKey(e *intake.Entry) string { return e.Key + "\x00" + e.Digest }
+
 // errBackoff: the spec waits for its next image check.
 var errBackoff = errors.New("image check backing off")
 
@@ -455,7 +458,7 @@ var errBackoff = errors.New("image check backing off")
 func (c *Controller) backingOff(e *intake.Entry) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	f := c.failed[e.Key+"\x00"+e.Digest]
+	f := c.failed[contentKey(e)]
 	return f != nil && c.cfg.Now().Before(f.next)
 }
 
@@ -469,7 +472,7 @@ func (c *Controller) checkSame(ctx context.Context, e *intake.Entry, digest stri
 	}
 	conflict := &intake.RejectError{Key: e.Key, Reason: intake.ReasonConflict,
 		Err: fmt.Errorf("job_id %q was launched from different content (%s, not %s): the spec changed after dispatch; the running job keeps the content it started with", e.JobID, digest, e.Digest)}
-	key := store.ConflictResultKey(e.JobID, e.Key+"\x00"+e.Digest)
+	key := store.ConflictResultKey(e.JobID, contentKey(e))
 	res := e.RejectedResult(c.results.By, c.cfg.Now(), conflict)
 	if _, err := c.results.Create(ctx, key, res); err != nil {
 		c.m.Error("reject")
