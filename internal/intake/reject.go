@@ -41,7 +41,7 @@ func (e *Entry) Refusal(err error) *result.Refusal {
 	if re != nil && re.Owner != "" {
 		f.Details["owner_spec_key"] = re.Owner
 	}
-	f.Operation, f.IdempotencyKey = e.identity()
+	f.Operation, f.IdempotencyKey = e.Identity()
 	for _, w := range e.Warnings {
 		f.Warnings = append(f.Warnings, w.String())
 	}
@@ -64,13 +64,13 @@ func printable(key string) string {
 func (e *Entry) Failure(code result.Code, phase result.Phase, message string) *result.Failure {
 	f := &result.Failure{JobID: e.JobID, Code: code, Phase: phase, Message: message, Retryable: true,
 		Details: map[string]string{"spec_key": printable(e.Key), "spec_digest": e.Digest}}
-	f.Operation, f.IdempotencyKey = e.identity()
+	f.Operation, f.IdempotencyKey = e.Identity()
 	return f
 }
 
-// identity is the spec's operation (when supported) and idempotency key,
+// Identity is the spec's operation (when supported) and idempotency key,
 // for the results the dispatcher writes for it.
-func (e *Entry) identity() (operation, idempotencyKey string) {
+func (e *Entry) Identity() (operation, idempotencyKey string) {
 	if e.Job == nil {
 		return "", ""
 	}

@@ -8,7 +8,6 @@ import (
 
 	"guestkit.io/batch/internal/intake"
 	"guestkit.io/batch/internal/result"
-	"guestkit.io/batch/internal/spec"
 	"guestkit.io/batch/internal/store"
 )
 
@@ -49,12 +48,7 @@ func (x *Executor) outcomeOf(e *intake.Entry, first time.Time, o *outcome) *resu
 		RecoveredFrom: fmt.Sprintf("the stderr of runner process %d", o.pid),
 		Details:       o.details(maxAttempts),
 	}
-	if slices.Contains(spec.SupportedOperations(), j.Operation) {
-		out.Operation = j.Operation
-	}
-	if ex := j.Execution; ex != nil {
-		out.IdempotencyKey = ex.IdempotencyKey
-	}
+	out.Operation, out.IdempotencyKey = e.Identity()
 	// The image as the runner names it.
 	if img := j.Image(); img != nil && img.Path != "" {
 		out.Image = &result.Image{URI: img.Path}
