@@ -1,9 +1,6 @@
 package kubejob
 
 import (
-	"slices"
-	"strings"
-
 	corev1 "k8s.io/api/core/v1"
 
 	"guestkit.io/batch/internal/spec"
@@ -25,9 +22,7 @@ func (b *Builder) imageOf(in JobInput) (spec.ImageSource, error) {
 		return b.ImageSourceOf(in.Job)
 	}
 	img := in.Admission.Image
-	if img.Kind == spec.ImageHostPath && !slices.ContainsFunc(b.cfg.HostPathRoots, func(r string) bool {
-		return img.HostDir == r || strings.HasPrefix(img.HostDir, r+"/")
-	}) {
+	if img.Kind == spec.ImageHostPath && !spec.UnderAny(img.HostDir, b.cfg.HostPathRoots) {
 		return spec.ImageSource{}, spec.Refuse("payload.data.image", img.URI, "not under a host path root of this dispatcher")
 	}
 	return img, nil

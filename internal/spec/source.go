@@ -124,7 +124,7 @@ func (j *Job) hostPath(src ImageSource, roots []string, field, p string) (ImageS
 		if !strings.HasPrefix(p, dir+"/") {
 			return ImageSource{}, Refuse(field, p, "not under routing.affinity.disk_locality %s", dir)
 		}
-		if !underAny(dir, roots) {
+		if !UnderAny(dir, roots) {
 			return ImageSource{}, refuseRoot(dfield, dir, "not under a host path root of this dispatcher")
 		}
 	} else {
@@ -176,7 +176,9 @@ func HostPathRootProblem(r string) string {
 	return ""
 }
 
-func underAny(p string, roots []string) bool {
+// UnderAny says whether p is one of roots or under one; all clean and
+// absolute.
+func UnderAny(p string, roots []string) bool {
 	for _, r := range roots {
 		if within(p, r) {
 			return true
