@@ -320,7 +320,7 @@ func newInfo(name string, st *guestfs.StatNS) *fileInfo {
 	return &fileInfo{
 		name:  name,
 		size:  st.St_size,
-		mode:  unixMode(uint32(st.St_mode)),
+		mode:  guest.UnixMode(uint32(st.St_mode)),
 		mtime: time.Unix(st.St_mtime_sec, st.St_mtime_nsec),
 		owner: guest.Owner{UID: uint32(st.St_uid), GID: uint32(st.St_gid)},
 	}
@@ -332,32 +332,3 @@ func (i *fileInfo) Mode() fs.FileMode  { return i.mode }
 func (i *fileInfo) ModTime() time.Time { return i.mtime }
 func (i *fileInfo) IsDir() bool        { return i.mode.IsDir() }
 func (i *fileInfo) Sys() any           { return i.owner }
-
-// unixMode converts st_mode to io/fs bits, keeping setuid, setgid, sticky.
-func unixMode(m uint32) fs.FileMode {
-	mode := fs.FileMode(m & 0o777)
-	switch m & syscall.S_IFMT {
-	case syscall.S_IFDIR:
-		mode |= fs.ModeDir
-	case syscall.S_IFLNK:
-		mode |= fs.ModeSymlink
-	case syscall.S_IFIFO:
-		mode |= fs.ModeNamedPipe
-	case syscall.S_IFSOCK:
-		mode |= fs.ModeSocket
-	case syscall.S_IFCHR:
-		mode |= fs.ModeDevice | fs.ModeCharDevice
-	case syscall.S_IFBLK:
-		mode |= fs.ModeDevice
-	}
-	if m&syscall.S_ISUID != 0 {
-		mode |= fs.ModeSetuid
-	}
-	if m&syscall.S_ISGID != 0 {
-		mode |= fs.ModeSetgid
-	}
-	if m&syscall.S_ISVTX != 0 {
-		mode |= fs.ModeSticky
-	}
-	return mode
-}
