@@ -1,6 +1,6 @@
 // Package filesystem reads guest filesystems from their bytes, without a
 // kernel or an appliance: each subpackage (ext4, xfs, fat, squashfs,
-// btrfs) turns one block device (an io.ReaderAt and a size) into a Volume,
+// btrfs) turns one block.Device (an io.ReaderAt and a size) into a Volume,
 // and Tree joins the volumes of one OS root at their mountpoints into a
 // guest.FS. Every reader treats the bytes as hostile: every structure it
 // follows is bounded and checked, and a corrupt filesystem is an error,
@@ -9,7 +9,6 @@ package filesystem
 
 import (
 	"errors"
-	"io"
 	"io/fs"
 )
 
@@ -53,10 +52,4 @@ type Info struct {
 	Type  string
 	Label string
 	UUID  string
-}
-
-// Device is a block device: a partition, a logical volume or a whole disk.
-type Device interface {
-	io.ReaderAt
-	Size() int64
 }
