@@ -18,7 +18,7 @@ KIND_CLUSTER ?= guestkit
 OVERLAY      ?= kind
 E2E_TIMEOUT  ?= 60m
 
-.PHONY: all build setup images minio kube prepare test test-unit test-integration e2e e2e-run lint demo bench-runner bench-dispatcher bench-image clean image image-archive kind-up kind-down deploy
+.PHONY: all build setup images minio kube prepare test test-unit test-integration e2e e2e-run lint demo bench-runner bench-dispatcher bench-image bench-backends clean image image-archive kind-up kind-down deploy
 
 all: build
 
@@ -134,6 +134,16 @@ bench-dispatcher: build kube minio
 # appliance launch on the local cluster (GUESTKIT_BENCH_ROUNDS, default 3).
 bench-image: build images minio kube image-archive
 	GUESTKIT_TEST_IMAGES=$(IMAGES) $(GO) test -tags 'e2e bench' -run '^TestBenchImage$$' -count=1 -v -timeout 30m ./e2e/
+
+# Issue 12's report: on every test image, the runner's backends (direct,
+# appliance), Trivy's offline package inventory and a bare appliance launch
+# side by side: wall time, peak RSS, bytes read, right answers, the targets.
+# Trivy is built once into the cache (scripts/install-trivy.sh, ~7 min); it
+# is part of no test. Settings: GUESTKIT_BENCH_ROUNDS, GUESTKIT_BENCH_IMAGES,
+# GUESTKIT_BENCH_BACKENDS (scripts/bench-backends/main.go).
+bench-backends: build images
+	trivy=$$(bash scripts/install-trivy.sh) && \
+	  GUESTKIT_BENCH_TRIVY=$$trivy $(GO) run ./scripts/bench-backends -runner $(BIN)/guestkit-runner -images $(IMAGES)
 
 clean:
 	rm -rf $(BIN)
