@@ -14,10 +14,10 @@ const chunkSize = 64 << 10
 // chunkCache keeps the most recently used aligned chunks of a disk. The
 // last chunk of a disk may be shorter than chunkSize.
 type chunkCache struct {
-	mu   sync.Mutex
-	max  int
-	m    map[int64]*list.Element
-	lru  list.List // of *chunk, most recent first
+	mu  sync.Mutex
+	max int
+	m   map[int64]*list.Element
+	lru list.List // of *chunk, most recent first
 }
 
 type chunk struct {

@@ -167,6 +167,7 @@ func openDaemon(ctx context.Context, path, format string, opts Options) (_ *Disk
 		align:   d.nbd.align,
 		src:     d.readAt,
 		closeFn: d.close,
+		proc:    d,
 	}, nil
 }
 
@@ -300,6 +301,13 @@ func (t *tailBuffer) last() string {
 	defer t.mu.Unlock()
 	var lines []string
 	for _, l := range strings.Split(string(t.b), "\n") {
+		// qemu repeats the option it failed on: the blockdev's JSON,
+		// which says nothing new and would push the reason out.
+		if i := strings.Index(l, " --blockdev {"); i >= 0 {
+			if j := strings.LastIndex(l, "}: "); j > i {
+				l = l[:i] + " --blockdev" + l[j+1:]
+			}
+		}
 		if l = strings.TrimSpace(l); l != "" {
 			lines = append(lines, printable(l))
 		}

@@ -59,6 +59,7 @@ type Disk struct {
 	align int64 // reads from src start and end on this boundary (or at size)
 	src   func(p []byte, off int64) error
 	cache *chunkCache // nil: none
+	proc  *daemon     // nil for a raw file
 
 	requests, requestedBytes, reads, bytesRead, hits, misses atomic.Int64
 	startup                                                  time.Duration

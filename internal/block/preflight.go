@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"math/bits"
 	"os"
 )
 
@@ -156,8 +157,8 @@ func checkQCOW2(r io.ReaderAt, size int64) error {
 				// Only the start is checked: qemu reads the compressed
 				// bytes up to a sector boundary that may lie past the end,
 				// and a stream cut short fails to inflate (an error).
-				bits := 62 - (clusterBits - 8)
-				if host := e & (1<<bits - 1); host >= uint64(size) {
+				shift := 62 - (clusterBits - 8)
+				if host := e & (1<<shift - 1); host >= uint64(size) {
 					return fmt.Errorf("qcow2 compressed %s: data at %d past the end of the %d-byte file: %w", what(), host, size, ErrCorrupt)
 				}
 				continue
@@ -166,7 +167,18 @@ func checkQCOW2(r io.ReaderAt, size int64) error {
 			if host == 0 || (version == 3 && e&qcow2ZeroCluster != 0) {
 				continue // reads as zeroes without touching the file
 			}
-			if err := inFile(what(), host, min(cluster, int64(vsize)-guest), cluster, size); err != nil {
+			need := min(cluster, int64(vsize)-guest)
+			if entryBytes == 16 {
+				// Extended L2: only the allocated subclusters (the low
+				// 32 bits of the bitmap) are read, and qemu writes
+				// no more of the cluster than them.
+				alloc := uint32(be.Uint64(l2[j*entryBytes+8:]))
+				if alloc == 0 {
+					continue
+				}
+				need = min(need, int64(32-bits.LeadingZeros32(alloc))*(cluster/32))
+			}
+			if err := inFile(what(), host, need, cluster, size); err != nil {
 				return err
 			}
 		}
