@@ -140,12 +140,12 @@ func checkDisk(t *testing.T, d *Disk, want []byte) {
 			t.Fatalf("ReadAt(%d bytes at %d): bytes differ from qemu-img's", n, off)
 		}
 	}
-	check(3*chunkSize-100, 300)                  // across one chunk boundary
-	check(5*chunkSize-1, 2*chunkSize+2)          // over three chunks
-	check(size-10, 100)                          // the end, short
-	check(size-chunkSize-7, chunkSize+7)         // the last chunk exactly
-	check(size, 10)                              // at the end: EOF
-	check(0, largeRead+chunkSize/2)              // large, not cached
+	check(3*chunkSize-100, 300)          // across one chunk boundary
+	check(5*chunkSize-1, 2*chunkSize+2)  // over three chunks
+	check(size-10, 100)                  // the end, short
+	check(size-chunkSize-7, chunkSize+7) // the last chunk exactly
+	check(size, 10)                      // at the end: EOF
+	check(0, largeRead+chunkSize/2)      // large, not cached
 	rng := rand.New(rand.NewPCG(1, uint64(size)))
 	// The Debian image's data is in its first megabytes: most random reads
 	// go there.
@@ -190,7 +190,6 @@ func checkOpenFiles(t *testing.T, pid int, image string) {
 		t.Errorf("the daemon does not have %s open", abs)
 	}
 }
-
 
 // TestCorruptImages: what qemu would read as zeroes (a truncated qcow2) is
 // refused before the daemon starts; what qemu finds broken (garbage in
