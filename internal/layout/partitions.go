@@ -22,6 +22,9 @@ type Partition struct {
 	Size   int64 // bytes
 	Type   string
 	Name   string // GPT only
+	// UUID is what PARTUUID= names: the GPT unique partition GUID, or
+	// the MBR disk signature and the partition number ("1b2c3d4e-01").
+	UUID string
 }
 
 const sector = 512
@@ -99,9 +102,16 @@ func parsePartitions(read readAt, diskSize int64) (string, []Partition, error) {
 			ext = &p
 		}
 	}
+	// PARTUUID of MBR partitions, as blkid derives it.
+	for i := range parts {
+		parts[i].UUID = mbrPartUUID(head, parts[i].Number)
+	}
 	if ext != nil {
 		// Logical partitions found before a broken link are kept.
 		logical, err := parseEBR(read, ext.Start, ext.Size, diskSize)
+		for i := range logical {
+			logical[i].UUID = mbrPartUUID(head, logical[i].Number)
+		}
 		parts = append(parts, logical...)
 		if err != nil {
 			return "msdos", parts, err
@@ -183,9 +193,20 @@ func parseGPT(read readAt, hdr []byte, diskSize int64) ([]Partition, error) {
 			Size:   int64(last-first+1) * sector,
 			Type:   guidString(e[:16]),
 			Name:   utf16Name(e[56:128]),
+			UUID:   strings.ToLower(guidString(e[16:32])),
 		})
 	}
 	return out, nil
+}
+
+// mbrPartUUID is blkid's PARTUUID of an MBR partition: the disk
+// signature, a dash, the partition number; none without a signature.
+func mbrPartUUID(mbr []byte, n int) string {
+	sig := binary.LittleEndian.Uint32(mbr[440:])
+	if sig == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%08x-%02x", sig, n)
 }
 
 // guidString formats a GPT GUID (mixed-endian) as parted and sgdisk print it.

@@ -58,6 +58,7 @@ type Result struct {
 	DurationSeconds float64      `json:"duration_seconds"`
 	Image           *Image       `json:"image,omitempty"`
 	Accelerator     *Accelerator `json:"accelerator,omitempty"`
+	Backend         *Backend     `json:"backend,omitempty"`
 	Error           *Error       `json:"error,omitempty"`
 	Warnings        []string     `json:"warnings,omitempty"`
 	// Timings are the seconds spent per phase (probe, launch, inspect_os,
@@ -105,6 +106,16 @@ type Accelerator struct {
 	Fallback string `json:"fallback,omitempty"`
 }
 
+// Backend records how the disk was read.
+type Backend struct {
+	Requested string `json:"requested"` // auto, direct or appliance
+	Used      string `json:"used"`      // direct or appliance
+	// Fallback says why auto used the appliance.
+	Fallback string `json:"fallback,omitempty"`
+	// BytesRead is what the direct reader read of the image.
+	BytesRead int64 `json:"bytes_read,omitempty"`
+}
+
 // Error describes why a job did not complete.
 type Error struct {
 	Code      Code   `json:"code"`
@@ -142,6 +153,9 @@ const (
 	CodeImageChecksum        Code = "image_checksum_mismatch"
 	CodeImageTooLarge        Code = "image_too_large"
 	CodeImageNoOS            Code = "image_no_os"
+	// CodeBackendUnsupported: --backend direct met what only the
+	// appliance reads (an encrypted volume, a thin pool, NTFS...).
+	CodeBackendUnsupported Code = "backend_unsupported"
 	CodeTimeout              Code = "timeout"
 	CodeApplianceFailed      Code = "appliance_failed"
 	CodeInfrastructure       Code = "infrastructure"

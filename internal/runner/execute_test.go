@@ -109,7 +109,7 @@ func TestExecuteNoOS(t *testing.T) {
 	app := &stubAppliance{roots: func(context.Context) ([]string, error) { return nil, nil }}
 	var calls int
 	res := runner.Execute(context.Background(), stubJob(spec.OpInspect, &spec.Image{Path: stubQcow2(t)}), nil,
-		runner.Config{Version: "test", Launch: launchWith(app, &calls)})
+		runner.Config{Version: "test", Backend: "appliance", Launch: launchWith(app, &calls)})
 	if res.Status != result.StatusRejected || res.ExitCode != result.ExitBadImage || res.Error == nil ||
 		res.Error.Code != result.CodeImageNoOS || res.Error.Phase != result.PhaseInspect {
 		t.Fatalf("result: %s exit %d error %+v", res.Status, res.ExitCode, res.Error)
@@ -133,7 +133,7 @@ func TestExecuteChecksumPlaceholderFirst(t *testing.T) {
 	} {
 		var calls int
 		res := runner.Execute(context.Background(), stubJob(spec.OpInspect, img), nil,
-			runner.Config{Version: "test", Launch: launchWith(&stubAppliance{}, &calls)})
+			runner.Config{Version: "test", Backend: "appliance", Launch: launchWith(&stubAppliance{}, &calls)})
 		e := res.Error
 		if res.Status != result.StatusRejected || res.ExitCode != result.ExitBadSpec || e == nil || e.Code != result.CodeSpecInvalid ||
 			e.Phase != result.PhaseSpec || len(e.Fields) != 1 || e.Fields[0].Field != "payload.data.image.checksum" || e.Fields[0].Value != img.Checksum {
@@ -150,7 +150,7 @@ func TestExecuteDeadline(t *testing.T) {
 	past := time.Date(2026, 1, 30, 16, 0, 0, 0, time.UTC)
 	j.Execution.Deadline = &past
 	var calls int
-	res := runner.Execute(context.Background(), j, nil, runner.Config{Version: "test", Launch: launchWith(&stubAppliance{}, &calls)})
+	res := runner.Execute(context.Background(), j, nil, runner.Config{Version: "test", Backend: "appliance", Launch: launchWith(&stubAppliance{}, &calls)})
 	if res.Status != result.StatusTimeout || res.ExitCode != result.ExitTimeout || res.Error == nil || res.Error.Code != result.CodeTimeout ||
 		res.Error.Message != "execution.deadline 2026-01-30T16:00:00Z passed before the job started" || calls != 0 {
 		t.Fatalf("result: %s exit %d error %+v launched %d", res.Status, res.ExitCode, res.Error, calls)
@@ -164,7 +164,7 @@ func TestExecuteDeadline(t *testing.T) {
 		j = stubJob(spec.OpInspect, &spec.Image{Path: img})
 		j.Execution.Deadline = &soon
 		app := &stubAppliance{roots: func(ctx context.Context) ([]string, error) { <-ctx.Done(); return nil, ctx.Err() }}
-		res = runner.Execute(context.Background(), j, nil, runner.Config{Version: "test", Launch: launchWith(app, &calls)})
+		res = runner.Execute(context.Background(), j, nil, runner.Config{Version: "test", Backend: "appliance", Launch: launchWith(app, &calls)})
 		if res.Error != nil && res.Error.Phase == result.PhaseProbe && wait < time.Second {
 			continue
 		}
@@ -183,14 +183,14 @@ func TestExecutePanic(t *testing.T) {
 	app := &stubAppliance{roots: func(context.Context) ([]string, error) { panic("roots exploded") }}
 	var calls int
 	res := runner.Execute(context.Background(), stubJob(spec.OpProfile, &spec.Image{Path: img}), nil,
-		runner.Config{Version: "test", Launch: launchWith(app, &calls)})
+		runner.Config{Version: "test", Backend: "appliance", Launch: launchWith(app, &calls)})
 	if res.Status != result.StatusFailed || res.ExitCode != result.ExitInternal || res.Error == nil || res.Error.Code != result.CodeInternal ||
 		res.Error.Phase != result.PhaseInspect || !strings.Contains(res.Error.Message, "roots exploded") || app.closeCount() != 1 {
 		t.Errorf("result: %s exit %d error %+v closed %d", res.Status, res.ExitCode, res.Error, app.closeCount())
 	}
 	launchPanics := func(context.Context, libguestfs.Options) (runner.Appliance, error) { panic("launch exploded") }
 	res = runner.Execute(context.Background(), stubJob(spec.OpInspect, &spec.Image{Path: img}), nil,
-		runner.Config{Version: "test", Launch: launchPanics})
+		runner.Config{Version: "test", Backend: "appliance", Launch: launchPanics})
 	if res.Error == nil || res.Error.Code != result.CodeInternal || res.Error.Phase != result.PhaseLaunch || res.Image.Format != "qcow2" {
 		t.Errorf("launch panic: %+v image %+v", res.Error, res.Image)
 	}
@@ -200,7 +200,7 @@ func TestExecuteLimitsAndOptions(t *testing.T) {
 	img := stubQcow2(t)
 	var calls int
 	res := runner.Execute(context.Background(), stubJob(spec.OpInspect, &spec.Image{Path: img}), nil,
-		runner.Config{Version: "test", MaxVirtualSize: 1 << 20, Launch: launchWith(&stubAppliance{}, &calls)})
+		runner.Config{Version: "test", Backend: "appliance", MaxVirtualSize: 1 << 20, Launch: launchWith(&stubAppliance{}, &calls)})
 	if res.Error == nil || res.Error.Code != result.CodeImageTooLarge || res.ExitCode != result.ExitBadImage || calls != 0 {
 		t.Errorf("max virtual size: %+v launched %d", res.Error, calls)
 	}
@@ -213,7 +213,7 @@ func TestExecuteLimitsAndOptions(t *testing.T) {
 	j := stubJob(spec.OpInspect, &spec.Image{Path: img})
 	j.Payload.Data.Output = &spec.Output{Format: "sarif"}
 	res = runner.Execute(context.Background(), j, []spec.Warning{{Field: "x", Message: "unknown field"}},
-		runner.Config{Version: "test", Accel: "kvm", MemoryMB: 2048, MaxVirtualSize: -1, Launch: launch})
+		runner.Config{Version: "test", Backend: "appliance", Accel: "kvm", MemoryMB: 2048, MaxVirtualSize: -1, Launch: launch})
 	if res.Status != result.StatusCompleted || got.Image != img || got.Format != "qcow2" || got.Accel != "kvm" || got.MemoryMB != 2048 {
 		t.Errorf("result %s %+v; launch options %+v", res.Status, res.Error, got)
 	}
@@ -226,7 +226,7 @@ func TestExecuteLimitsAndOptions(t *testing.T) {
 func TestExecuteFetch(t *testing.T) {
 	var calls int
 	res := runner.Execute(context.Background(), stubJob(spec.OpInspect, &spec.Image{URI: "pvc://images/disk.qcow2"}), nil,
-		runner.Config{Version: "test", Launch: launchWith(&stubAppliance{}, &calls)})
+		runner.Config{Version: "test", Backend: "appliance", Launch: launchWith(&stubAppliance{}, &calls)})
 	if res.Error == nil || res.Error.Code != result.CodeImageNotFound || res.Error.Phase != result.PhaseFetch || !strings.Contains(res.Error.Message, "--image") {
 		t.Errorf("pvc without --image: %+v", res.Error)
 	}
@@ -234,7 +234,7 @@ func TestExecuteFetch(t *testing.T) {
 	now := time.Date(2026, 2, 1, 10, 0, 0, 0, time.FixedZone("CET", 3600))
 	img := stubQcow2(t)
 	res = runner.Execute(context.Background(), stubJob(spec.OpInspect, &spec.Image{URI: "file://" + img}), nil,
-		runner.Config{Version: "test", Launch: launchWith(&stubAppliance{}, &calls), Now: func() time.Time { return now }})
+		runner.Config{Version: "test", Backend: "appliance", Launch: launchWith(&stubAppliance{}, &calls), Now: func() time.Time { return now }})
 	if res.Status != result.StatusCompleted || res.Image.URI != "file://"+img || res.Image.Format != "qcow2" ||
 		!res.StartedAt.Equal(now) || res.StartedAt.Location() != time.UTC || res.DurationSeconds != 0 {
 		t.Errorf("file URI: %s %+v image %+v started %v", res.Status, res.Error, res.Image, res.StartedAt)
@@ -246,7 +246,7 @@ func TestExecuteCancelled(t *testing.T) {
 	cancel()
 	var calls int
 	res := runner.Execute(ctx, stubJob(spec.OpInspect, &spec.Image{Path: stubQcow2(t)}), nil,
-		runner.Config{Version: "test", Launch: launchWith(&stubAppliance{}, &calls)})
+		runner.Config{Version: "test", Backend: "appliance", Launch: launchWith(&stubAppliance{}, &calls)})
 	if res.Status != result.StatusFailed || res.ExitCode != result.ExitInfra || res.Error == nil || !res.Error.Retryable {
 		t.Errorf("result: %s exit %d error %+v", res.Status, res.ExitCode, res.Error)
 	}
@@ -281,7 +281,7 @@ func TestBucketKeyNeedsTheDispatcher(t *testing.T) {
 	}
 	calls := 0
 	res := runner.Execute(t.Context(), stubJob(spec.OpInspect, &spec.Image{URI: "images/x.qcow2"}), nil,
-		runner.Config{Version: "test", Launch: launchWith(&stubAppliance{}, &calls), ScratchDir: t.TempDir()})
+		runner.Config{Version: "test", Backend: "appliance", Launch: launchWith(&stubAppliance{}, &calls), ScratchDir: t.TempDir()})
 	if res.Status != result.StatusRejected || res.Error == nil || res.Error.Code != result.CodeImageNotFound ||
 		!strings.Contains(res.Error.Message, "--image-url") || calls != 0 {
 		t.Errorf("result %s %+v, %d launches; want rejected image_not_found naming --image-url, no launch", res.Status, res.Error, calls)

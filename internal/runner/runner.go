@@ -70,8 +70,12 @@ type Config struct {
 	MaxVirtualSize int64
 	Kubernetes     *result.Kubernetes
 	Log            logrus.FieldLogger
-	Launch         Launcher
-	Now            func() time.Time
+	// Backend is auto (default), direct or appliance; a spec's
+	// options.backend overrides it.
+	Backend    string
+	Launch     Launcher
+	OpenDirect DirectOpener
+	Now        func() time.Time
 }
 
 func (c *Config) defaults() {
@@ -80,6 +84,9 @@ func (c *Config) defaults() {
 	}
 	if c.Launch == nil {
 		c.Launch = LibguestfsLauncher
+	}
+	if c.OpenDirect == nil {
+		c.OpenDirect = OpenDirect
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -201,8 +208,7 @@ func runSafely(ctx context.Context, job *spec.Job, cfg *Config, res *result.Resu
 
 // run does the job. It keeps *phase up to date for runSafely.
 func run(ctx context.Context, job *spec.Job, cfg *Config, res *result.Result, log *logrus.Entry, phase *result.Phase) (any, bool, error) {
-	prof, err := newProfiler(job)
-	if err != nil {
+	if _, err := newProfiler(job); err != nil {
 		return nil, false, &failure{status: result.StatusRejected, code: result.CodeSpecInvalid, phase: result.PhaseSpec, err: err}
 	}
 	res.Image = &result.Image{URI: imageURI(job, cfg), DeclaredFormat: job.Image().Format}
@@ -225,24 +231,7 @@ func run(ctx context.Context, job *spec.Job, cfg *Config, res *result.Result, lo
 	}
 	log.WithFields(logrus.Fields{"image": path, "format": facts.Format, "virtual_size": facts.VirtualSize}).Info("image accepted")
 
-	*phase = result.PhaseLaunch
-	done := timer(res, "launch")
-	app, err := cfg.Launch(ctx, libguestfs.Options{Image: path, Format: facts.Format, VirtualSize: facts.VirtualSize, Accel: cfg.Accel, MemoryMB: cfg.MemoryMB, Log: cfg.Log})
-	done()
-	if err != nil {
-		return nil, false, phased(result.PhaseLaunch, err)
-	}
-	defer func() {
-		done := timer(res, "shutdown")
-		app.Close()
-		done()
-	}()
-	acc := app.Accelerator()
-	res.Accelerator = &acc
-	log.WithFields(logrus.Fields{"accel": acc.Used, "fallback": acc.Fallback}).Info("appliance launched")
-
-	*phase = result.PhaseInspect
-	return inspectImage(ctx, job, app, prof, res)
+	return inspectWith(ctx, job, cfg, imageFile{path: path, format: facts.Format, virtualSize: facts.VirtualSize}, res, log, phase)
 }
 
 // preflight refuses, before any work, what cannot succeed. A placeholder
@@ -305,7 +294,7 @@ func probe(ctx context.Context, job *spec.Job, cfg *Config, path string, res *re
 // inspectImage inspects the launched image, profiling each root when the
 // job is a profile. What was learnt before a failure is kept, never
 // dropped.
-func inspectImage(ctx context.Context, job *spec.Job, app Appliance, prof *profiler, res *result.Result) (any, bool, error) {
+func inspectImage(ctx context.Context, job *spec.Job, app inspect.Backend, prof *profiler, res *result.Result) (any, bool, error) {
 	var visit inspect.VisitFunc
 	if prof != nil {
 		visit = prof.visit

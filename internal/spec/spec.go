@@ -57,6 +57,26 @@ const (
 // SupportedOperations lists the operations this package accepts.
 func SupportedOperations() []string { return []string{OpInspect, OpProfile} }
 
+// The ways into a disk. BackendDirect reads it in Go with no VM;
+// BackendAppliance boots the libguestfs appliance; BackendAuto uses
+// direct and falls back to the appliance for what direct does not read.
+const (
+	BackendAuto      = "auto"
+	BackendDirect    = "direct"
+	BackendAppliance = "appliance"
+)
+
+// Backends lists the backend names, the default first.
+func Backends() []string { return []string{BackendAuto, BackendDirect, BackendAppliance} }
+
+// Backend is the job's backend, "" when the spec leaves it to the runner.
+func (j *Job) Backend() string {
+	if d := j.Payload.Data; d != nil && d.Options != nil {
+		return d.Options.Backend
+	}
+	return ""
+}
+
 // KnownProfiles lists the profile names a guestkit.profile job may ask for.
 func KnownProfiles() []string { return names.All() }
 
@@ -210,6 +230,10 @@ type Image struct {
 // Options are the switches of both operations; see InspectOptions and
 // ProfileOptions for their defaults.
 type Options struct {
+	// Backend is how the runner reads the disk: auto (default), direct
+	// or appliance; see Backends.
+	Backend string `json:"backend,omitempty"`
+
 	DeepScan         *bool `json:"deep_scan,omitempty" spec:"op=guestkit.inspect"`
 	IncludePackages  *bool `json:"include_packages,omitempty" spec:"op=guestkit.inspect"`
 	IncludeServices  *bool `json:"include_services,omitempty" spec:"op=guestkit.inspect"`

@@ -353,6 +353,9 @@ func (c *checker) data(j *Job) {
 		return
 	}
 	c.image(d.Image)
+	if o := d.Options; o != nil && o.Backend != "" && !slices.Contains(Backends(), o.Backend) {
+		c.add(f+".options.backend", o.Backend, "must be one of "+strings.Join(Backends(), ", "))
+	}
 
 	if j.Operation == OpProfile {
 		switch {

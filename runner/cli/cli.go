@@ -15,6 +15,7 @@ import (
 	"guestkit.io/batch/internal/profile/names"
 	"guestkit.io/batch/internal/result"
 	"guestkit.io/batch/internal/runner"
+	"guestkit.io/batch/internal/spec"
 )
 
 // Deps are the command's connections to the outside world.
@@ -23,6 +24,8 @@ type Deps struct {
 	Version        string
 	// Launch overrides the appliance launcher (tests only).
 	Launch runner.Launcher
+	// OpenDirect overrides the direct backend (tests only).
+	OpenDirect runner.DirectOpener
 	Log    *logrus.Logger
 }
 
@@ -132,6 +135,7 @@ func Vars() kong.Vars {
 	return kong.Vars{
 		"profiles":         strings.Join(names.All(), ", "),
 		"default_profiles": strings.Join(names.Defaults(), ","),
+		"backends":         strings.Join(spec.Backends(), ","),
 	}
 }
 

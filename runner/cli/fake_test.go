@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -13,6 +14,9 @@ import (
 	"testing"
 	"testing/fstest"
 
+	"github.com/sirupsen/logrus"
+
+	"guestkit.io/batch/internal/filesystem"
 	"guestkit.io/batch/internal/guest"
 	"guestkit.io/batch/internal/inspect"
 	"guestkit.io/batch/internal/libguestfs"
@@ -221,7 +225,12 @@ func runCLI(t *testing.T, ctx context.Context, l *fakeLauncher, args ...string) 
 	var stdout, stderr bytes.Buffer
 	deps := cli.Deps{Stdout: &stdout, Stderr: &stderr, Version: testVersion}
 	if l != nil {
+		// The fake appliance serves the test's guest: auto falls back
+		// to it, as it does for a disk the direct reader cannot read.
 		deps.Launch = l.Launch
+		deps.OpenDirect = func(context.Context, string, string, logrus.FieldLogger) (runner.DirectSession, error) {
+			return nil, fmt.Errorf("this test's guest is served by a fake appliance: %w", filesystem.ErrUnsupported)
+		}
 	} else {
 		deps.Launch = func(context.Context, libguestfs.Options) (runner.Appliance, error) {
 			t.Error("the appliance was launched")

@@ -25,6 +25,7 @@ type localImage struct {
 	Output         string `short:"o" help:"Write the JSON result to this file instead of stdout." env:"GUESTKIT_OUTPUT"`
 	Format         string `help:"Declared image format (qcow2, raw, vmdk, vdi, vhdx, vpc); probed and checked either way." env:"GUESTKIT_FORMAT"`
 	Accel          string `help:"Accelerator: auto, kvm or tcg." default:"auto" enum:"auto,kvm,tcg" env:"GUESTKIT_ACCEL"`
+	Backend        string `help:"How to read the disk: auto (direct, falling back to the appliance for what direct does not read), direct (in Go, no VM; never falls back) or appliance (libguestfs). A spec's payload.data.options.backend overrides it." default:"auto" enum:"${backends}" env:"GUESTKIT_BACKEND"`
 	Timeout        int64  `help:"Timeout in seconds." default:"3600" env:"GUESTKIT_TIMEOUT"`
 	Memory         int    `help:"Appliance memory in MiB (0: libguestfs default)." default:"0" env:"GUESTKIT_MEMORY_MB"`
 	MaxVirtualSize int64  `name:"max-virtual-size" help:"Refuse images whose virtual size exceeds this many bytes (0: the default 8 TiB, -1: no limit)." default:"0" env:"GUESTKIT_MAX_VIRTUAL_SIZE"`
@@ -41,7 +42,7 @@ func (l *localImage) validate() error {
 // execute runs job on the image with these flags.
 func (l *localImage) execute(ctx context.Context, deps Deps, job *spec.Job, abs string) *result.Result {
 	return runner.Execute(ctx, job, nil, runner.Config{
-		Version: deps.Version, Accel: l.Accel, MemoryMB: l.Memory, ImagePath: abs, MaxVirtualSize: l.MaxVirtualSize, Log: deps.Log, Launch: deps.Launch,
+		Version: deps.Version, Backend: l.Backend, Accel: l.Accel, MemoryMB: l.Memory, ImagePath: abs, MaxVirtualSize: l.MaxVirtualSize, Log: deps.Log, Launch: deps.Launch, OpenDirect: deps.OpenDirect,
 	})
 }
 

@@ -27,6 +27,7 @@ type RunCmd struct {
 	ImageURL string `name:"image-url" help:"URL to download the spec's bucket or http image from instead (a presigned GET from the dispatcher); the result still names the spec's image." env:"GUESTKIT_IMAGE_URL"`
 	JobID    string `name:"job-id" help:"Job id to report when the spec has no valid job_id (unreadable, malformed or invalid)." env:"GUESTKIT_JOB_ID"`
 	Accel    string `help:"Accelerator: auto, kvm or tcg." default:"auto" enum:"auto,kvm,tcg" env:"GUESTKIT_ACCEL"`
+	Backend  string `help:"How to read the disk: auto (direct, falling back to the appliance for what direct does not read), direct (in Go, no VM; never falls back) or appliance (libguestfs). A spec's payload.data.options.backend overrides it." default:"auto" enum:"${backends}" env:"GUESTKIT_BACKEND"`
 	Memory   int    `help:"Appliance memory in MiB (0: libguestfs default)." default:"0" env:"GUESTKIT_MEMORY_MB"`
 
 	MaxVirtualSize int64  `name:"max-virtual-size" help:"Refuse images whose virtual size exceeds this many bytes (0: the default 8 TiB, -1: no limit)." default:"0" env:"GUESTKIT_MAX_VIRTUAL_SIZE"`
@@ -196,8 +197,8 @@ func (c *RunCmd) execute(ctx context.Context, deps Deps) (*result.Result, string
 		deps.Log.WithFields(logrus.Fields{"job_id": job.JobID, "field": w.Field}).Warn(w.Message)
 	}
 	return runner.Execute(ctx, job, warnings, runner.Config{
-		Version: deps.Version, Accel: c.Accel, MemoryMB: c.Memory, ImagePath: c.Image, ImageURL: c.ImageURL, HTTP: c.imageClient(),
-		ScratchDir: c.Scratch, MaxVirtualSize: c.MaxVirtualSize, Kubernetes: c.kubernetes(), Log: deps.Log, Launch: deps.Launch,
+		Version: deps.Version, Backend: c.Backend, Accel: c.Accel, MemoryMB: c.Memory, ImagePath: c.Image, ImageURL: c.ImageURL, HTTP: c.imageClient(),
+		ScratchDir: c.Scratch, MaxVirtualSize: c.MaxVirtualSize, Kubernetes: c.kubernetes(), Log: deps.Log, Launch: deps.Launch, OpenDirect: deps.OpenDirect,
 	}), job.OutputFormat()
 }
 

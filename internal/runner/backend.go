@@ -1,0 +1,162 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"guestkit.io/batch/internal/block"
+	"guestkit.io/batch/internal/direct"
+	"guestkit.io/batch/internal/filesystem"
+	"guestkit.io/batch/internal/image"
+	"guestkit.io/batch/internal/inspect"
+	"guestkit.io/batch/internal/libguestfs"
+	"guestkit.io/batch/internal/result"
+	"guestkit.io/batch/internal/spec"
+)
+
+// session is an opened way into the disk.
+type session interface {
+	inspect.Backend
+	Close() error
+}
+
+// DirectOpener opens the direct backend; direct.OpenImage in production.
+type DirectOpener func(ctx context.Context, path, format string, log logrus.FieldLogger) (DirectSession, error)
+
+// DirectSession is the direct backend as the runner uses it.
+type DirectSession interface {
+	inspect.Backend
+	Close() error
+	// Fault is the first unsupported or corrupt structure a read met.
+	Fault() error
+	Stats() block.Stats
+}
+
+// OpenDirect opens the real direct backend.
+func OpenDirect(ctx context.Context, path, format string, log logrus.FieldLogger) (DirectSession, error) {
+	b, err := direct.OpenImage(ctx, path, format, direct.Options{Log: log})
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// backendOf is the backend a job runs with: the spec's choice, else the
+// runner's configuration, else auto.
+func backendOf(job *spec.Job, cfg *Config) string {
+	if b := job.Backend(); b != "" {
+		return b
+	}
+	if cfg.Backend != "" {
+		return cfg.Backend
+	}
+	return spec.BackendAuto
+}
+
+// inspectWith opens the job's backend and inspects the disk with it. auto
+// tries direct first and hands the disk to the appliance when direct
+// cannot read all of it, at open or while reading; direct never falls
+// back: what it cannot read ends the job with a code that says so.
+func inspectWith(ctx context.Context, job *spec.Job, cfg *Config, img imageFile, res *result.Result, log *logrus.Entry, phase *result.Phase) (any, bool, error) {
+	choice := backendOf(job, cfg)
+	res.Backend = &result.Backend{Requested: choice}
+	before := map[string]float64{}
+	for k, v := range res.Timings {
+		before[k] = v
+	}
+	if choice != spec.BackendAppliance {
+		start := time.Now()
+		data, noncompliant, err, fallback := inspectDirect(ctx, job, cfg, img, res, log, phase)
+		if fallback == nil {
+			return data, noncompliant, err
+		}
+		if choice == spec.BackendDirect {
+			return data, false, directFailure(img.path, fallback)
+		}
+		res.Backend.Fallback = fallback.Error()
+		// The direct attempt counts as one phase; its inspection's
+		// phases are the appliance's to report.
+		res.Timings = before
+		observe(res, "direct", time.Since(start))
+		res.Accelerator = nil
+		log.WithField("reason", fallback.Error()).Info("direct reader cannot read this disk; using the appliance")
+	}
+	res.Backend.Used = spec.BackendAppliance
+	*phase = result.PhaseLaunch
+	done := timer(res, "launch")
+	app, err := cfg.Launch(ctx, libguestfs.Options{Image: img.path, Format: img.format, VirtualSize: img.virtualSize, Accel: cfg.Accel, MemoryMB: cfg.MemoryMB, Log: cfg.Log})
+	done()
+	if err != nil {
+		return nil, false, phased(result.PhaseLaunch, err)
+	}
+	defer func() {
+		done := timer(res, "shutdown")
+		app.Close()
+		done()
+	}()
+	acc := app.Accelerator()
+	res.Accelerator = &acc
+	log.WithFields(logrus.Fields{"accel": acc.Used, "fallback": acc.Fallback}).Info("appliance launched")
+	*phase = result.PhaseInspect
+	prof, err := newProfiler(job)
+	if err != nil {
+		return nil, false, err
+	}
+	return inspectImage(ctx, job, app, prof, res)
+}
+
+// imageFile is the probed local image.
+type imageFile struct {
+	path, format string
+	virtualSize  int64
+}
+
+// inspectDirect runs the inspection on the direct backend. fallback is
+// set when the direct reader met something it does not read, or a
+// structure it found corrupt: the report is then not complete.
+func inspectDirect(ctx context.Context, job *spec.Job, cfg *Config, img imageFile, res *result.Result, log *logrus.Entry, phase *result.Phase) (data any, noncompliant bool, err, fallback error) {
+	*phase = result.PhaseLaunch
+	done := timer(res, "open")
+	b, err := cfg.OpenDirect(ctx, img.path, img.format, log)
+	done()
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, false, phased(result.PhaseLaunch, ctx.Err()), nil
+		}
+		return nil, false, nil, err
+	}
+	defer func() {
+		res.Backend.BytesRead = b.Stats().BytesRead
+		b.Close()
+	}()
+	res.Backend.Used = spec.BackendDirect
+	log.Info("direct reader opened the disk")
+	*phase = result.PhaseInspect
+	prof, err := newProfiler(job)
+	if err != nil {
+		return nil, false, err, nil
+	}
+	data, noncompliant, err = inspectImage(ctx, job, b, prof, res)
+	if f := b.Fault(); f != nil && ctx.Err() == nil {
+		return data, false, nil, f
+	}
+	return data, noncompliant, err, nil
+}
+
+// directFailure is how --backend direct ends on what it cannot read: a
+// corrupt structure is image_corrupt, anything else backend_unsupported.
+func directFailure(path string, err error) error {
+	code := result.CodeBackendUnsupported
+	msg := "the direct reader does not read this disk (use --backend auto or appliance)"
+	if errors.Is(err, filesystem.ErrCorrupt) || errors.Is(err, block.ErrCorrupt) {
+		code, msg = result.CodeImageCorrupt, "the direct reader found a corrupt structure"
+	}
+	if errors.Is(err, block.ErrRefused) {
+		code, msg = result.CodeImageBackingFile, "the image refers to other files"
+	}
+	return phased(result.PhaseInspect, &image.Error{Code: code, Path: path, Msg: msg, Err: fmt.Errorf("%w", err)})
+}
