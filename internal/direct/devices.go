@@ -290,4 +290,3 @@ func (emptyDir) Mode() fs.FileMode  { return fs.ModeDir | 0o755 }
 func (emptyDir) ModTime() time.Time { return time.Time{} }
 func (emptyDir) IsDir() bool        { return true }
 func (emptyDir) Sys() any           { return nil }
-

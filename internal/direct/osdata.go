@@ -25,13 +25,13 @@ const (
 // osData is what inspection learns about an OS from one filesystem; the
 // fields follow libguestfs's inspection data, empty meaning "unknown".
 type osData struct {
-	osType, distro             string
+	osType, distro              string
 	productName, productVariant string
-	major, minor               int
-	hasVersion                 bool
-	arch, hostname             string
-	pkgFormat, pkgManagement   string
-	fstab                      []fstabEntry
+	major, minor                int
+	hasVersion                  bool
+	arch, hostname              string
+	pkgFormat, pkgManagement    string
+	fstab                       []fstabEntry
 }
 
 func (d *osData) setVersion(major, minor int) {

@@ -139,23 +139,23 @@ type FieldError struct {
 type Code string
 
 const (
-	CodeSpecInvalid          Code = "spec_invalid"
-	CodeSpecUnsupported      Code = "spec_unsupported_operation"
-	CodeSpecConflict         Code = "spec_conflict"
-	CodeSpecRefused          Code = "spec_refused" // valid, but this dispatcher's policy does not allow it
-	CodeImageNotFound        Code = "image_not_found"
-	CodeImageUnreadable      Code = "image_unreadable"
-	CodeImageEmpty           Code = "image_empty"
-	CodeImageFormat          Code = "image_format_unsupported"
-	CodeImageFormatMismatch  Code = "image_format_mismatch"
-	CodeImageBackingFile     Code = "image_backing_file"
-	CodeImageCorrupt         Code = "image_corrupt"
-	CodeImageChecksum        Code = "image_checksum_mismatch"
-	CodeImageTooLarge        Code = "image_too_large"
-	CodeImageNoOS            Code = "image_no_os"
+	CodeSpecInvalid         Code = "spec_invalid"
+	CodeSpecUnsupported     Code = "spec_unsupported_operation"
+	CodeSpecConflict        Code = "spec_conflict"
+	CodeSpecRefused         Code = "spec_refused" // valid, but this dispatcher's policy does not allow it
+	CodeImageNotFound       Code = "image_not_found"
+	CodeImageUnreadable     Code = "image_unreadable"
+	CodeImageEmpty          Code = "image_empty"
+	CodeImageFormat         Code = "image_format_unsupported"
+	CodeImageFormatMismatch Code = "image_format_mismatch"
+	CodeImageBackingFile    Code = "image_backing_file"
+	CodeImageCorrupt        Code = "image_corrupt"
+	CodeImageChecksum       Code = "image_checksum_mismatch"
+	CodeImageTooLarge       Code = "image_too_large"
+	CodeImageNoOS           Code = "image_no_os"
 	// CodeBackendUnsupported: --backend direct met what only the
 	// appliance reads (an encrypted volume, a thin pool, NTFS...).
-	CodeBackendUnsupported Code = "backend_unsupported"
+	CodeBackendUnsupported   Code = "backend_unsupported"
 	CodeTimeout              Code = "timeout"
 	CodeApplianceFailed      Code = "appliance_failed"
 	CodeInfrastructure       Code = "infrastructure"

@@ -26,7 +26,7 @@ type Deps struct {
 	Launch runner.Launcher
 	// OpenDirect overrides the direct backend (tests only).
 	OpenDirect runner.DirectOpener
-	Log    *logrus.Logger
+	Log        *logrus.Logger
 }
 
 // Globals are flags shared by every command.
