@@ -128,7 +128,7 @@ func (m macros) expand(s string, depth int) (string, bool) {
 			i += 2
 			continue
 		case '{':
-			end := strings.IndexByte(s[i:], '}')
+			end := closingBrace(s[i:])
 			if end < 0 {
 				return "", false
 			}
@@ -160,6 +160,22 @@ func (m macros) expand(s string, depth int) (string, bool) {
 		i += 1 + n
 	}
 	return b.String(), true
+}
+
+// closingBrace is the index of the brace that closes s's first "{", or -1.
+func closingBrace(s string) int {
+	depth := 0
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '{':
+			depth++
+		case '}':
+			if depth--; depth == 0 {
+				return i
+			}
+		}
+	}
+	return -1
 }
 
 func (m macros) expandBraced(inner string, depth int) (string, bool) {
