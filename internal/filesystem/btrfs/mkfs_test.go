@@ -3,11 +3,13 @@ package btrfs
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math/rand"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -177,6 +179,9 @@ func TestMkfsRootdir(t *testing.T) {
 			}
 			compareTrees(t, walkVolume(t, v), want)
 			checkErrors(t, v)
+			if tc.name == "default" {
+				checkConcurrent(t, v, want)
+			}
 		})
 	}
 }
@@ -213,5 +218,44 @@ func checkErrors(t *testing.T, v filesystem.Volume) {
 		if !errors.Is(err, tc.want) || !errors.As(err, &pe) || pe.Path != tc.name {
 			t.Errorf("%s(%q) = %v; want a PathError wrapping %v", tc.op, tc.name, err, tc.want)
 		}
+	}
+}
+
+// checkConcurrent reads every regular file from several goroutines at
+// once, through fresh lookups, and compares the bytes.
+func checkConcurrent(t *testing.T, v filesystem.Volume, want map[string]entry) {
+	t.Helper()
+	var names []string
+	for n, e := range want {
+		if e.mode.IsRegular() {
+			names = append(names, n)
+		}
+	}
+	errs := make(chan error, 8)
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := range names {
+				n := names[(i*7+g*13)%len(names)]
+				f, err := v.Open(n)
+				if err != nil {
+					errs <- err
+					return
+				}
+				data, err := io.ReadAll(f)
+				f.Close()
+				if err != nil || sum(data) != want[n].sum {
+					errs <- fmt.Errorf("%s: %d bytes, %v", n, len(data), err)
+					return
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }

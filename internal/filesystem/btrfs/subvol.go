@@ -106,11 +106,14 @@ func (f *FS) dirLookup(t treeRoot, ino uint64, name string) (dirEntryRaw, error)
 }
 
 // Subvolume is one subvolume or snapshot, as `btrfs subvolume list`
-// shows it.
+// shows it with the top level mounted. (With another subvolume mounted,
+// btrfs-progs shows the paths of the subvolumes under it relative to it,
+// and libguestfs inspection, which mounts the default subvolume, passes
+// those on.)
 type Subvolume struct {
 	ID       uint64
 	Parent   uint64 // the subvolume it is in ("top level")
-	Path     string // from the top-level subvolume (5), without a leading slash
+	Path     string // from the top level (5), as subvol= takes it, without a leading slash
 	ReadOnly bool
 }
 
