@@ -49,6 +49,11 @@ type answer struct {
 	pkgs  map[string]bool
 	roots int
 	fails string // a tool that produced no answer: why
+	// The runner's backend block: which backend read the disk, why
+	// auto fell back, and what the direct reader read of the image
+	// (-1: not reported).
+	used, fallback string
+	imageRead      int64
 }
 
 // pkgKey is a package as every tool can spell it: name and
@@ -72,21 +77,30 @@ var apkRelease = regexp.MustCompile(`-r([0-9]+)$`)
 func runnerAnswer(path string) answer {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return answer{fails: "no result: " + err.Error()}
+		return answer{fails: "no result: " + err.Error(), imageRead: -1}
 	}
 	var res result.Result
 	if err := json.Unmarshal(b, &res); err != nil {
-		return answer{fails: "bad result: " + err.Error()}
+		return answer{fails: "bad result: " + err.Error(), imageRead: -1}
+	}
+	a := answer{imageRead: -1}
+	if b := res.Backend; b != nil {
+		a.used, a.fallback = b.Used, b.Fallback
+		if b.Used == "direct" {
+			a.imageRead = b.BytesRead
+		}
 	}
 	if res.Error != nil {
-		return answer{code: string(res.Error.Code)}
+		a.code = string(res.Error.Code)
+		return a
 	}
 	// A profile result embeds the inspection report.
 	var d runner.ProfileData
 	if err := json.Unmarshal(res.Data, &d); err != nil || d.Report == nil {
-		return answer{fails: "result without a report"}
+		a.fails = "result without a report"
+		return a
 	}
-	a := answer{pkgs: map[string]bool{}, roots: len(d.OperatingSystems)}
+	a.pkgs, a.roots = map[string]bool{}, len(d.OperatingSystems)
 	for _, o := range d.OperatingSystems {
 		for _, p := range o.Applications {
 			a.pkgs[pkgKey(p.Name, p.Epoch, p.Version, p.Release)] = true

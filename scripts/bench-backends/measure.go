@@ -25,10 +25,13 @@ type measure struct {
 	peakRSS int64
 	// read is rchar of the whole tree: every byte its read and pread
 	// calls returned (image, appliance kernel and root, config files).
-	read     int64
-	exitCode int    // -1: killed by a signal or timed out
-	timedOut bool   // the per-command timeout expired
-	stderr   string // the last non-empty line, for "fails (...)"
+	read int64
+	// imageRead is what the runner's direct reader says it read of the
+	// image (result backend.bytes_read); -1: not reported.
+	imageRead int64
+	exitCode  int    // -1: killed by a signal or timed out
+	timedOut  bool   // the per-command timeout expired
+	stderr    string // the last non-empty line, for "fails (...)"
 }
 
 // childEnv switches the bench's own binary into the measuring wrapper: it
