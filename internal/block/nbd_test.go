@@ -117,8 +117,8 @@ func TestNBDReads(t *testing.T) {
 	data := []byte("0123456789abcdef")
 	c, err := handshake(scripted(t, cat(goodHandshake(16),
 		simpleReply(0, 1, data[4:12]),
-		simpleReply(5, 2, nil),          // EIO: the connection stays usable
-		simpleReply(0, 3, data[0:4]),    //
+		simpleReply(5, 2, nil),         // EIO: the connection stays usable
+		simpleReply(0, 3, data[0:4]),   //
 		simpleReply(0, 99, data[0:4])), // a wrong handle breaks it
 		false))
 	if err != nil {
