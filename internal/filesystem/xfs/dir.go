@@ -64,10 +64,8 @@ func (f *FS) dir(n *inode) ([]dirent, error) {
 		clear(f.dirs)
 		f.dirCost = 0
 	}
-	if cost <= dirCacheCost {
-		f.dirs[n.ino] = ents
-		f.dirCost += cost
-	}
+	f.dirs[n.ino] = ents
+	f.dirCost += cost
 	f.mu.Unlock()
 	return ents, nil
 }

@@ -55,11 +55,11 @@ func (n *inode) isLink() bool { return n.mode&sIFMT == sIFLNK }
 type extent struct {
 	off       uint64
 	lin       uint64
-	count     uint64
+	count     uint32 // 21 bits on disk
 	unwritten bool
 }
 
-func (e extent) end() uint64 { return e.off + e.count }
+func (e extent) end() uint64 { return e.off + uint64(e.count) }
 
 func inodeErr(ino uint64, format string, args ...any) error {
 	return fmt.Errorf("inode %d: %s: %w", ino, fmt.Sprintf(format, args...), filesystem.ErrCorrupt)
@@ -204,10 +204,10 @@ func (f *FS) unpackExtent(ino uint64, r []byte) (extent, error) {
 	e := extent{
 		unwritten: l0>>63 != 0,
 		off:       (l0 & (1<<63 - 1)) >> 9,
-		count:     l1 & (1<<21 - 1),
+		count:     uint32(l1 & (1<<21 - 1)),
 	}
 	fsb := (l0&(1<<9-1))<<43 | l1>>21
-	lin, err := f.sb.fsbToBlock(fsb, e.count)
+	lin, err := f.sb.fsbToBlock(fsb, uint64(e.count))
 	if err != nil {
 		return extent{}, fmt.Errorf("inode %d: extent at file block %d: %w", ino, e.off, err)
 	}
@@ -397,7 +397,7 @@ func (f *FS) readLink(n *inode) (string, error) {
 			if e.count > 4 || len(target) >= int(n.size) {
 				return "", inodeErr(n.ino, "remote symlink extent of %d blocks", e.count)
 			}
-			b := make([]byte, e.count<<sb.blockLog)
+			b := make([]byte, uint64(e.count)<<sb.blockLog)
 			if err := f.readBlocks(b, e.lin); err != nil {
 				return "", fmt.Errorf("inode %d: symlink: %w", n.ino, err)
 			}

@@ -284,12 +284,18 @@ func (r *file) ReadAt(p []byte, off int64) (int, error) {
 		rest := want[done:]
 		i, mapped := findExtent(r.exts, blk)
 		if !mapped || r.exts[i].unwritten {
-			// Zeroes up to the next extent (or the end).
-			var n int64 = int64(len(rest))
-			if i < len(r.exts) && !mapped {
-				n = min(n, int64(r.exts[i].off)<<sb.blockLog-pos)
-			} else if mapped {
-				n = min(n, int64(r.exts[i].end())<<sb.blockLog-pos)
+			// Zeroes up to the next extent (or the end). Block numbers
+			// go up to 2^54: compare in blocks before turning to bytes.
+			n := int64(len(rest))
+			var stop uint64
+			switch {
+			case mapped:
+				stop = r.exts[i].end()
+			case i < len(r.exts):
+				stop = r.exts[i].off
+			}
+			if stop > blk && stop-blk <= uint64(n>>sb.blockLog)+1 {
+				n = min(n, int64(stop-blk)<<sb.blockLog-in)
 			}
 			clear(rest[:n])
 			done += int(n)

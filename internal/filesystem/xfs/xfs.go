@@ -30,14 +30,14 @@ import (
 // going past one is ErrUnsupported (valid but too large to hold in memory)
 // or ErrCorrupt (impossible on a real XFS).
 const (
-	maxExtents     = 1 << 20   // extents of one inode held in memory
-	maxBtreeLevels = 12        // bmbt depth (XFS's own maximum is below 10)
-	maxDirBytes    = 256 << 20 // data space of one directory read
-	maxDirEntries  = 1 << 20   // entries of one directory
-	maxSymlinkLen  = 1024      // XFS_SYMLINK_MAXLEN
-	maxReadChunk   = 1 << 20   // bytes read from the device at once
-	inodeCacheSize = 8192      // inodes kept; the cache is emptied when full
-	dirCacheCost   = 1 << 18   // directory entries kept, over all directories
+	maxExtents     = 1 << 20  // extents of one inode held in memory
+	maxBtreeLevels = 12       // bmbt depth (XFS's own maximum is below 10)
+	maxDirBytes    = 64 << 20 // data space of one directory read
+	maxDirEntries  = 1 << 18  // entries of one directory
+	maxSymlinkLen  = 1024     // XFS_SYMLINK_MAXLEN
+	maxReadChunk   = 1 << 20  // bytes read from the device at once
+	inodeCacheSize = 8192     // inodes kept; the cache is emptied when full
+	dirCacheCost   = 1 << 18  // directory entries kept, over all directories (at least the last one read)
 )
 
 const (
