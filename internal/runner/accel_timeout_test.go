@@ -10,6 +10,7 @@ import (
 	"guestkit.io/batch/internal/libguestfs"
 	"guestkit.io/batch/internal/result"
 	"guestkit.io/batch/internal/runner"
+	"guestkit.io/batch/internal/spec"
 )
 
 func imageNamed(t *testing.T, name string) testImage {
@@ -28,7 +29,7 @@ func imageNamed(t *testing.T, name string) testImage {
 func TestTimeoutKillsAppliance(t *testing.T) {
 	img := imageNamed(t, "debian")
 	start := time.Now()
-	res := runner.Execute(context.Background(), inspectJob(img, 4), nil, runner.Config{Version: "test", Accel: "tcg"})
+	res := runner.Execute(context.Background(), inspectJob(img, 4), nil, runner.Config{Version: "test", Accel: "tcg", Backend: spec.BackendAppliance})
 	if res.Status != result.StatusTimeout || res.ExitCode != result.ExitTimeout || res.Error == nil || res.Error.Code != result.CodeTimeout {
 		t.Fatalf("status %s exit %d error %+v; want timeout", res.Status, res.ExitCode, res.Error)
 	}
@@ -57,7 +58,7 @@ func TestAccelKVMOnBrokenHost(t *testing.T) {
 		t.Skip("KVM works on this host; the broken-KVM path cannot be shown here")
 	}
 	start := time.Now()
-	res := runner.Execute(context.Background(), inspectJob(img, 600), nil, runner.Config{Version: "test", Accel: "kvm"})
+	res := runner.Execute(context.Background(), inspectJob(img, 600), nil, runner.Config{Version: "test", Accel: "kvm", Backend: spec.BackendAppliance})
 	if res.Status != result.StatusFailed || res.Error == nil || res.Error.Code != result.CodeApplianceFailed || !res.Error.Retryable || res.ExitCode != result.ExitInfra {
 		t.Fatalf("status %s exit %d error %+v; want failed appliance_failed retryable", res.Status, res.ExitCode, res.Error)
 	}

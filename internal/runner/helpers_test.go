@@ -8,7 +8,7 @@ import (
 	"guestkit.io/batch/internal/runner"
 )
 
-func runnerExecute(t *testing.T, img testImage, timeout int64) *result.Result {
+func runnerExecute(t *testing.T, img testImage, timeout int64, backend string) *result.Result {
 	t.Helper()
-	return runner.Execute(context.Background(), inspectJob(img, timeout), nil, runner.Config{Version: "test", Accel: "auto"})
+	return runner.Execute(context.Background(), inspectJob(img, timeout), nil, runner.Config{Version: "test", Accel: "auto", Backend: backend})
 }

@@ -159,7 +159,7 @@ func runBoth(t *testing.T, img testImage) (*result.Result, []viOS) {
 		os, err := virtInspector(ctx, img)
 		ch <- viOut{os, err}
 	}()
-	res := runner.Execute(ctx, inspectJob(img, 1800), nil, runner.Config{Version: "test", Accel: "auto"})
+	res := runner.Execute(ctx, inspectJob(img, 1800), nil, runner.Config{Version: "test", Accel: "auto", Backend: spec.BackendAppliance})
 	vi := <-ch
 	if vi.err != nil {
 		t.Fatalf("virt-inspector %s: %v", img.File, vi.err)

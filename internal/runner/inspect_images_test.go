@@ -9,6 +9,7 @@ import (
 
 	"guestkit.io/batch/internal/inspect"
 	"guestkit.io/batch/internal/result"
+	"guestkit.io/batch/internal/spec"
 )
 
 // TestInspectMatchesVirtInspector runs the runner and virt-inspector on every
@@ -36,6 +37,8 @@ func TestInspectMatchesVirtInspector(t *testing.T) {
 			}
 			compareWithVirtInspector(t, rep.OperatingSystems, vi)
 			compareGroundTruth(t, img, &rep)
+			direct := runnerExecute(t, img, 600, spec.BackendDirect)
+			compareBackends(t, res, direct)
 		})
 	}
 }
@@ -134,22 +137,33 @@ func TestBadImagesAreRejected(t *testing.T) {
 			continue
 		}
 		t.Run(img.Name, func(t *testing.T) {
-			res := runnerExecute(t, img, 900)
-			if res.Error == nil {
-				t.Fatalf("status %s, no error; want %s", res.Status, img.Expected)
-			}
-			if string(res.Error.Code) != img.Expected {
-				t.Fatalf("code %s (%s), want %s", res.Error.Code, res.Error.Message, img.Expected)
-			}
-			if res.Status != result.StatusRejected || res.ExitCode != result.ExitBadImage || res.Error.Retryable {
-				t.Errorf("status %s exit %d retryable %v; want rejected, %d, not retryable", res.Status, res.ExitCode, res.Error.Retryable, result.ExitBadImage)
-			}
-			if !strings.Contains(res.Error.Message, img.File) && img.Expected != "image_no_os" {
-				t.Errorf("message %q does not name %s", res.Error.Message, img.File)
-			}
-			if res.Error.Phase == "" {
-				t.Error("no phase")
-			}
+			appliance := runnerExecute(t, img, 900, spec.BackendAppliance)
+			checkRejected(t, appliance, img)
+			direct := runnerExecute(t, img, 900, spec.BackendDirect)
+			checkRejected(t, direct, img)
+			// What was learnt before the refusal (a disk without an OS
+			// still has storage facts) is the same on both.
+			compareBackends(t, appliance, direct)
 		})
+	}
+}
+
+// checkRejected: the image's own code, rejected, exit 4, the file named.
+func checkRejected(t *testing.T, res *result.Result, img testImage) {
+	t.Helper()
+	if res.Error == nil {
+		t.Fatalf("status %s, no error; want %s", res.Status, img.Expected)
+	}
+	if string(res.Error.Code) != img.Expected {
+		t.Fatalf("code %s (%s), want %s", res.Error.Code, res.Error.Message, img.Expected)
+	}
+	if res.Status != result.StatusRejected || res.ExitCode != result.ExitBadImage || res.Error.Retryable {
+		t.Errorf("status %s exit %d retryable %v; want rejected, %d, not retryable", res.Status, res.ExitCode, res.Error.Retryable, result.ExitBadImage)
+	}
+	if !strings.Contains(res.Error.Message, img.File) && img.Expected != "image_no_os" {
+		t.Errorf("message %q does not name %s", res.Error.Message, img.File)
+	}
+	if res.Error.Phase == "" {
+		t.Error("no phase")
 	}
 }

@@ -78,48 +78,59 @@ func TestProfileImages(t *testing.T) {
 		tree := strings.TrimPrefix(img.Name, "profile-")
 		t.Run(tree, func(t *testing.T) {
 			t.Parallel() // one TCG appliance is mostly one busy thread
-			res := runner.Execute(context.Background(), profileJob(img, 1800), nil, runner.Config{Version: "test", Accel: "auto"})
-			t.Logf("%s: %s exit %d in %.1f s, timings %v", img.Name, res.Status, res.ExitCode, res.DurationSeconds, res.Timings)
-			if res.Status != result.StatusCompleted {
-				t.Fatalf("status %s, error %+v", res.Status, res.Error)
-			}
-			var data runner.ProfileData
-			if err := json.Unmarshal(res.Data, &data); err != nil {
-				t.Fatalf("result data: %v", err)
-			}
-			got := profileRoot(t, img, &data)
-			want := evaluateTree(t, tree)
-			compareRuleByRule(t, got, want)
-
-			wantExit := result.ExitCompleted
-			if tree == "debian-misconfigured" {
-				wantExit = result.ExitNoncompliant
-			}
-			if res.ExitCode != wantExit || data.Noncompliant != (wantExit == result.ExitNoncompliant) {
-				t.Errorf("exit %d noncompliant %v, want exit %d", res.ExitCode, data.Noncompliant, wantExit)
-			}
-			for _, id := range walkRules {
-				if r := ruleResult(got, id); r.Status != profile.StatusPass {
-					t.Errorf("%s: %s, want pass (a filesystem-wide rule on a small image)\n%s", id, r.Status, evidenceText(r.Evidence))
-				}
-			}
-			switch tree {
-			case "debian-misconfigured":
-				checkPlanted(t, got)
-			case "debian-hardened":
-				checkHardened(t, got, "debian", []string{"selinux_state", "selinux_policytype", "CIS-1.6.1.1"}, []string{"apparmor_configured"})
-			case "rhel-hardened":
-				checkHardened(t, got, "rhel", []string{"apparmor_configured"}, []string{"selinux_state", "selinux_policytype", "CIS-1.6.1.1"})
-				// The packages come from the image's rpm database, through
-				// inspection: package rules are decided, not notchecked.
-				for id, pkg := range map[string]string{"package_audit_installed": "audit 3.1.2-2.el9", "package_aide_installed": "aide 0.16-100.el9"} {
-					r := ruleResult(got, id)
-					if r.Status != profile.StatusPass || !strings.Contains(evidenceText(r.Evidence), pkg) {
-						t.Errorf("%s: %s, want pass naming %q\n%s", id, r.Status, pkg, evidenceText(r.Evidence))
-					}
-				}
-			}
+			appliance := runner.Execute(context.Background(), profileJob(img, 1800), nil, runner.Config{Version: "test", Accel: "auto", Backend: spec.BackendAppliance})
+			checkProfileImage(t, img, tree, appliance)
+			direct := runner.Execute(context.Background(), profileJob(img, 1800), nil, runner.Config{Version: "test", Backend: spec.BackendDirect})
+			checkProfileImage(t, img, tree, direct)
+			compareBackends(t, appliance, direct)
 		})
+	}
+}
+
+// checkProfileImage checks one backend's profile result on a profile-*
+// image: rule by rule against the tree in memory, the planted findings,
+// the clean images.
+func checkProfileImage(t *testing.T, img testImage, tree string, res *result.Result) {
+	t.Helper()
+	t.Logf("%s: %s exit %d in %.1f s, timings %v", img.Name, res.Status, res.ExitCode, res.DurationSeconds, res.Timings)
+	if res.Status != result.StatusCompleted {
+		t.Fatalf("status %s, error %+v", res.Status, res.Error)
+	}
+	var data runner.ProfileData
+	if err := json.Unmarshal(res.Data, &data); err != nil {
+		t.Fatalf("result data: %v", err)
+	}
+	got := profileRoot(t, img, &data)
+	want := evaluateTree(t, tree)
+	compareRuleByRule(t, got, want)
+
+	wantExit := result.ExitCompleted
+	if tree == "debian-misconfigured" {
+		wantExit = result.ExitNoncompliant
+	}
+	if res.ExitCode != wantExit || data.Noncompliant != (wantExit == result.ExitNoncompliant) {
+		t.Errorf("exit %d noncompliant %v, want exit %d", res.ExitCode, data.Noncompliant, wantExit)
+	}
+	for _, id := range walkRules {
+		if r := ruleResult(got, id); r.Status != profile.StatusPass {
+			t.Errorf("%s: %s, want pass (a filesystem-wide rule on a small image)\n%s", id, r.Status, evidenceText(r.Evidence))
+		}
+	}
+	switch tree {
+	case "debian-misconfigured":
+		checkPlanted(t, got)
+	case "debian-hardened":
+		checkHardened(t, got, "debian", []string{"selinux_state", "selinux_policytype", "CIS-1.6.1.1"}, []string{"apparmor_configured"})
+	case "rhel-hardened":
+		checkHardened(t, got, "rhel", []string{"apparmor_configured"}, []string{"selinux_state", "selinux_policytype", "CIS-1.6.1.1"})
+		// The packages come from the image's rpm database, through
+		// inspection: package rules are decided, not notchecked.
+		for id, pkg := range map[string]string{"package_audit_installed": "audit 3.1.2-2.el9", "package_aide_installed": "aide 0.16-100.el9"} {
+			r := ruleResult(got, id)
+			if r.Status != profile.StatusPass || !strings.Contains(evidenceText(r.Evidence), pkg) {
+				t.Errorf("%s: %s, want pass naming %q\n%s", id, r.Status, pkg, evidenceText(r.Evidence))
+			}
+		}
 	}
 }
 
