@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -306,6 +307,8 @@ func FuzzNBDClient(f *testing.F) {
 	f.Add(cat(greeting(1), infoBlockSize(512, 512, 1024), infoExport(1024, roFlags), optReply(nbdRepAck, nil), simpleReply(0, 1, make([]byte, 512))))
 	f.Add(cat(greeting(1), optReply(nbdRepErr|1, []byte("unknown export"))))
 	f.Fuzz(func(t *testing.T, script []byte) {
+		tm := time.AfterFunc(20*time.Second, func() { panic(fmt.Sprintf("hangs on %q", script)) })
+		defer tm.Stop()
 		cli, srv := net.Pipe()
 		defer srv.Close()
 		defer cli.Close()
