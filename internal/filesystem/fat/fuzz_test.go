@@ -32,7 +32,7 @@ func FuzzFAT(f *testing.F) {
 		if err != nil {
 			return
 		}
-		budget := 2000
+		budget := 500
 		var visit func(dir string, depth int)
 		visit = func(dir string, depth int) {
 			ents, err := v.ReadDir(dir)
@@ -58,7 +58,7 @@ func FuzzFAT(f *testing.F) {
 					checkErr(t, err)
 					continue
 				}
-				if _, err := io.Copy(io.Discard, io.LimitReader(fl, 1<<20)); err != nil {
+				if _, err := io.Copy(io.Discard, io.LimitReader(fl, 256<<10)); err != nil {
 					checkErr(t, err)
 				}
 				fl.(io.ReaderAt).ReadAt(make([]byte, 100), 1000)

@@ -147,17 +147,20 @@ func Open(dev block.Device) (*FS, error) {
 		blockCache: map[int64][]byte{},
 		dirCache:   map[dirKey][]entry{},
 	}
-	var opts []byte
+	// The options are read with the compressor's defaults, then choose
+	// the decompressor (or refuse a filter it cannot undo).
+	var err error
+	if f.decompress, err = newDecompressor(sb.compressor, nil); err != nil {
+		return nil, fmt.Errorf("squashfs: %w", err)
+	}
 	if sb.flags&flagCompressorOptions != 0 {
 		mb, err := f.meta(96, 96)
 		if err != nil {
 			return nil, fmt.Errorf("squashfs: compressor options: %w", err)
 		}
-		opts = mb.data
-	}
-	var err error
-	if f.decompress, err = newDecompressor(sb.compressor, opts); err != nil {
-		return nil, fmt.Errorf("squashfs: %w", err)
+		if f.decompress, err = newDecompressor(sb.compressor, mb.data); err != nil {
+			return nil, fmt.Errorf("squashfs: %w", err)
+		}
 	}
 	if err := f.readIDs(); err != nil {
 		return nil, fmt.Errorf("squashfs: id table: %w", err)
