@@ -195,6 +195,7 @@ type walked struct {
 	mode  fs.FileMode
 	owner guest.Owner
 	size  int64
+	mtime int64
 	data  []byte
 }
 
