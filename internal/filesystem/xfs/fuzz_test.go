@@ -3,6 +3,7 @@ package xfs
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -13,6 +14,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"guestkit.io/batch/internal/filesystem"
 )
 
 // The fuzz input is a sparse image of fuzzDevSize bytes: a sequence of
@@ -323,4 +326,54 @@ func flatten(d sparseDev) []byte {
 		}
 	}
 	return b.Bytes()
+}
+
+// TestFeaturesAndDamage patches the v5 seed's superblock: incompat
+// features it does not implement are ErrUnsupported by name, a bad
+// checksum is ErrCorrupt, and so is a broken geometry; Probe agrees with
+// blkid on each.
+func TestFeaturesAndDamage(t *testing.T) {
+	seed, err := os.ReadFile(seedFiles["v5"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	be := binary.BigEndian
+	for _, c := range []struct {
+		name   string
+		patch  func(sb []byte)
+		fix    bool
+		target error
+		words  string
+	}{
+		{"needsrepair", func(sb []byte) { be.PutUint32(sb[216:], be.Uint32(sb[216:])|incompatNeedsRepair) }, true, filesystem.ErrUnsupported, "needsrepair"},
+		{"metadir+unknown", func(sb []byte) { be.PutUint32(sb[216:], be.Uint32(sb[216:])|incompatMetadir|1<<30) }, true, filesystem.ErrUnsupported, "metadir, unknown 0x40000000"},
+		{"bad crc", func(sb []byte) { sb[300]++ }, false, filesystem.ErrCorrupt, "checksum"},
+		{"root ino past the end", func(sb []byte) { be.PutUint64(sb[56:], 1<<40) }, true, filesystem.ErrCorrupt, "outside the filesystem"},
+		{"agblklog", func(sb []byte) { sb[124]++ }, true, filesystem.ErrCorrupt, "agblklog"},
+		{"dblocks", func(sb []byte) { be.PutUint64(sb[8:], 1<<40) }, true, filesystem.ErrCorrupt, "blocks in"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			d := parseSparse(seed)
+			c.patch(d[0])
+			if c.fix {
+				fixChecksums(d)
+			}
+			_, err := Open(d)
+			if !errors.Is(err, c.target) || !strings.Contains(err.Error(), c.words) {
+				t.Errorf("Open = %v; want %v naming %q", err, c.target, c.words)
+			}
+			// Probe accepts what blkid accepts.
+			img := filepath.Join(t.TempDir(), "img")
+			if err := os.WriteFile(img, d[0], 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Truncate(img, fuzzDevSize); err != nil {
+				t.Fatal(err)
+			}
+			out, _ := exec.Command("blkid", "-p", "-o", "value", "-s", "TYPE", img).Output()
+			if _, ok := Probe(d); ok != (strings.TrimSpace(string(out)) == "xfs") {
+				t.Errorf("Probe = %v, blkid says %q", ok, out)
+			}
+		})
+	}
 }

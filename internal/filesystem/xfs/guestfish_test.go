@@ -60,7 +60,7 @@ func tarFacts(t *testing.T, name string) map[string]facts {
 			continue
 		}
 		perm := uint32(h.Mode) & 0o7777
-		ft := facts{uid: uint32(h.Uid), gid: uint32(h.Gid)}
+		ft := facts{uid: uint32(h.Uid), gid: uint32(h.Gid), mtime: h.ModTime.Unix()}
 		switch h.Typeflag {
 		case tar.TypeReg:
 			s := sha256.New()
@@ -71,6 +71,7 @@ func tarFacts(t *testing.T, name string) map[string]facts {
 			ft.mode, ft.size, ft.sum = guest.UnixMode(sIFREG|perm), n, fmt.Sprintf("%x", s.Sum(nil))
 		case tar.TypeLink:
 			ft = want[path.Clean(strings.TrimPrefix(h.Linkname, "./"))]
+			ft.mtime = h.ModTime.Unix()
 		case tar.TypeDir:
 			ft.mode = guest.UnixMode(sIFDIR | perm)
 		case tar.TypeSymlink:

@@ -12,7 +12,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"guestkit.io/batch/internal/filesystem"
 	"guestkit.io/batch/internal/guest"
@@ -192,6 +194,7 @@ func protoFacts(tree map[string]*protoNode) map[string]facts {
 // Probe with blkid.
 func TestProtoImages(t *testing.T) {
 	needTools(t, "mkfs.xfs", "xfs_db", "blkid")
+	start := time.Now()
 	dir := t.TempDir()
 	trees := map[bool]map[string]*protoNode{false: protoTree(false), true: protoTree(true)}
 	protos := map[bool]string{}
@@ -232,8 +235,26 @@ func TestProtoImages(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			compare(t, walk(t, v), want)
+			got := walk(t, v)
+			compare(t, got, want)
+			// mkfs.xfs stamps the files with the time it runs.
+			for p, g := range got {
+				if g.mtime < start.Unix()-60 || g.mtime > time.Now().Unix()+60 {
+					t.Errorf("%s: mtime %v, mkfs.xfs ran at %v", p, time.Unix(g.mtime, 0), start)
+					break
+				}
+			}
 			checkForms(t, v, img, tc.forms)
+			// Concurrent walks of a fresh FS share its caches.
+			v2, err := Open(dev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var wg sync.WaitGroup
+			for range 3 {
+				wg.Go(func() { compare(t, walk(t, v2), want) })
+			}
+			wg.Wait()
 			checkErrors(t, v)
 		})
 	}

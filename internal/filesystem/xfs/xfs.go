@@ -239,23 +239,52 @@ func readSuperblock(dev block.Device) (*superblock, []byte, error) {
 }
 
 // Probe reports whether dev holds an XFS filesystem, with its label and
-// UUID as blkid prints them.
+// UUID as blkid prints them. It applies blkid's checks (util-linux's
+// xfs_verify_sb), not Open's stricter ones: blkid 2.38 names a superblock
+// with a bad checksum xfs, and Open then calls it corrupt.
 func Probe(dev block.Device) (filesystem.Info, bool) {
-	sb, _, err := readSuperblock(dev)
-	if err != nil {
+	b := make([]byte, 512)
+	if _, err := dev.ReadAt(b, 0); err != nil || !blkidAccepts(b) {
 		return filesystem.Info{}, false
 	}
 	info := filesystem.Info{Type: "xfs"}
-	label := sb.fname[:]
+	label := b[108:120]
 	if i := bytes.IndexByte(label, 0); i >= 0 {
 		label = label[:i]
 	}
 	info.Label = strings.TrimRight(string(label), " \t\n\r\v\f")
-	if sb.uuid != [16]byte{} {
-		u := sb.uuid
+	if u := b[32:48]; !bytes.Equal(u, make([]byte, 16)) {
 		info.UUID = fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
 	}
 	return info, true
+}
+
+// blkidAccepts is util-linux's xfs_verify_sb, checksum aside.
+func blkidAccepts(b []byte) bool {
+	be := binary.BigEndian
+	if be.Uint32(b) != sbMagic {
+		return false
+	}
+	blockSize, blockLog := uint64(be.Uint32(b[4:])), b[120]
+	sectSize, sectLog := uint64(be.Uint16(b[102:])), b[121]
+	inodeSize, inodeLog := uint64(be.Uint16(b[104:])), b[122]
+	dblocks, agblocks, agcount := be.Uint64(b[8:]), uint64(be.Uint32(b[84:])), uint64(be.Uint32(b[88:]))
+	rext := uint64(be.Uint32(b[80:])) * blockSize
+	switch {
+	case agcount == 0,
+		sectSize < 512 || sectSize > 32768 || sectLog < 9 || sectLog > 15 || sectSize != 1<<sectLog,
+		blockSize < 512 || blockSize > 65536 || blockLog < 9 || blockLog > 16 || blockSize != 1<<blockLog,
+		inodeSize < 256 || inodeSize > 2048 || inodeLog < 8 || inodeLog > 11 || inodeSize != 1<<inodeLog,
+		int(blockLog)-int(inodeLog) != int(b[123]),
+		rext > 1<<30 || rext < 4096,
+		b[127] > 100,
+		dblocks == 0 || dblocks > agcount*agblocks || dblocks < (agcount-1)*agblocks+64:
+		return false
+	}
+	if be.Uint16(b[100:])&0xf == 5 {
+		return be.Uint16(b[100:])&v4MoreBitsBit != 0 && be.Uint32(b[200:])&v4F2Crc != 0
+	}
+	return true
 }
 
 // FS is an open XFS filesystem. It implements filesystem.Volume and is
