@@ -147,7 +147,6 @@ func run() error {
 	}
 	defer os.RemoveAll(tmp)
 
-	var notes []string
 	inspectFlag := hasFlag(ctx, cfg.runner, "inspect", "--backend")
 	profileFlag := hasFlag(ctx, cfg.runner, "profile", "--backend")
 	tools, notes := pickTools(cfg, inspectFlag, profileFlag, tmp)
@@ -158,7 +157,7 @@ func run() error {
 	fmt.Printf("bench-backends %s on %s (Linux %s), %d cores, accel %s\n", time.Now().Format(time.RFC3339), host, utsString(uts.Release[:]), runtime.NumCPU(), accel)
 	fmt.Printf("runner: %s; trivy: %s\n", version(ctx, cfg.runner, "version"), cmp.Or(version(ctx, cfg.trivy, "--version"), "not measured (no -trivy)"))
 	fmt.Printf("rounds: %d, the tools alternating (each round starts with the next tool); medians\n", cfg.rounds)
-	fmt.Println("peak RSS: the largest sum of RSS over the process tree, /proc sampled every 5 ms for 1 s then every 25 ms (this host has no cgroup v2 memory controller), at least the largest single process's getrusage maximum")
+	fmt.Printf("peak RSS: the largest sum of RSS over the process tree, /proc sampled every 5 ms for 1 s then every 25 ms (%s), at least the largest single process's getrusage maximum\n", cgroupNote())
 	fmt.Println("read: rchar of the whole process tree (every byte read() and pread() returned: the image, qemu-img's probe, and for the appliance its kernel and root too); image read: what the direct reader says it read of the image (result backend.bytes_read)")
 	fmt.Println("answer: packages (name, [epoch:]version-release, every root merged) against the appliance's; the appliance against NAME.expected.json")
 	for _, n := range notes {
@@ -450,6 +449,17 @@ func childEnvironment() []string {
 		env = append(env, kv)
 	}
 	return append(env, "LIBGUESTFS_BACKEND=direct")
+}
+
+// cgroupNote says why peak RSS is sampled rather than read from a
+// cgroup's memory.peak (which also counts the page cache the image reads
+// fill, so it would not compare with Trivy's figure either).
+func cgroupNote() string {
+	b, err := os.ReadFile("/sys/fs/cgroup/cgroup.controllers")
+	if err != nil || !slices.Contains(strings.Fields(string(b)), "memory") {
+		return "no cgroup v2 memory controller here"
+	}
+	return "not a cgroup's memory.peak, which counts the page cache too"
 }
 
 // hasFlag says whether the runner's command takes flag, from its help.
