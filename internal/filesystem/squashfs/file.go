@@ -162,7 +162,7 @@ func (fl *file) block(i int64) ([]byte, error) {
 	}
 	s := fl.sizes[i]
 	if s == 0 {
-		return make([]byte, want), nil // a sparse block
+		return fl.f.zeroBlock()[:want], nil // a sparse block
 	}
 	pos := fl.checks[i/checkpointEvery]
 	for j := i / checkpointEvery * checkpointEvery; j < i; j++ {
@@ -176,6 +176,12 @@ func (fl *file) block(i int64) ([]byte, error) {
 		return nil, corrupt("block %d at %d: %d bytes of %d", i, pos, len(data), want)
 	}
 	return data[:want], nil
+}
+
+// zeroBlock is one block of zeros, shared read-only by every sparse block.
+func (f *FS) zeroBlock() []byte {
+	f.zerosOnce.Do(func() { f.zeros = make([]byte, f.sb.blockSize) })
+	return f.zeros
 }
 
 // dataBlock reads and decompresses the data block at pos whose size

@@ -101,6 +101,9 @@ type FS struct {
 	ids        []uint32
 	root       *inode
 
+	zerosOnce sync.Once
+	zeros     []byte
+
 	mu         sync.Mutex
 	metaCache  map[int64]metaBlock
 	blockCache map[int64][]byte
