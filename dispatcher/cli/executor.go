@@ -73,6 +73,7 @@ type ExecutorFlags struct {
 	MaxActive int           `name:"max-active" help:"Most jobs running at once (0: --parallel for local, 100 for kubernetes)." default:"0" env:"GUESTKIT_MAX_ACTIVE"`
 	Interval  time.Duration `help:"Polling period of the bucket (the backstop when notifications are on)." default:"10s" env:"GUESTKIT_POLL_INTERVAL"`
 	Accel     string        `help:"Runner accelerator: auto, kvm or tcg." enum:"auto,kvm,tcg" default:"auto" env:"GUESTKIT_RUNNER_ACCEL"`
+	Backend   string        `help:"How runners read disks when a spec's options.backend does not say: auto (direct, the appliance for what direct does not read), direct (no VM: kubernetes Jobs get --direct-requests/--direct-limits and no /dev/kvm) or appliance." enum:"auto,direct,appliance" default:"auto" env:"GUESTKIT_RUNNER_BACKEND"`
 
 	Runner   string `help:"local: the guestkit-runner binary (default: beside this binary, else on PATH)." env:"GUESTKIT_RUNNER"`
 	Parallel int    `help:"local: runners at once." default:"2" env:"GUESTKIT_PARALLEL"`
@@ -96,6 +97,8 @@ type ExecutorFlags struct {
 	RunnerEnv        map[string]string `name:"runner-env" help:"Extra runner environment (KEY=VALUE;...), e.g. GUESTKIT_MEMORY_MB=2048; local runners get nothing else of this process's environment but what they need to run." env:"GUESTKIT_RUNNER_ENV"`
 	RunnerRequests   map[string]string `name:"runner-requests" help:"kubernetes: runner resource requests (cpu=1;memory=2Gi)." env:"GUESTKIT_RUNNER_REQUESTS"`
 	RunnerLimits     map[string]string `name:"runner-limits" help:"kubernetes: runner resource limits (memory=3Gi)." env:"GUESTKIT_RUNNER_LIMITS"`
+	DirectRequests   map[string]string `name:"direct-requests" help:"kubernetes: resource requests of runners that use the direct backend (default cpu=250m;memory=256Mi)." env:"GUESTKIT_DIRECT_REQUESTS"`
+	DirectLimits     map[string]string `name:"direct-limits" help:"kubernetes: resource limits of runners that use the direct backend (default memory=512Mi)." env:"GUESTKIT_DIRECT_LIMITS"`
 	ScratchSize      string            `name:"scratch-size" help:"kubernetes: size limit of the runner's /tmp emptyDir (downloaded images)." env:"GUESTKIT_SCRATCH_SIZE"`
 	TTLAfterFinished time.Duration     `name:"ttl-after-finished" help:"kubernetes: ttlSecondsAfterFinished of the Jobs (the backstop of --cleanup)." default:"24h" env:"GUESTKIT_TTL_AFTER_FINISHED"`
 	Cleanup          bool              `help:"kubernetes: delete a Job once its result is confirmed." default:"true" negatable:"" env:"GUESTKIT_CLEANUP"`
@@ -140,7 +143,7 @@ func newEngine(ctx context.Context, g *Globals, f *ExecutorFlags, deps Deps, log
 			return nil, err
 		}
 		x, err := localrun.New(ctx, localrun.Config{
-			Runner: bin, Store: st, Stores: stores, Results: results, Parallel: f.Parallel, Accel: f.Accel,
+			Runner: bin, Store: st, Stores: stores, Results: results, Parallel: f.Parallel, Accel: f.Accel, Backend: f.Backend,
 			ExtraEnv: f.runnerEnv(), NetAllow: pol.AllowCIDRs(),
 			Log: log, Metrics: en.metrics, OnFinish: en.trigger.Poke,
 		})
@@ -224,7 +227,7 @@ func (f *ExecutorFlags) BuilderConfig() (kubejob.BuilderConfig, error) {
 		ImagePullPolicy: corev1.PullPolicy(f.ImagePullPolicy), ServiceAccount: f.ServiceAccount,
 		Instance: f.Instance, NodeSelector: f.NodeSelector, TTLSecondsAfterFinished: &ttl,
 		KVM: kubejob.KVMMode(f.KVM), KVMResource: corev1.ResourceName(f.KVMResource),
-		SecretRef: f.SecretRef, Accel: f.Accel, HostPathRoots: f.HostPathRoots,
+		SecretRef: f.SecretRef, Accel: f.Accel, Backend: f.Backend, HostPathRoots: f.HostPathRoots,
 	}
 	if bc.NodeSelector == nil {
 		bc.NodeSelector = map[string]string{}
@@ -245,6 +248,12 @@ func (f *ExecutorFlags) BuilderConfig() (kubejob.BuilderConfig, error) {
 		return bc, err
 	}
 	if bc.Resources.Limits, err = resources("--runner-limits", f.RunnerLimits); err != nil {
+		return bc, err
+	}
+	if bc.DirectResources.Requests, err = resources("--direct-requests", f.DirectRequests); err != nil {
+		return bc, err
+	}
+	if bc.DirectResources.Limits, err = resources("--direct-limits", f.DirectLimits); err != nil {
 		return bc, err
 	}
 	if f.ScratchSize != "" {

@@ -114,6 +114,7 @@ func TestNewJobDefaults(t *testing.T) {
 		"GUESTKIT_RESULT":      in.ResultURI,
 		"GUESTKIT_JOB_ID":      "inspect-web-01",
 		"GUESTKIT_ACCEL":       "auto",
+		"GUESTKIT_BACKEND":     "auto",
 		"GUESTKIT_SCRATCH_DIR": "/tmp",
 		"GUESTKIT_NET_GUARD":   "true",
 		"GUESTKIT_NET_ALLOW":   "",
@@ -751,5 +752,54 @@ func TestDefaultTemplateErrorsNameIt(t *testing.T) {
 	}
 	if b.source != templates.JobTemplateName {
 		t.Errorf("source %q", b.source)
+	}
+}
+
+// A Job that will run the direct backend starts no VM: no /dev/kvm, the
+// small resources. The spec's options.backend wins over the dispatcher's
+// default, both ways.
+func TestNewJobBackend(t *testing.T) {
+	withBackend := func(b string) func(*spec.Job) {
+		return func(j *spec.Job) { j.Payload.Data.Options = &spec.Options{Backend: b} }
+	}
+	tests := []struct {
+		name, dispatcher, spec, want string
+	}{
+		{"default", "", "", "auto"},
+		{"dispatcher direct", "direct", "", "direct"},
+		{"spec direct", "auto", "direct", "direct"},
+		{"spec appliance over dispatcher direct", "direct", "appliance", "appliance"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := mustBuilder(t, BuilderConfig{KVM: KVMDevicePlugin, Backend: tt.dispatcher})
+			var opts []func(*spec.Job)
+			if tt.spec != "" {
+				opts = append(opts, withBackend(tt.spec))
+			}
+			job, err := b.NewJob(input(spectest.New("a", "s3://vm-images/k", opts...)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := runner(t, job)
+			if got := envOf(c)["GUESTKIT_BACKEND"]; got != tt.want {
+				t.Errorf("GUESTKIT_BACKEND = %q, want %q", got, tt.want)
+			}
+			_, kvm := c.Resources.Limits[DefaultKVMResource]
+			direct := tt.want == "direct"
+			if kvm == direct {
+				t.Errorf("KVM device requested: %v (backend %s)", kvm, tt.want)
+			}
+			wantRes := DefaultResources()
+			if direct {
+				wantRes = DefaultDirectResources()
+			}
+			if !c.Resources.Limits.Memory().Equal(*wantRes.Limits.Memory()) || !c.Resources.Requests.Memory().Equal(*wantRes.Requests.Memory()) {
+				t.Errorf("resources %v, want %v", c.Resources, wantRes)
+			}
+		})
+	}
+	if _, err := NewBuilder(BuilderConfig{Namespace: "n", RunnerImage: "i", Backend: "fast"}); err == nil || !strings.Contains(err.Error(), `backend "fast"`) {
+		t.Errorf("bad backend accepted: %v", err)
 	}
 }

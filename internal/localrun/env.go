@@ -59,5 +59,5 @@ func baseEnv(inherited, extra []string, netAllow []netip.Prefix) ([]string, erro
 func (x *Executor) attemptEnv(scratch string) []string {
 	env := make([]string, 0, len(x.env)+3)
 	env = append(env, x.env...)
-	return append(env, runnerenv.Accel+"="+x.cfg.Accel, runnerenv.TmpDir+"="+scratch, runnerenv.ScratchDir+"="+scratch)
+	return append(env, runnerenv.Accel+"="+x.cfg.Accel, runnerenv.Backend+"="+x.cfg.Backend, runnerenv.TmpDir+"="+scratch, runnerenv.ScratchDir+"="+scratch)
 }

@@ -31,6 +31,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -74,6 +76,9 @@ type Config struct {
 	Parallel int
 	// Accel is the runner's GUESTKIT_ACCEL: auto (default), kvm or tcg.
 	Accel string
+	// Backend is the runner's GUESTKIT_BACKEND, for specs that do not
+	// choose one: auto (default), direct or appliance.
+	Backend string
 	// ExtraEnv ("NAME=value") is added to the runner's environment, which
 	// holds only what runnerenv.Host lets through of the dispatcher's: no
 	// bucket credentials. It may not set what the executor sets per attempt
@@ -154,6 +159,12 @@ func New(stop context.Context, cfg Config) (*Executor, error) {
 	case "auto", "kvm", "tcg":
 	default:
 		return nil, fmt.Errorf("local executor: accel %q: want auto, kvm or tcg", cfg.Accel)
+	}
+	if cfg.Backend == "" {
+		cfg.Backend = spec.BackendAuto
+	}
+	if !slices.Contains(spec.Backends(), cfg.Backend) {
+		return nil, fmt.Errorf("local executor: backend %q: want %s", cfg.Backend, strings.Join(spec.Backends(), ", "))
 	}
 	env, err := baseEnv(os.Environ(), cfg.ExtraEnv, cfg.NetAllow)
 	if err != nil {

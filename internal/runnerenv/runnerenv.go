@@ -16,6 +16,7 @@ const (
 	Report     = "GUESTKIT_REPORT"      // where SARIF or JUnit reports go
 	JobID      = "GUESTKIT_JOB_ID"      // the spec's job_id
 	Accel      = "GUESTKIT_ACCEL"       // auto, kvm or tcg
+	Backend    = "GUESTKIT_BACKEND"     // auto, direct or appliance
 	Image      = "GUESTKIT_IMAGE"       // a mounted image's path
 	ImageURL   = "GUESTKIT_IMAGE_URL"   // a presigned GET of a bucket image
 	ScratchDir = "GUESTKIT_SCRATCH_DIR" // downloads, sockets, overlays
@@ -38,14 +39,14 @@ const (
 // Set by the Job template for the pod as a whole; a local runner keeps the
 // dispatcher's (its libguestfs cache and backend are the host's).
 const (
-	Home     = "HOME"
-	CacheDir = "LIBGUESTFS_CACHEDIR"
-	Backend  = "LIBGUESTFS_BACKEND"
+	Home              = "HOME"
+	CacheDir          = "LIBGUESTFS_CACHEDIR"
+	LibguestfsBackend = "LIBGUESTFS_BACKEND"
 )
 
 // PerJob lists the variables every executor sets for each job.
 func PerJob() []string {
-	return []string{Spec, Result, Report, JobID, Accel, Image, ImageURL, ScratchDir, TmpDir,
+	return []string{Spec, Result, Report, JobID, Accel, Backend, Image, ImageURL, ScratchDir, TmpDir,
 		PodName, PodNamespace, NodeName, JobName, NetGuard, NetAllow}
 }
 
@@ -67,7 +68,7 @@ func Settings() []string {
 // runner's own settings (Settings) pass too.
 func Host(name string) bool {
 	switch name {
-	case "PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", Backend, CacheDir:
+	case "PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", LibguestfsBackend, CacheDir:
 		return true
 	}
 	for _, p := range []string{"LC_", "LIBGUESTFS_", "SUPERMIN_"} {
@@ -79,7 +80,7 @@ func Host(name string) bool {
 }
 
 // Pod lists PerJob and the variables the Job template sets for the pod.
-func Pod() []string { return append(PerJob(), Home, CacheDir, Backend) }
+func Pod() []string { return append(PerJob(), Home, CacheDir, LibguestfsBackend) }
 
 // IsPerJob says whether name is one of PerJob.
 func IsPerJob(name string) bool { return slices.Contains(PerJob(), name) }

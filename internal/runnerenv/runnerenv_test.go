@@ -37,7 +37,7 @@ func TestPerJobIsPartOfPod(t *testing.T) {
 			t.Errorf("%s", v)
 		}
 	}
-	for _, v := range []string{runnerenv.Home, runnerenv.CacheDir, runnerenv.Backend, "PATH"} {
+	for _, v := range []string{runnerenv.Home, runnerenv.CacheDir, runnerenv.LibguestfsBackend, "PATH"} {
 		if runnerenv.IsPerJob(v) {
 			t.Errorf("%s is not set per job", v)
 		}

@@ -344,6 +344,8 @@ func validationCases() []validationCase {
 		{name: "include_remediation conflict", base: pr, edit: func(d doc) {
 			d.set("payload.data.options.include_remediation", true).set("payload.data.output.include_remediation", false)
 		}, want: []problem{{"payload.data.output.include_remediation", "false", "conflicts with payload.data.options.include_remediation"}}, schemaAccepts: true},
+		{name: "backend unknown", base: in, edit: func(d doc) { d.set("payload.data.options.backend", "fast") },
+			want: []problem{{"payload.data.options.backend", "fast", "must be one of auto, direct, appliance"}}},
 		{name: "output format", base: in, edit: func(d doc) { d.set("payload.data.output.format", "xml") },
 			want: []problem{{"payload.data.output.format", "xml", "must be one of json, sarif, junit"}}},
 		{name: "output compression", base: in, edit: func(d doc) { d.set("payload.data.output.compression", "gzip") },
