@@ -18,7 +18,7 @@ KIND_CLUSTER ?= guestkit
 OVERLAY      ?= kind
 E2E_TIMEOUT  ?= 60m
 
-.PHONY: all build setup images minio kube prepare test test-unit test-integration e2e e2e-run lint demo bench-runner bench-dispatcher bench-image bench-backends clean image image-archive kind-up kind-down deploy
+.PHONY: all build setup images minio kube prepare test fuzz-short test-unit test-integration e2e e2e-run lint demo bench-runner bench-dispatcher bench-image bench-backends clean image image-archive kind-up kind-down deploy
 
 all: build
 
@@ -48,7 +48,12 @@ test-unit:
 # local one-node cluster of real processes (e2e/README.md).
 test: prepare lint
 	GUESTKIT_TEST_IMAGES=$(IMAGES) $(GO) test -timeout 75m -count=1 ./...
+	$(MAKE) --no-print-directory fuzz-short
 	$(MAKE) --no-print-directory e2e-run
+
+# Every fuzz test for FUZZTIME (default 10s) each, after the seed corpus.
+fuzz-short:
+	bash scripts/fuzz-short
 
 # Everything the tests need, built side by side where it can be: on a fresh
 # machine the MinIO and Kubernetes builds, the test images (qemu) and the
