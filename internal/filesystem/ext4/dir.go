@@ -59,13 +59,17 @@ func (f *FS) dirEntries(in *inode) ([]dirent, error) {
 			return nil, fmt.Errorf("directory inode %d: %q twice: %w", in.ino, ents[i].name, filesystem.ErrCorrupt)
 		}
 	}
+	size := 0
+	for _, e := range ents {
+		size += len(e.name) + 32
+	}
 	f.mu.Lock()
-	if f.dirCount+len(ents) > dirCacheEntries {
+	if f.dirBytes+size > dirCacheBytes {
 		clear(f.dirs)
-		f.dirCount = 0
+		f.dirBytes = 0
 	}
 	f.dirs[in.ino] = ents
-	f.dirCount += len(ents)
+	f.dirBytes += size
 	f.mu.Unlock()
 	return ents, nil
 }

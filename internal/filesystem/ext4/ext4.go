@@ -54,13 +54,13 @@ func Probe(dev block.Device) (filesystem.Info, bool) {
 
 // Bounds on what hostile metadata can make the reader hold or walk.
 const (
-	maxExtentDepth     = 5         // EXT4_MAX_EXTENT_DEPTH
-	maxDirSize         = 256 << 20 // bytes of one directory
-	maxDirEntries      = 1 << 20   // entries of one directory
-	maxSymlink         = 4096      // PATH_MAX
+	maxExtentDepth     = 5        // EXT4_MAX_EXTENT_DEPTH
+	maxDirSize         = 64 << 20 // bytes of one directory
+	maxDirEntries      = 1 << 20  // entries of one directory
+	maxSymlink         = 4096     // PATH_MAX
 	inodeCacheSize     = 1 << 15
-	dirCacheEntries    = 1 << 20 // entries held by the directory cache
-	maxReadChunk       = 1 << 20 // bytes read from the device at once
+	dirCacheBytes      = 32 << 20 // names and entries held by the directory cache
+	maxReadChunk       = 1 << 20  // bytes read from the device at once
 	rootIno            = 2
 	osLinux            = 0
 	inodeChecksumLoOff = 0x7C
@@ -79,7 +79,7 @@ type FS struct {
 	tables   map[uint64][]uint64 // descriptor block index → inode table block of each of its groups
 	inodes   map[uint32]*inode
 	dirs     map[uint32][]dirent
-	dirCount int // entries held in dirs
+	dirBytes int // memory held by dirs, roughly
 }
 
 var _ filesystem.Volume = (*FS)(nil)

@@ -152,7 +152,7 @@ func buildTree(t *testing.T, dir string) {
 	must(syscall.Mkfifo(filepath.Join(dir, "fifo"), 0o620))
 	if os.Geteuid() == 0 {
 		must(syscall.Mknod(filepath.Join(dir, "null"), syscall.S_IFCHR|0o666, 1<<8|3))
-		must(syscall.Mknod(filepath.Join(dir, "sda"), syscall.S_IFBLK|0o660, 8<<8|0))
+		must(syscall.Mknod(filepath.Join(dir, "sda"), syscall.S_IFBLK|0o660, 8<<8))
 		must(syscall.Mknod(filepath.Join(dir, "sock"), syscall.S_IFSOCK|0o755, 0))
 		write("owned", []byte("owned\n"), 0o644)
 		must(os.Lchown(filepath.Join(dir, "owned"), 1234, 5678))

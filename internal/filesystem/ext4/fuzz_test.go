@@ -12,6 +12,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -112,6 +113,33 @@ func TestSeeds(t *testing.T) {
 			many, err := f.ReadDir("many")
 			if err != nil || len(many) != 90 || many[0].Name() != "entry-1" || many[1].Name() != "entry-10" {
 				t.Errorf("ReadDir(many): %d entries, %v", len(many), err)
+			}
+		})
+	}
+}
+
+// TestConcurrent walks the seed images from several goroutines at once
+// (run it with -race): every walk must see the same tree.
+func TestConcurrent(t *testing.T) {
+	for name, data := range seeds(t) {
+		t.Run(name, func(t *testing.T) {
+			f, err := Open(memDevice(data))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := walkVolume(t, f, func(string) bool { return false })
+			f, err = Open(memDevice(data)) // with empty caches again
+			if err != nil {
+				t.Fatal(err)
+			}
+			var wg sync.WaitGroup
+			walks := make([]map[string]entry, 8)
+			for i := range walks {
+				wg.Go(func() { walks[i] = walkVolume(t, f, func(string) bool { return false }) })
+			}
+			wg.Wait()
+			for _, got := range walks {
+				compareWalks(t, got, want)
 			}
 		})
 	}
