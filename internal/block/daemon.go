@@ -19,7 +19,7 @@ import (
 type serverKind int
 
 const (
-	serverQSD     serverKind = iota // qemu-storage-daemon: the default, see doc.go
+	serverQSD     serverKind = iota // qemu-storage-daemon: the default, see the package comment
 	serverQemuNBD                   // qemu-nbd: kept for the benchmarks' comparison
 )
 
