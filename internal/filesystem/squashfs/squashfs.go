@@ -177,6 +177,9 @@ func Open(dev block.Device) (*FS, error) {
 	return f, nil
 }
 
+// Info is what blkid says about the filesystem.
+func (f *FS) Info() filesystem.Info { return filesystem.Info{Type: "squashfs"} }
+
 // readIDs reads the id table: its index of metadata block positions at
 // idTable, then the blocks.
 func (f *FS) readIDs() error {
