@@ -43,7 +43,7 @@ func readSQLite(f, wal *file, visit visitFunc) error {
 	return db.scan(root, func(rowid int64, rec []byte) (bool, error) {
 		cols, err := parseRecord(rec, 2)
 		if err != nil {
-			return false, fmt.Errorf("Packages row %d: %w", rowid, err)
+			return false, fmt.Errorf("table Packages, row %d: %w", rowid, err)
 		}
 		key := uint32(rowid)
 		if cols[0].kind == colInt {
