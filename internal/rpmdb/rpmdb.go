@@ -11,6 +11,12 @@
 // the guest is bounded and checked; a database rpm cannot iterate is an
 // error here, where librpm would end its iteration early and the appliance
 // would return the packages found so far.
+//
+// github.com/knqyf263/go-rpmdb is not used: the version available here
+// (a 2021 pseudo-version) reads BerkeleyDB only, and it answers as a
+// scanner, not as librpm: it does not check headers as header.c does,
+// nor skip what rpm skips, nor print missing tags as "(none)", nor pick
+// I18N strings as the appliance's C locale does.
 package rpmdb
 
 import (
