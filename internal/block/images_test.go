@@ -398,7 +398,9 @@ func TestDaemonLifecycle(t *testing.T) {
 	if time.Since(start) > 2*time.Second {
 		t.Errorf("the failed read took %s", time.Since(start))
 	}
-	d.Close()
+	if err := d.Close(); err != nil {
+		t.Errorf("Close after ctx ended: %v", err)
+	}
 
 	// A ctx already over: no daemon at all.
 	if _, err := Open(ctx, image, "qcow2", Options{}); !errors.Is(err, context.Canceled) {
