@@ -10,10 +10,13 @@
 // root by reading each entry's inode, and builds a map of every block of a
 // file before reading it.
 //
+// A filesystem that needs recovery has its journal replayed in memory, as
+// the kernel replays it at mount (see journal.go).
+//
 // What it does not read fails with filesystem.ErrUnsupported naming the
-// feature, so that the caller can fall back to the appliance: a journal
-// that still holds transactions (needs_recovery), encrypted and casefolded
-// directories, encrypted files, compression, dirdata and external journals.
+// feature, so that the caller can fall back to the appliance: encrypted and
+// casefolded directories, encrypted files, compression, dirdata, external
+// journals and fast commits to replay.
 package ext4
 
 import (
@@ -80,6 +83,10 @@ type FS struct {
 	inodes   map[uint32]*inode
 	dirs     map[uint32][]dirent
 	dirBytes int // memory held by dirs, roughly
+
+	// replay holds the blocks that a needs_recovery journal rewrites; set
+	// once by Open.
+	replay map[uint64]journalCopy
 }
 
 var _ filesystem.Volume = (*FS)(nil)
@@ -114,9 +121,12 @@ func Open(dev block.Device) (*FS, error) {
 		f.csumSeed = crc32cRaw(^uint32(0), sb.uuid[:])
 	}
 	if sb.incompat&incompatRecover != 0 {
-		if err := f.checkJournalClean(); err != nil {
+		if err := f.replayJournal(); err != nil {
 			return nil, fmt.Errorf("ext4: %w", err)
 		}
+		// What was read to find the journal was read without it.
+		clear(f.tables)
+		clear(f.inodes)
 	}
 	root, err := f.inode(rootIno)
 	if err != nil {
@@ -126,33 +136,6 @@ func Open(dev block.Device) (*FS, error) {
 		return nil, fmt.Errorf("ext4: root inode has mode %#o: %w", root.mode, filesystem.ErrCorrupt)
 	}
 	return f, nil
-}
-
-// checkJournalClean accepts a needs_recovery filesystem only when its
-// journal holds nothing to replay (s_start 0): replaying is not
-// implemented, and without it the reader would see older metadata than the
-// kernel does.
-func (f *FS) checkJournalClean() error {
-	unsupported := fmt.Errorf("ext4 feature needs_recovery (a journal to replay): %w", filesystem.ErrUnsupported)
-	if f.sb.journalInum == 0 {
-		return unsupported // an external journal
-	}
-	j, err := f.inode(f.sb.journalInum)
-	if err != nil {
-		return fmt.Errorf("journal: %w", err)
-	}
-	b := make([]byte, f.sb.blockSize)
-	if _, err := f.readData(j, b, 0); err != nil {
-		return fmt.Errorf("journal superblock: %w", err)
-	}
-	be := binary.BigEndian
-	if be.Uint32(b[0:]) != 0xC03B3998 {
-		return fmt.Errorf("journal superblock in inode %d: bad magic: %w", f.sb.journalInum, filesystem.ErrCorrupt)
-	}
-	if be.Uint32(b[0x1C:]) != 0 {
-		return unsupported
-	}
-	return nil
 }
 
 // readBlocks reads len(p)/blocksize blocks from block blk, checking that
@@ -166,6 +149,9 @@ func (f *FS) readBlocks(p []byte, blk uint64, what string, id uint64) error {
 	}
 	if _, err := f.dev.ReadAt(p, int64(blk*bs)); err != nil {
 		return fmt.Errorf("read %s %d at block %d: %w", what, id, blk, err)
+	}
+	if len(f.replay) > 0 {
+		return f.patchReplayed(p, blk)
 	}
 	return nil
 }
