@@ -80,15 +80,71 @@ func (f *FS) unzstd(src, out []byte) error {
 		}
 	}
 	defer f.zstd.Put(d)
-	if err := d.Reset(bytes.NewReader(src)); err != nil {
+	// The kernel stops at the end of the first frame; what follows is
+	// padding, which the decoder would take for a second frame.
+	end, err := zstdFrameEnd(src)
+	if err != nil {
 		return err
 	}
-	// The kernel stops at the frame's end; what follows is padding.
-	err := fill(d, out)
-	if errors.Is(err, zstd.ErrMagicMismatch) {
-		return nil
+	if err := d.Reset(bytes.NewReader(src[:end])); err != nil {
+		return err
 	}
-	return err
+	return fill(d, out)
+}
+
+// zstdFrameEnd returns where the zstd frame at the start of src ends, by
+// its header and block headers (RFC 8878 section 3.1.1).
+func zstdFrameEnd(src []byte) (int, error) {
+	le := binary.LittleEndian
+	if len(src) < 5 || le.Uint32(src) != 0xfd2fb528 {
+		return 0, errors.New("zstd: no frame")
+	}
+	fhd := src[4]
+	p := 5
+	if fhd&0x20 == 0 { // no single segment: a window descriptor
+		p++
+	}
+	p += []int{0, 1, 2, 4}[fhd&3] // dictionary id
+	switch fhd >> 6 {             // frame content size
+	case 0:
+		if fhd&0x20 != 0 {
+			p++
+		}
+	case 1:
+		p += 2
+	case 2:
+		p += 4
+	case 3:
+		p += 8
+	}
+	for {
+		if len(src)-p < 3 {
+			return 0, errors.New("zstd: block header past the data")
+		}
+		h := int(src[p]) | int(src[p+1])<<8 | int(src[p+2])<<16
+		p += 3
+		size := h >> 3
+		switch (h >> 1) & 3 {
+		case 1: // RLE: one byte
+			size = 1
+		case 3:
+			return 0, errors.New("zstd: reserved block type")
+		}
+		if size > len(src)-p {
+			return 0, errors.New("zstd: block past the data")
+		}
+		p += size
+		if h&1 != 0 {
+			break
+		}
+	}
+	if fhd&4 != 0 { // content checksum
+		p += 4
+	}
+	if p > len(src) {
+		return 0, errors.New("zstd: checksum past the data")
+	}
+	return p, nil
 }
 
 // unlzoSegments reads btrfs's LZO: a 4-byte total length, then segments
