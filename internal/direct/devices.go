@@ -153,7 +153,7 @@ func (b *Backend) byTag(tag, value string) (string, bool) {
 		case "LABEL":
 			v = d.info.Label
 		case "PARTUUID":
-			v, value = d.partUUID, strings.ToLower(value)
+			v = d.partUUID
 		}
 		if v != "" && v == value {
 			return d.name, true

@@ -66,7 +66,7 @@ func fstabLine(line, root string, bsd bool, disk diskIndex) (fstabEntry, bool) {
 	case strings.HasPrefix(spec, "LABEL="):
 		dev, _ = disk.byTag("LABEL", shellUnquote(spec[6:]))
 	case strings.HasPrefix(spec, "PARTUUID="):
-		dev, _ = disk.byTag("PARTUUID", shellUnquote(spec[9:]))
+		dev, _ = disk.byTag("PARTUUID", strings.ToLower(shellUnquote(spec[9:])))
 	case spec == "/dev/root" || bsd && mp == "/":
 		dev = root
 	case strings.HasPrefix(spec, "/dev/"):
