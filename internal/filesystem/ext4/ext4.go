@@ -37,11 +37,8 @@ import (
 // later ignore a superblock whose checksum is wrong); Open does check it,
 // as the kernel does.
 func Probe(dev block.Device) (filesystem.Info, bool) {
-	if dev.Size() < superblockOffset+superblockSize {
-		return filesystem.Info{}, false
-	}
-	b := make([]byte, superblockSize)
-	if _, err := dev.ReadAt(b, superblockOffset); err != nil {
+	b, err := readSuperblock(dev)
+	if err != nil {
 		return filesystem.Info{}, false
 	}
 	sb, err := parseSuperblock(b)
@@ -53,6 +50,20 @@ func Probe(dev block.Device) (filesystem.Info, bool) {
 		return filesystem.Info{}, false
 	}
 	return filesystem.Info{Type: t, Label: sb.blkidLabel(), UUID: sb.blkidUUID()}, true
+}
+
+// readSuperblock reads the superblock's bytes with one read from the start
+// of the device, 4 KiB long (aligned to the usual block size) when the
+// device is that large.
+func readSuperblock(dev block.Device) ([]byte, error) {
+	if dev.Size() < superblockOffset+superblockSize {
+		return nil, fmt.Errorf("device of %d bytes has no superblock: %w", dev.Size(), filesystem.ErrCorrupt)
+	}
+	b := make([]byte, min(dev.Size(), 4096))
+	if _, err := dev.ReadAt(b, 0); err != nil {
+		return nil, fmt.Errorf("read superblock: %w", err)
+	}
+	return b[superblockOffset : superblockOffset+superblockSize], nil
 }
 
 // Bounds on what hostile metadata can make the reader hold or walk.
@@ -94,12 +105,9 @@ var _ filesystem.Volume = (*FS)(nil)
 // Open reads the superblock of dev and checks that the reader can read the
 // filesystem: its geometry, its features and its root directory.
 func Open(dev block.Device) (*FS, error) {
-	if dev.Size() < superblockOffset+superblockSize {
-		return nil, fmt.Errorf("ext4: device of %d bytes has no superblock: %w", dev.Size(), filesystem.ErrCorrupt)
-	}
-	b := make([]byte, superblockSize)
-	if _, err := dev.ReadAt(b, superblockOffset); err != nil {
-		return nil, fmt.Errorf("ext4: read superblock: %w", err)
+	b, err := readSuperblock(dev)
+	if err != nil {
+		return nil, fmt.Errorf("ext4: %w", err)
 	}
 	sb, err := parseSuperblock(b)
 	if err != nil {

@@ -85,8 +85,8 @@ func runCmd(t testing.TB, name string, args ...string) string {
 // uses its triple indirect block.
 const sparseAt = 70 << 20
 
-// buildTree fills dir with every kind of thing the reader must get right.
-// root decides whether owners and device nodes can be set.
+// buildTree fills dir with every kind of thing the reader must get right
+// (device nodes, sockets and owners only when the test runs as root).
 func buildTree(t *testing.T, dir string) {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(1, 2))

@@ -36,3 +36,25 @@ E2FSPROGS_FAKE_TIME=1700000000 export E2FSPROGS_FAKE_TIME
 mk ext2 -t ext2 -I 128
 mk ext4 -t ext4 -I 128 -O ^has_journal,^metadata_csum
 mk ext4-inline -t ext4 -O ^has_journal,inline_data,metadata_csum
+
+# A filesystem that needs recovery: an ext3 journal (block-mapped) holding
+# transactions written by debugfs, one of them revoking a block, one whose
+# copy begins with the journal magic (escaped). FuzzJournal mutates its
+# journal's first blocks.
+rm -f seed.img
+truncate -s 4m seed.img
+mke2fs -q -F -t ext3 -b 1024 -N 32 -m 0 -J size=1 -U 0b3c1c8a-1d53-4c63-9a0b-2b3a3e1f0003 -L journal -d "$src" seed.img
+blk=$(debugfs -R "bmap /hello 0" seed.img 2>/dev/null)
+big0=$(debugfs -R "bmap /blocks 0" seed.img 2>/dev/null)
+big1=$(debugfs -R "bmap /blocks 1" seed.img 2>/dev/null)
+printf '\300\073\071\230journalled hello\n' | dd of="$src.1" bs=1024 conv=sync 2>/dev/null
+head -c 2048 /dev/zero | tr '\0' 'J' >"$src.2"
+debugfs -w -f - seed.img >/dev/null 2>&1 <<EOC
+jo
+jw -b $blk $src.1
+jw -b $big0,$big1 $src.2
+jw -r $big1
+jc
+EOC
+rm -f "$src.1" "$src.2"
+gzip -9n <seed.img >journal.img.gz
