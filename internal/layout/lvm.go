@@ -107,7 +107,8 @@ type vgCopy struct {
 // ReadLVM finds the PVs among devs and reads their VGs and LVs. Give devs
 // in the order the appliance scans them (its device names' order, each
 // disk followed by its partitions) to get its order of VGs and PVs. It
-// returns nil, nil when no device is a PV. Metadata that is unreadable
+// returns nil, nil when no device has an LVM label, and an LVM with only
+// Problems when the labels it found were all ignored (bad CRC). Metadata that is unreadable
 // everywhere a PV could get it from, or a VG whose metadata makes no
 // sense, is an error; what was read besides is returned with it. A VG
 // with a missing PV is no error: the LVs on it are Unsupported.
@@ -174,7 +175,7 @@ func ReadLVM(devs []NamedDevice) (*LVM, error) {
 			}
 		}
 	}
-	if len(pvs) == 0 && len(errs) == 0 {
+	if len(pvs) == 0 && len(errs) == 0 && len(out.Problems) == 0 {
 		return nil, nil
 	}
 
@@ -526,6 +527,10 @@ func mapLV(lv *lvInfo, pvs map[string]*vgPV, esBytes int64) ([]lvSeg, string) {
 		k := int64(len(s.stripes))
 		areaLen := s.count / k
 		seg := lvSeg{start: s.start * esBytes, size: s.count * esBytes, chunk: s.stripeSize * sector}
+		if k > 1 && areaLen*esBytes%seg.chunk != 0 {
+			// device-mapper's striped target refuses this too
+			return nil, fmt.Sprintf("segment%d: stripes of %d bytes are not a multiple of the stripe size %d", i+1, areaLen*esBytes, seg.chunk)
+		}
 		for j, st := range s.stripes {
 			p := pvs[st.name]
 			switch {

@@ -232,15 +232,10 @@ func utf16Name(b []byte) string {
 	}, string(utf16.Decode(u)))
 }
 
-// IsPV says whether a device holds an LVM2 physical volume: its label is
-// in one of the first four sectors.
+// IsPV says whether a device holds an LVM2 physical volume: a label in
+// one of the first four sectors with a right CRC and PV header, as LVM
+// itself requires (lvm.go reads it).
 func IsPV(r io.ReaderAt) bool {
-	b := make([]byte, 4*sector)
-	n, _ := r.ReadAt(b, 0)
-	for i := 0; i+sector <= n; i += sector {
-		if string(b[i:i+8]) == "LABELONE" && string(b[i+24:i+32]) == "LVM2 001" {
-			return true
-		}
-	}
-	return false
+	_, _, err := readLabel(r, -1)
+	return err == nil
 }
