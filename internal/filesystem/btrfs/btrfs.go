@@ -10,6 +10,11 @@
 // the range its parent promises, so that a walk visits each key once and
 // ends. Caches (tree blocks, inodes, directory lookups, decompressed
 // extents) are bounded.
+//
+// Not read: file data checksums (the csum tree is not consulted), an
+// unreplayed log tree (ErrUnsupported: the kernel would replay it on
+// mount, and it holds the latest fsync'd writes), striped profiles,
+// zoned and extent-tree-v2 filesystems, the raid stripe tree.
 package btrfs
 
 import (
@@ -42,7 +47,7 @@ const (
 	maxChunks    = 1 << 18
 	cacheBytes   = 8 << 20 // tree blocks kept in memory
 	maxNameLen   = 255
-	maxDirCount  = 1 << 20 // entries of one directory
+	maxDirCount  = 1 << 18 // entries of one directory (about 25 MiB of entries)
 	maxLinkLen   = 4095
 	maxCompBytes = 128 << 10 // BTRFS_MAX_COMPRESSED and BTRFS_MAX_UNCOMPRESSED
 )

@@ -78,7 +78,7 @@ func parseExtent(b []byte, tree, ino, fileOff uint64, leaf *node, slot int) (ext
 				return extent{}, corrupt("btrfs tree %d: compressed extent of inode %d at %d: %d bytes on disk, %d in memory, window %d+%d",
 					tree, ino, fileOff, e.diskLen, e.ram, e.offset, e.length)
 			}
-		} else if e.disk+e.offset < e.disk {
+		} else if end := e.disk + e.offset; end < e.disk || end+e.length < end {
 			return extent{}, corrupt("btrfs tree %d: extent of inode %d at %d overflows", tree, ino, fileOff)
 		}
 	default:

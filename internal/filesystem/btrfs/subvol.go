@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
-	"strings"
 )
 
 const (
@@ -158,6 +157,7 @@ func (f *FS) Subvolumes() ([]Subvolume, error) {
 		return nil, err
 	}
 	paths := map[uint64]string{fsTreeObjectID: ""}
+	dirs := map[ref]string{} // directory paths already resolved, so that each INODE_REF is read once
 	var resolve func(id uint64, depth int) (string, bool, error)
 	resolve = func(id uint64, depth int) (string, bool, error) {
 		if p, ok := paths[id]; ok {
@@ -171,7 +171,7 @@ func (f *FS) Subvolumes() ([]Subvolume, error) {
 		if err != nil || !ok {
 			return "", ok, err
 		}
-		dir, err := f.dirPath(r.parent, r.dirid)
+		dir, err := f.dirPath(r.parent, r.dirid, dirs)
 		if errors.Is(err, errNotFound) {
 			return "", false, nil
 		}
@@ -200,15 +200,25 @@ func (f *FS) Subvolumes() ([]Subvolume, error) {
 }
 
 // dirPath is the path of directory ino inside tree id, from the tree's
-// root directory, with a trailing slash ("" for the root itself).
-func (f *FS) dirPath(id, ino uint64) (string, error) {
+// root directory, with a trailing slash ("" for the root itself). memo
+// holds the paths found so far (of every directory on the way up).
+func (f *FS) dirPath(id, ino uint64, memo map[ref]string) (string, error) {
 	r, err := f.root(id)
 	if err != nil {
 		return "", err
 	}
-	var parts []string
+	type step struct {
+		ino  uint64
+		name string
+	}
+	var steps []step
+	prefix := ""
 	for ino != r.dirid {
-		if len(parts) >= maxPathDepth {
+		if p, ok := memo[ref{tree: id, ino: ino}]; ok {
+			prefix = p
+			break
+		}
+		if len(steps) >= maxPathDepth {
 			return "", corrupt("btrfs tree %d: directory %d is more than %d levels deep", id, ino, maxPathDepth)
 		}
 		var parent uint64
@@ -233,15 +243,14 @@ func (f *FS) dirPath(id, ino uint64) (string, error) {
 		if name == "" {
 			return "", errNotFound
 		}
-		parts = append(parts, name)
+		steps = append(steps, step{ino, name})
 		ino = parent
 	}
-	var sb strings.Builder
-	for i := len(parts) - 1; i >= 0; i-- {
-		sb.WriteString(parts[i])
-		sb.WriteByte('/')
+	for i := len(steps) - 1; i >= 0; i-- {
+		prefix += steps[i].name + "/"
+		memo[ref{tree: id, ino: steps[i].ino}] = prefix
 	}
-	return sb.String(), nil
+	return prefix, nil
 }
 
 // Default is the id of the subvolume mounted when no subvol= option is
