@@ -33,10 +33,11 @@ if [[ ! -x "$bin" ]]; then
 		tmp=$(mktemp -d "$dir/.trivy-build-XXXXXX")
 		trap 'rm -rf "$tmp"' EXIT
 		# Outside any module, so the repository's go.mod plays no part.
-		# Trivy v0.74 needs encoding/json/v2 (GOEXPERIMENT=jsonv2); a
-		# static binary, as its releases are.
+		# As Trivy's goreleaser.yml builds its releases: encoding/json/v2
+		# (GOEXPERIMENT=jsonv2), static, and the version it prints.
 		(cd "$tmp" && CGO_ENABLED=0 GOEXPERIMENT=jsonv2 GOBIN=$tmp \
-			go install "github.com/aquasecurity/trivy/cmd/trivy@$TRIVY_VERSION") >&2
+			go install -ldflags "-X github.com/aquasecurity/trivy/pkg/version/app.ver=${TRIVY_VERSION#v}" \
+			"github.com/aquasecurity/trivy/cmd/trivy@$TRIVY_VERSION") >&2
 		mv "$tmp/trivy" "$bin" # same filesystem: the binary appears whole
 	fi
 fi
