@@ -193,6 +193,11 @@ func ReadLVM(devs []NamedDevice) (*LVM, error) {
 			errs = append(errs, fmt.Errorf("VG %s (metadata from %s): %w", c.name, c.from, err))
 			continue
 		}
+		for _, other := range out.VGs {
+			if other.Name == vg.Name {
+				out.Problems = append(out.Problems, fmt.Sprintf("two VGs named %s: %s and %s", vg.Name, other.UUID, vg.UUID))
+			}
+		}
 		out.VGs = append(out.VGs, vg)
 		for _, m := range members {
 			p := m.dev
