@@ -235,7 +235,7 @@ func (b *Backend) inspectFilesystems(ctx context.Context) error {
 			}
 			continue // does not mount: libguestfs skips it too
 		}
-		tree, _ := filesystem.NewTree([]filesystem.Mount{{Path: "/", Volume: b.watch(vol)}})
+		tree, _ := filesystem.NewTree([]filesystem.Mount{{Path: "/", Volume: b.watch(e.mountable, vol)}})
 		e.role, e.data = checkFilesystem(files{tree}, e.mountable, b)
 	}
 	for _, root := range b.fses {
@@ -442,7 +442,7 @@ func (b *Backend) volume(mountable string) (filesystem.Volume, error) {
 		b.noteFault(err)
 		return nil, err
 	}
-	return b.watch(vol), nil
+	return b.watch(mountable, vol), nil
 }
 
 // Unmount has nothing to release: volumes hold no state beyond caches.

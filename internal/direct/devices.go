@@ -200,12 +200,26 @@ func (b *Backend) lvByMapperName(name string) (string, bool) {
 
 func (b *Backend) wholeDevices() []string { return []string{wholeDisk} }
 
-// watch records the faults a volume meets.
-func (b *Backend) watch(v filesystem.Volume) filesystem.Volume { return watched{v, b} }
+// watch records the faults a volume meets, naming the filesystem.
+func (b *Backend) watch(name string, v filesystem.Volume) filesystem.Volume {
+	return watched{v, &fsFaults{b, name}}
+}
+
+// fsFaults notes one filesystem's faults on the backend.
+type fsFaults struct {
+	b    *Backend
+	name string
+}
+
+func (f *fsFaults) noteFault(err error) {
+	if errors.Is(err, filesystem.ErrCorrupt) || errors.Is(err, filesystem.ErrUnsupported) {
+		f.b.noteFault(fmt.Errorf("%s: %w", f.name, err))
+	}
+}
 
 type watched struct {
 	filesystem.Volume
-	b *Backend
+	b *fsFaults
 }
 
 func (w watched) Lstat(name string) (fs.FileInfo, error) {
@@ -238,7 +252,7 @@ func (w watched) Open(name string) (fs.File, error) {
 // watchedFile records faults met while reading a file's data.
 type watchedFile struct {
 	fs.File
-	b *Backend
+	b *fsFaults
 }
 
 func (f watchedFile) Read(p []byte) (int, error) {
