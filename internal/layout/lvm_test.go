@@ -95,8 +95,8 @@ func TestReadLVMSeeds(t *testing.T) {
 		seed: "gkmisc-pv", size: 64 << 20, missing: 1,
 		// The seed has the first of the PV's two metadata areas only.
 		problem: "metadata area header at 66060288: bad magic (another copy was read)",
-		pv: PV{Name: "/dev/sda2", UUID: "0h2Ifg-Lte0-g6GF-1Y9S-apSj-Y8L2-HkGlkU", VG: "gkmisc", Size: 62914560},
-		vg: VG{Name: "gkmisc", UUID: "eJ9Fd7-kQPY-94E3-CUUF-OQYd-st9s-Y6ZTed", Size: 125829120, Free: 62914560, ExtentSize: 4 << 20, Seqno: 11},
+		pv:      PV{Name: "/dev/sda2", UUID: "0h2Ifg-Lte0-g6GF-1Y9S-apSj-Y8L2-HkGlkU", VG: "gkmisc", Size: 62914560},
+		vg:      VG{Name: "gkmisc", UUID: "eJ9Fd7-kQPY-94E3-CUUF-OQYd-st9s-Y6ZTed", Size: 125829120, Free: 62914560, ExtentSize: 4 << 20, Seqno: 11},
 		lvs: []string{
 			`gkmisc/orig xIMQYA-CaQ4-3R1m-q39J-tdFH-p8La-XPCr3v 8388608 linear true`, // its PV is missing
 			`gkmisc/r1 lOhW1A-nZ3k-WL8j-rVcy-r1xX-fJAI-hHF4FD 8388608 raid1 true`,
