@@ -18,12 +18,6 @@ import (
 	"guestkit.io/batch/internal/spec"
 )
 
-// session is an opened way into the disk.
-type session interface {
-	inspect.Backend
-	Close() error
-}
-
 // DirectOpener opens the direct backend; direct.OpenImage in production.
 type DirectOpener func(ctx context.Context, path, format string, log logrus.FieldLogger) (DirectSession, error)
 
