@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"guestkit.io/batch/internal/testenv"
+	"guestkit.io/batch/internal/prereq"
 )
 
 // testImages returns the test image directory, or skips (fails in CI).
@@ -27,11 +27,11 @@ func testImages(t testing.TB) string {
 	}
 	dir := os.Getenv("GUESTKIT_TEST_IMAGES")
 	if _, err := os.Stat(filepath.Join(dir, "MANIFEST")); dir == "" || err != nil {
-		testenv.Unavailable(t, "no test images: run `make test`, or set GUESTKIT_TEST_IMAGES")
+		prereq.Missing(t, "no test images: run `make test`, or set GUESTKIT_TEST_IMAGES")
 	}
 	for _, tool := range []string{"qemu-img", "qemu-storage-daemon", "qemu-nbd"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			testenv.Unavailable(t, "%s not installed (qemu-utils, qemu-system-common)", tool)
+			prereq.Missing(t, "%s not installed (qemu-utils, qemu-system-common)", tool)
 		}
 	}
 	return dir

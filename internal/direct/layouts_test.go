@@ -16,7 +16,7 @@ import (
 	"guestkit.io/batch/internal/inspect"
 	"guestkit.io/batch/internal/inspect/inspecttest"
 	"guestkit.io/batch/internal/libguestfs"
-	"guestkit.io/batch/internal/testenv"
+	"guestkit.io/batch/internal/prereq"
 )
 
 // The layouts the test images do not have, built here from the profile
@@ -41,7 +41,7 @@ func needTools(t *testing.T, tools ...string) {
 	}
 	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
-			testenv.Unavailable(t, "%s not found: run `make test` (scripts/packages-test.txt)", tool)
+			prereq.Missing(t, "%s not found: run `make test` (scripts/packages-test.txt)", tool)
 		}
 	}
 }

@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"guestkit.io/batch/internal/layout"
-	"guestkit.io/batch/internal/testenv"
+	"guestkit.io/batch/internal/prereq"
 )
 
 // sfdiskTable is what `sfdisk --json` prints.
@@ -40,7 +40,7 @@ func TestPartitionsAgreeWithSfdisk(t *testing.T) {
 	dir := os.Getenv("GUESTKIT_TEST_IMAGES")
 	manifest, err := os.Open(filepath.Join(dir, "MANIFEST"))
 	if dir == "" || err != nil {
-		testenv.Unavailable(t, "no test images: run `make test`, or set GUESTKIT_TEST_IMAGES")
+		prereq.Missing(t, "no test images: run `make test`, or set GUESTKIT_TEST_IMAGES")
 	}
 	defer manifest.Close()
 	checked := 0

@@ -18,7 +18,7 @@ import (
 	"guestkit.io/batch/internal/block"
 	"guestkit.io/batch/internal/layout"
 	"guestkit.io/batch/internal/libguestfs"
-	"guestkit.io/batch/internal/testenv"
+	"guestkit.io/batch/internal/prereq"
 )
 
 // fileDev is a file as a block device.
@@ -165,14 +165,14 @@ func TestLVMAgreesWithAppliance(t *testing.T) {
 	}
 	dir := os.Getenv("GUESTKIT_TEST_IMAGES")
 	if dir == "" {
-		testenv.Unavailable(t, "no test images: run `make test`, or set GUESTKIT_TEST_IMAGES")
+		prereq.Missing(t, "no test images: run `make test`, or set GUESTKIT_TEST_IMAGES")
 	}
 	tmp := t.TempDir()
 	var images []string
 	for _, name := range []string{"lvm.qcow2", "profile-rhel-hardened.qcow2"} {
 		src := filepath.Join(dir, name)
 		if _, err := os.Stat(src); err != nil {
-			testenv.Unavailable(t, "test image missing: %v", err)
+			prereq.Missing(t, "test image missing: %v", err)
 		}
 		raw := filepath.Join(tmp, strings.TrimSuffix(name, ".qcow2")+".raw")
 		if out, err := exec.Command("qemu-img", "convert", "-f", "qcow2", "-O", "raw", src, raw).CombinedOutput(); err != nil {

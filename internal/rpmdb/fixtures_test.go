@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"guestkit.io/batch/internal/prereq"
 )
 
 // The fixtures are real rpm databases: tiny packages built with rpmbuild
@@ -23,20 +25,6 @@ import (
 // (Debian's rpm has no ndb backend). Ground truth is `rpm -qa --qf` on
 // each database, run as the appliance runs librpm (LC_ALL=C).
 
-// unavailable is testenv.Unavailable (skip, but fail under CI=true),
-// repeated here: importing testenv links its Kubernetes and MinIO
-// clients into this test binary, and fuzzing instruments all of it, which
-// makes every execution of the fuzz targets 60 times slower (264 against
-// 16,000 a second for FuzzHeader).
-func unavailable(t *testing.T, format string, args ...any) {
-	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-}
-
 func needTools(t *testing.T, tools ...string) {
 	t.Helper()
 	if testing.Short() {
@@ -44,7 +32,7 @@ func needTools(t *testing.T, tools ...string) {
 	}
 	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
-			unavailable(t, "%s not installed (scripts/packages-test.txt)", tool)
+			prereq.Missing(t, "%s not installed (scripts/packages-test.txt)", tool)
 		}
 	}
 }

@@ -1,20 +1,13 @@
 package testenv
 
 import (
-	"fmt"
-	"os"
-	"strconv"
 	"testing"
+
+	"guestkit.io/batch/internal/prereq"
 )
 
-// Unavailable ends a test that cannot run on this machine (a binary, an
-// image or root is missing): it skips, except under CI=true, where it
-// fails, since CI must never pass by skipping.
+// Unavailable is prereq.Missing, for tests that use testenv anyway.
 func Unavailable(t testing.TB, format string, args ...any) {
 	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
+	prereq.Missing(t, format, args...)
 }

@@ -17,7 +17,7 @@ import (
 
 	"guestkit.io/batch/internal/filesystem"
 	"guestkit.io/batch/internal/guest"
-	"guestkit.io/batch/internal/testenv"
+	"guestkit.io/batch/internal/prereq"
 )
 
 // fileDevice is a block.Device over an image file.
@@ -50,7 +50,7 @@ func needTools(t *testing.T, tools ...string) {
 	}
 	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
-			testenv.Unavailable(t, "%s not installed (scripts/packages-test.txt)", tool)
+			prereq.Missing(t, "%s not installed (scripts/packages-test.txt)", tool)
 		}
 	}
 }

@@ -19,7 +19,7 @@ import (
 	"guestkit.io/batch/internal/block"
 	"guestkit.io/batch/internal/filesystem"
 	"guestkit.io/batch/internal/guest"
-	"guestkit.io/batch/internal/testenv"
+	"guestkit.io/batch/internal/prereq"
 )
 
 // fileDevice is a block.Device over a file.
@@ -66,7 +66,7 @@ func needTools(t *testing.T, tools ...string) {
 	}
 	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
-			testenv.Unavailable(t, "%s not found (e2fsprogs)", tool)
+			prereq.Missing(t, "%s not found (e2fsprogs)", tool)
 		}
 	}
 }

@@ -16,7 +16,7 @@ import (
 	"guestkit.io/batch/internal/filesystem"
 	"guestkit.io/batch/internal/guest"
 	"guestkit.io/batch/internal/layout"
-	"guestkit.io/batch/internal/testenv"
+	"guestkit.io/batch/internal/prereq"
 )
 
 // TestImages reads every ext filesystem of the test images (each disk
@@ -32,12 +32,12 @@ func TestImages(t *testing.T) {
 	dir := os.Getenv("GUESTKIT_TEST_IMAGES")
 	manifest, err := os.Open(filepath.Join(dir, "MANIFEST"))
 	if dir == "" || err != nil {
-		testenv.Unavailable(t, "no test images: run `make test`, or set GUESTKIT_TEST_IMAGES")
+		prereq.Missing(t, "no test images: run `make test`, or set GUESTKIT_TEST_IMAGES")
 	}
 	defer manifest.Close()
 	for _, tool := range []string{"qemu-img", "debugfs", "blkid"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			testenv.Unavailable(t, "%s not found", tool)
+			prereq.Missing(t, "%s not found", tool)
 		}
 	}
 	checked := 0

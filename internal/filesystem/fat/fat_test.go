@@ -18,7 +18,7 @@ import (
 
 	"guestkit.io/batch/internal/filesystem"
 	"guestkit.io/batch/internal/guest"
-	"guestkit.io/batch/internal/testenv"
+	"guestkit.io/batch/internal/prereq"
 )
 
 // fileDev is a block.Device over a host file.
@@ -50,7 +50,7 @@ func needTools(t testing.TB, tools ...string) {
 	}
 	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
-			testenv.Unavailable(t, "%s not installed (dosfstools, mtools, util-linux)", tool)
+			prereq.Missing(t, "%s not installed (dosfstools, mtools, util-linux)", tool)
 		}
 	}
 }

@@ -14,7 +14,7 @@ import (
 	"testing"
 
 	"guestkit.io/batch/internal/guest"
-	"guestkit.io/batch/internal/testenv"
+	"guestkit.io/batch/internal/prereq"
 )
 
 // TestAgainstAppliance compares a full walk of FAT12, FAT16 and FAT32
@@ -48,7 +48,7 @@ func TestAgainstAppliance(t *testing.T) {
 		cmd.Env = append(cmd.Env, "LIBGUESTFS_BACKEND_SETTINGS=force_tcg")
 	}
 	if out, err := cmd.CombinedOutput(); err != nil {
-		testenv.Unavailable(t, "guestfish: %v\n%s", err, out)
+		prereq.Missing(t, "guestfish: %v\n%s", err, out)
 	}
 	for i, img := range imgs {
 		f, err := Open(openDev(t, img))

@@ -19,7 +19,7 @@ import (
 
 	"guestkit.io/batch/internal/filesystem"
 	"guestkit.io/batch/internal/guest"
-	"guestkit.io/batch/internal/testenv"
+	"guestkit.io/batch/internal/prereq"
 )
 
 type fileDev struct {
@@ -50,11 +50,11 @@ func needTools(t testing.TB) {
 	}
 	for _, tool := range []string{"mksquashfs", "unsquashfs", "blkid"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			testenv.Unavailable(t, "%s not installed (squashfs-tools, util-linux)", tool)
+			prereq.Missing(t, "%s not installed (squashfs-tools, util-linux)", tool)
 		}
 	}
 	if os.Geteuid() != 0 {
-		testenv.Unavailable(t, "the squashfs fixtures chown files: run as root")
+		prereq.Missing(t, "the squashfs fixtures chown files: run as root")
 	}
 }
 

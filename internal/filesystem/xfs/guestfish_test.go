@@ -18,7 +18,7 @@ import (
 	"guestkit.io/batch/internal/block"
 	"guestkit.io/batch/internal/guest"
 	"guestkit.io/batch/internal/layout"
-	"guestkit.io/batch/internal/testenv"
+	"guestkit.io/batch/internal/prereq"
 )
 
 // guestfish runs a guestfish script the way the project's image builder
@@ -211,7 +211,7 @@ func TestRPMImage(t *testing.T) {
 	images := os.Getenv("GUESTKIT_TEST_IMAGES")
 	src := filepath.Join(images, "rpm.qcow2")
 	if _, err := os.Stat(src); images == "" || err != nil {
-		testenv.Unavailable(t, "no test images: run `make test`, or set GUESTKIT_TEST_IMAGES")
+		prereq.Missing(t, "no test images: run `make test`, or set GUESTKIT_TEST_IMAGES")
 	}
 	needTools(t, "qemu-img", "guestfish", "blkid")
 	dir := t.TempDir()

@@ -17,7 +17,7 @@ import (
 	"guestkit.io/batch/internal/block"
 	"guestkit.io/batch/internal/filesystem"
 	"guestkit.io/batch/internal/guest"
-	"guestkit.io/batch/internal/testenv"
+	"guestkit.io/batch/internal/prereq"
 )
 
 // fileDev is a block.Device over a host file.
@@ -220,7 +220,7 @@ func needTools(t *testing.T, tools ...string) {
 	}
 	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
-			testenv.Unavailable(t, "%s not installed (xfsprogs, libguestfs-tools)", tool)
+			prereq.Missing(t, "%s not installed (xfsprogs, libguestfs-tools)", tool)
 		}
 	}
 }

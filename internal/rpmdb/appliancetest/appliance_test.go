@@ -14,8 +14,8 @@ import (
 	"strings"
 	"testing"
 
+	"guestkit.io/batch/internal/prereq"
 	"guestkit.io/batch/internal/rpmdb"
-	"guestkit.io/batch/internal/testenv"
 	"libguestfs.org/guestfs"
 )
 
@@ -30,7 +30,7 @@ func TestImagesAgainstAppliance(t *testing.T) {
 	dir := os.Getenv("GUESTKIT_TEST_IMAGES")
 	manifest, err := os.Open(filepath.Join(dir, "MANIFEST"))
 	if dir == "" || err != nil {
-		testenv.Unavailable(t, "no test images: run `make test`, or set GUESTKIT_TEST_IMAGES")
+		prereq.Missing(t, "no test images: run `make test`, or set GUESTKIT_TEST_IMAGES")
 	}
 	defer manifest.Close()
 	if os.Getenv("LIBGUESTFS_BACKEND") == "" {
