@@ -51,7 +51,7 @@ test: prepare lint
 	$(MAKE) --no-print-directory fuzz-short
 	$(MAKE) --no-print-directory e2e-run
 
-# Every fuzz test for FUZZTIME (default 10s) each, after the seed corpus.
+# Every fuzz test for FUZZTIME (default 5s) each, after the seed corpus.
 fuzz-short:
 	bash scripts/fuzz-short
 
