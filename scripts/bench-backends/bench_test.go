@@ -63,7 +63,8 @@ func TestVerdict(t *testing.T) {
 		{"same", answer{pkgs: set("a 1", "b 2", "c 3"), roots: 1}, ref, false, "right (3 pkgs)"},
 		{"diff", answer{pkgs: set("a 1", "b 9", "d 4", "e 5"), roots: 1}, ref, false, "wrong: 2 missing, 3 extra"},
 		{"roots", answer{pkgs: set("a 1", "b 2", "c 3"), roots: 2}, ref, false, "wrong: 2 roots, want 1"},
-		{"trivy ignores roots", answer{pkgs: set("a 1", "b 2", "c 3")}, ref, true, "right (3 pkgs)"},
+		{"trivy ignores roots", answer{pkgs: set("a 1", "b 2", "c 3"), roots: 1}, ref, true, "right (3 pkgs)"},
+		{"trivy merges roots", answer{pkgs: set("a 1", "b 2", "c 3"), roots: 1}, answer{pkgs: set("a 1", "b 2", "c 3"), roots: 2}, true, "right (3 pkgs); 2 OS roots merged into 1"},
 		{"trivy nothing", answer{pkgs: set()}, ref, true, "finds nothing"},
 		{"trivy fails", answer{fails: "exit 1: unsupported"}, ref, true, "fails (exit 1: unsupported)"},
 		{"trivy on an error image", answer{pkgs: set()}, answer{code: "image_corrupt"}, true, "finds nothing"},
@@ -113,7 +114,7 @@ func TestAnswers(t *testing.T) {
 		{"Target":"img (alpine 3.19)","Class":"os-pkgs","Type":"alpine","Packages":[{"Name":"musl","Version":"1.2.4-r2"}]},
 		{"Target":"x","Class":"os-pkgs","Type":"redhat","Packages":[{"Name":"bash","Epoch":1,"Version":"5.1.8","Release":"9.el9"}]},
 		{"Target":"app","Class":"lang-pkgs","Type":"gobinary","Packages":[{"Name":"stdlib","Version":"1.22"}]}]}`), 0o644)
-	if v := verdict(trivyAnswer(measure{}, rep), want, true); v != "right (3 pkgs)" {
+	if v := verdict(trivyAnswer(measure{}, rep), want, true); v != "right (3 pkgs)" { // 3 OSes for Trivy
 		t.Errorf("trivy report: %s", v)
 	}
 	if got := trivyAnswer(measure{exitCode: 1, stderr: "FATAL unsupported"}, rep); got.fails != "exit 1: FATAL unsupported" {

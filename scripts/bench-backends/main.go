@@ -52,6 +52,7 @@ const (
 // Tool names in the table.
 const (
 	toolTrivy    = "trivy"
+	toolTrivyRaw = "trivy raw"
 	toolBare     = "bare launch"
 	toolProfiles = "direct+profiles"
 )
@@ -76,9 +77,19 @@ type tool struct {
 	answer func(m measure, out string) answer
 	// runs says whether the tool applies to the image.
 	runs func(img testImage) bool
-	// isRunner: the answer is a runner result, with a backend block.
-	isRunner bool
+	kind toolKind
+	// raw: the tool reads a raw copy of the image (qemu-img convert,
+	// made before the rounds).
+	raw bool
 }
+
+type toolKind int
+
+const (
+	kindRunner toolKind = iota // a runner result, with a backend block
+	kindTrivy                  // Trivy's report: no error codes, no roots
+	kindBare                   // launched or not
+)
 
 type config struct {
 	runner, images, trivy string
@@ -180,6 +191,9 @@ func run() error {
 			}
 			fmt.Printf(row, img.file, t.name, secs(r.med.wall), mib(r.med.peakRSS), size(r.med.read), size(r.med.imageRead), r.verdict)
 		}
+		for _, n := range s.notes {
+			fmt.Printf("%-34s note: %s\n", img.file, n)
+		}
 		sums = append(sums, s)
 	}
 	fmt.Println()
@@ -210,28 +224,28 @@ func pickTools(cfg config, inspectFlag, profileFlag bool, tmp string) ([]tool, [
 				}
 				return append(a, path)
 			},
-			answer:   func(_ measure, out string) answer { return runnerAnswer(out) },
-			runs:     always,
-			isRunner: true,
+			answer: func(_ measure, out string) answer { return runnerAnswer(out) },
+			runs:   always,
+			kind:   kindRunner,
 		})
 	}
 	if cfg.trivy != "" {
-		tools = append(tools, tool{
-			name: toolTrivy,
-			args: func(_ testImage, path, out string) []string {
-				// A private cache per run: no run reuses another's
-				// analysis.
-				cache, err := os.MkdirTemp(tmp, "trivy-cache-")
-				if err != nil {
-					cache = filepath.Join(tmp, "trivy-cache")
-				}
-				return []string{cfg.trivy, "vm", "--scanners", "", "--list-all-pkgs", "--format", "json",
-					"--skip-db-update", "--offline-scan", "--skip-version-check", "--disable-telemetry", "--quiet",
-					"--cache-dir", cache, "--output", out, path}
-			},
-			answer: trivyAnswer,
-			runs:   always,
-		})
+		trivyArgs := func(_ testImage, path, out string) []string {
+			// A private cache per run: no run reuses another's
+			// analysis.
+			cache, err := os.MkdirTemp(tmp, "trivy-cache-")
+			if err != nil {
+				cache = filepath.Join(tmp, "trivy-cache")
+			}
+			return []string{cfg.trivy, "vm", "--scanners", "", "--list-all-pkgs", "--format", "json",
+				"--skip-db-update", "--offline-scan", "--skip-version-check", "--disable-telemetry", "--quiet",
+				"--cache-dir", cache, "--output", out, path}
+		}
+		tools = append(tools, tool{name: toolTrivy, args: trivyArgs, answer: trivyAnswer, runs: always, kind: kindTrivy})
+		// Trivy reads raw and some vmdk only: on a raw copy of the other
+		// formats, what it finds in the disk's layout is measured too.
+		tools = append(tools, tool{name: toolTrivyRaw, args: trivyArgs, answer: trivyAnswer, kind: kindTrivy, raw: true,
+			runs: func(img testImage) bool { return img.expected == "ok" && img.format != "raw" }})
 	} else {
 		notes = append(notes, "no Trivy (-trivy empty)")
 	}
@@ -252,6 +266,7 @@ func pickTools(cfg config, inspectFlag, profileFlag bool, tmp string) ([]tool, [
 			return answer{}
 		},
 		runs: func(img testImage) bool { return img.expected == "ok" },
+		kind: kindBare,
 	})
 	if slices.Contains(backends, "direct") {
 		if profileFlag {
@@ -264,9 +279,9 @@ func pickTools(cfg config, inspectFlag, profileFlag bool, tmp string) ([]tool, [
 					}
 					return append(a, path)
 				},
-				answer:   func(_ measure, out string) answer { return runnerAnswer(out) },
-				runs:     always,
-				isRunner: true,
+				answer: func(_ measure, out string) answer { return runnerAnswer(out) },
+				runs:   always,
+				kind:   kindRunner,
 			})
 		} else {
 			notes = append(notes, "the runner's profile command has no --backend flag: inspect plus every profile not measured")
@@ -281,18 +296,38 @@ type row struct {
 }
 
 type imageSummary struct {
-	img  testImage
-	rows map[string]row
+	img   testImage
+	rows  map[string]row
+	notes []string
 }
 
 // benchImage runs every tool on one image, rounds times, alternating.
 func benchImage(ctx context.Context, cfg config, env []string, tools []tool, img testImage, tmp string) (imageSummary, error) {
 	path := filepath.Join(cfg.images, img.file)
+	var notes []string
+	var rawPath string
 	var active []tool
 	for _, t := range tools {
-		if t.runs(img) {
-			active = append(active, t)
+		if !t.runs(img) {
+			continue
 		}
+		if t.raw && rawPath == "" {
+			rawPath = filepath.Join(tmp, "image.raw")
+			args := []string{"convert", "-O", "raw"}
+			if img.format != "" {
+				args = append(args, "-f", img.format)
+			}
+			out, err := exec.CommandContext(ctx, "qemu-img", append(args, path, rawPath)...).CombinedOutput()
+			defer os.Remove(filepath.Join(tmp, "image.raw"))
+			if err != nil {
+				notes = append(notes, fmt.Sprintf("no raw copy, so no %s: qemu-img convert: %v: %s", t.name, err, shorten(string(out))))
+				rawPath = "-"
+			}
+		}
+		if t.raw && rawPath == "-" {
+			continue
+		}
+		active = append(active, t)
 	}
 	ms := map[string][]measure{}
 	as := map[string][]answer{}
@@ -301,13 +336,17 @@ func benchImage(ctx context.Context, cfg config, env []string, tools []tool, img
 			t := active[(i+r)%len(active)]
 			out := filepath.Join(tmp, strings.ReplaceAll(t.name, " ", "-")+".out")
 			os.Remove(out)
-			m, err := runMeasured(ctx, env, t.args(img, path, out), "", cfg.timeout)
+			p := path
+			if t.raw {
+				p = rawPath
+			}
+			m, err := runMeasured(ctx, env, t.args(img, p, out), "", cfg.timeout)
 			if err != nil {
 				return imageSummary{}, fmt.Errorf("%s on %s: %w", t.name, img.file, err)
 			}
 			a := t.answer(m, out)
 			m.imageRead = -1
-			if t.isRunner {
+			if t.kind == kindRunner {
 				m.imageRead = a.imageRead
 			}
 			if m.timedOut {
@@ -321,7 +360,7 @@ func benchImage(ctx context.Context, cfg config, env []string, tools []tool, img
 	// image was built with.
 	exp, haveExp := expectedAnswer(filepath.Join(cfg.images, img.name+".expected.json"), img.expected)
 	refs := as["appliance"]
-	s := imageSummary{img: img, rows: map[string]row{}}
+	s := imageSummary{img: img, rows: map[string]row{}, notes: notes}
 	for _, t := range active {
 		var vs []string
 		for r, a := range as[t.name] {
@@ -330,24 +369,24 @@ func benchImage(ctx context.Context, cfg config, env []string, tools []tool, img
 				ref = refs[r]
 			}
 			switch {
-			case t.name == toolBare:
+			case t.kind == kindBare:
 				vs = append(vs, cmp.Or(a.fails, "launched"))
 			case t.name == "appliance" && !haveExp:
 				vs = append(vs, "reference (no expected.json)")
 			case refs == nil && !haveExp:
 				vs = append(vs, "no reference")
-			case t.name == toolTrivy:
+			case t.kind == kindTrivy:
 				vs = append(vs, verdict(a, ref, true))
 			default:
 				vs = append(vs, verdict(a, ref, false))
 			}
-			// auto (or anything) that did not read the disk the way
-			// its name says.
+			// A run that did not read the disk the way its name says
+			// (auto means direct unless it falls back).
 			want := t.name
-			if t.name == toolProfiles {
+			if t.name == toolProfiles || t.name == "auto" {
 				want = "direct"
 			}
-			if t.isRunner && a.used != "" && a.used != want {
+			if t.kind == kindRunner && a.used != "" && a.used != want {
 				vs[len(vs)-1] += fmt.Sprintf(" [read by %s: %s]", a.used, cmp.Or(a.fallback, "no reason given"))
 			}
 		}
@@ -358,7 +397,7 @@ func benchImage(ctx context.Context, cfg config, env []string, tools []tool, img
 
 // printTargets prints the per-image ratios and the targets' lines.
 func printTargets(sums []imageSummary, trivy bool) {
-	const row = "%-34s %13s %12s %11s %16s\n"
+	const row = "%-34s %19s %12s %11s %16s\n"
 	if slices.ContainsFunc(sums, func(s imageSummary) bool { _, ok := s.rows["direct"]; return ok }) {
 		fmt.Printf(row, "image", "direct/trivy", "direct/bare", "direct RSS", "direct+profiles")
 	}
@@ -370,14 +409,24 @@ func printTargets(sums []imageSummary, trivy bool) {
 		}
 		cells := []string{"-", "-", mib(d.med.peakRSS), "-"}
 		rss = append(rss, figure{float64(d.med.peakRSS), s.img.file})
-		if t, ok := s.rows[toolTrivy]; ok {
+		// Trivy on the image if it answers right, else on its raw copy.
+		for _, name := range []string{toolTrivy, toolTrivyRaw} {
+			t, ok := s.rows[name]
+			if !ok {
+				continue
+			}
 			if strings.HasPrefix(t.verdict, "right") && t.med.wall > 0 {
 				f := d.med.wall.Seconds() / t.med.wall.Seconds()
 				cells[0] = fmt.Sprintf("%.2fx", f)
+				if name == toolTrivyRaw {
+					cells[0] += " (raw)"
+				}
 				trivyRatios = append(trivyRatios, figure{f, s.img.file})
-			} else {
-				cells[0] = "(trivy " + strings.Fields(t.verdict)[0] + ")"
+				break
 			}
+			short, _, _ := strings.Cut(t.verdict, " (")
+			short, _, _ = strings.Cut(short, ":")
+			cells[0] = "(trivy: " + short + ")"
 		}
 		if b, ok := s.rows[toolBare]; ok && b.verdict == "launched" {
 			f := d.med.wall.Seconds() / b.med.wall.Seconds()
@@ -400,7 +449,7 @@ func printTargets(sums []imageSummary, trivy bool) {
 		return
 	}
 	if trivy {
-		target(fmt.Sprintf("wall time <= %.0fx Trivy's (images Trivy answers right)", targetTrivyRatio), trivyRatios, targetTrivyRatio,
+		target(fmt.Sprintf("wall time <= %.0fx Trivy's (where it answers right)", targetTrivyRatio), trivyRatios, targetTrivyRatio,
 			func(v float64) string { return fmt.Sprintf("%.2fx", v) })
 	}
 	target(fmt.Sprintf("wall time <= %.2fx a bare appliance launch", targetBareRatio), bareRatios, targetBareRatio,

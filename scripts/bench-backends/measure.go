@@ -199,9 +199,23 @@ loop:
 	}
 	m := measure{wall: time.Duration(rep.WallNS), peakRSS: max(peak, rep.MaxRSS), read: rep.Read, exitCode: rep.Exit, timedOut: rep.TimedOut}
 	if b, err := os.ReadFile(errf.Name()); err == nil {
-		m.stderr = lastLine(b)
+		m.stderr = shorten(string(b))
 	}
 	return m, nil
+}
+
+// shorten keeps the end of a tool's error: its last line, without the
+// wrapping most tools put before the cause (Trivy's "run error: vm scan
+// error: ...: failed to new MBR: Invalid master boot record signature").
+func shorten(s string) string {
+	l := lastLine([]byte(s))
+	if parts := strings.Split(l, ": "); len(parts) > 2 {
+		l = strings.Join(parts[len(parts)-2:], ": ")
+	}
+	if len(l) > 100 {
+		l = "..." + l[len(l)-97:]
+	}
+	return l
 }
 
 func lastLine(b []byte) string {
