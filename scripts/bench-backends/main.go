@@ -397,7 +397,7 @@ func benchImage(ctx context.Context, cfg config, env []string, tools []tool, img
 
 // printTargets prints the per-image ratios and the targets' lines.
 func printTargets(sums []imageSummary, trivy bool) {
-	const row = "%-34s %19s %12s %11s %16s\n"
+	const row = "%-34s %22s %12s %11s %16s\n"
 	if slices.ContainsFunc(sums, func(s imageSummary) bool { _, ok := s.rows["direct"]; return ok }) {
 		fmt.Printf(row, "image", "direct/trivy", "direct/bare", "direct RSS", "direct+profiles")
 	}
