@@ -333,6 +333,19 @@ func partName(dev string, n int) string {
 	return fmt.Sprintf("%s%d", dev, n)
 }
 
+// userDevice names a PV as the caller sees the disk. pvs_full returns
+// lvm's own device name untranslated, and when the appliance's disks come
+// up in another order (seen under load: /dev/sdb2 for the one drive's
+// second partition) that is not the drive's name. The appliance has one
+// drive, /dev/sda, and its own disk holds no PV.
+func userDevice(name string) string {
+	rest, ok := strings.CutPrefix(name, "/dev/sd")
+	if !ok || rest == "" || rest[0] < 'a' || rest[0] > 'z' {
+		return name
+	}
+	return "/dev/sda" + strings.TrimLeft(rest, "abcdefghijklmnopqrstuvwxyz")
+}
+
 // lvmInfo lists PVs, VGs and LVs; nil when the disk has no LVM.
 func lvmInfo(g *guestfs.Guestfs) (*inspect.LVM, error) {
 	pvs, err := g.Pvs_full()
@@ -347,7 +360,7 @@ func lvmInfo(g *guestfs.Guestfs) (*inspect.LVM, error) {
 	// UUIDs come from the *uuid calls.
 	for _, p := range *pvs {
 		uuid, _ := g.Pvuuid(p.Pv_name)
-		l.PVs = append(l.PVs, inspect.PV{Name: p.Pv_name, UUID: uuid, Size: int64(p.Pv_size)})
+		l.PVs = append(l.PVs, inspect.PV{Name: userDevice(p.Pv_name), UUID: uuid, Size: int64(p.Pv_size)})
 	}
 	vgs, err := g.Vgs_full()
 	if err != nil {

@@ -20,11 +20,16 @@ var allowedDifferences = []inspecttest.Allowed{
 // results to say which backend ran.
 func compareBackends(t *testing.T, appliance, direct *result.Result) {
 	t.Helper()
-	if appliance.Backend == nil || appliance.Backend.Used != spec.BackendAppliance {
-		t.Errorf("appliance run: backend %+v", appliance.Backend)
-	}
-	if direct.Backend == nil || direct.Backend.Used != spec.BackendDirect || direct.Backend.Fallback != "" || direct.Accelerator != nil {
-		t.Errorf("direct run: backend %+v, accelerator %+v", direct.Backend, direct.Accelerator)
+	// An image the probe refuses is refused before either backend opens it.
+	refusedByProbe := appliance.Backend == nil && direct.Backend == nil && appliance.Error != nil && direct.Error != nil &&
+		appliance.Error.Phase == result.PhaseProbe && direct.Error.Phase == result.PhaseProbe
+	if !refusedByProbe {
+		if appliance.Backend == nil || appliance.Backend.Used != spec.BackendAppliance {
+			t.Errorf("appliance run: backend %+v", appliance.Backend)
+		}
+		if direct.Backend == nil || direct.Backend.Used != spec.BackendDirect || direct.Backend.Fallback != "" || direct.Accelerator != nil {
+			t.Errorf("direct run: backend %+v, accelerator %+v", direct.Backend, direct.Accelerator)
+		}
 	}
 	if direct.Status != appliance.Status || direct.ExitCode != appliance.ExitCode || codeOf(direct) != codeOf(appliance) {
 		t.Errorf("direct: %s exit %d %s; appliance: %s exit %d %s", direct.Status, direct.ExitCode, codeOf(direct),
