@@ -125,12 +125,23 @@ func OpenImage(ctx context.Context, path, format string, opts Options) (*Backend
 	}
 	b, err := Open(ctx, disk, opts)
 	if err != nil {
+		st := disk.Stats()
 		disk.Close()
-		return nil, err
+		return nil, &OpenError{Err: err, Stats: st}
 	}
 	b.closeDisk, b.stats = disk.Close, disk.Stats
 	return b, nil
 }
+
+// OpenError is a failed OpenImage, with what it read of the image before
+// it gave up.
+type OpenError struct {
+	Err   error
+	Stats block.Stats
+}
+
+func (e *OpenError) Error() string { return e.Err.Error() }
+func (e *OpenError) Unwrap() error { return e.Err }
 
 // Close releases the image (and the qemu process that reads it, if any).
 func (b *Backend) Close() error {

@@ -42,7 +42,7 @@ func (b *Backend) identify(ctx context.Context) error {
 		case info.Type == "swap":
 			b.fses = append(b.fses, &fsEntry{mountable: d.name, dev: d, role: roleSwap})
 		default:
-			return fmt.Errorf("%s holds %s, which the direct reader does not read: %w", d.name, info.Type, ErrUnsupported)
+			return unsupported(fmt.Sprintf("%s holds %s, which the direct reader does not read", d.name, info.Type))
 		}
 	}
 	return nil
@@ -73,6 +73,14 @@ func (b *Backend) filesystemsOn(d *device, r *reader) ([]*fsEntry, error) {
 	}
 	return out, nil
 }
+
+// unsupportedError is what the direct backend does not read: its text is
+// the reason alone, and it is ErrUnsupported.
+type unsupportedError string
+
+func unsupported(why string) error              { return unsupportedError(why) }
+func (e unsupportedError) Error() string        { return string(e) }
+func (e unsupportedError) Is(target error) bool { return target == ErrUnsupported }
 
 // once opens a volume the first time it is asked for, then hands out the
 // same one, caches and all.
@@ -118,7 +126,7 @@ func (b *Backend) scanLVM() error {
 	for _, lv := range lvm.LVs {
 		name := "/dev/" + lv.VG + "/" + lv.Name
 		if lv.Unsupported != "" {
-			return fmt.Errorf("logical volume %s: %s: %w", name, lv.Unsupported, ErrUnsupported)
+			return unsupported(fmt.Sprintf("logical volume %s: %s", name, lv.Unsupported))
 		}
 		dev, err := lv.Device()
 		if err != nil {

@@ -114,9 +114,13 @@ type imageFile struct {
 // structure it found corrupt: the report is then not complete.
 func inspectDirect(ctx context.Context, job *spec.Job, cfg *Config, img imageFile, res *result.Result, log *logrus.Entry, phase *result.Phase) (data any, noncompliant bool, err, fallback error) {
 	*phase = result.PhaseLaunch
+	res.Backend.Used = spec.BackendDirect
 	done := timer(res, "open")
 	b, err := cfg.OpenDirect(ctx, img.path, img.format, log)
 	done()
+	if oe := (*direct.OpenError)(nil); errors.As(err, &oe) {
+		res.Backend.BytesRead = oe.Stats.BytesRead
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, false, phased(result.PhaseLaunch, ctx.Err()), nil
@@ -127,7 +131,6 @@ func inspectDirect(ctx context.Context, job *spec.Job, cfg *Config, img imageFil
 		res.Backend.BytesRead = b.Stats().BytesRead
 		b.Close()
 	}()
-	res.Backend.Used = spec.BackendDirect
 	log.Info("direct reader opened the disk")
 	*phase = result.PhaseInspect
 	prof, err := newProfiler(job)
@@ -145,7 +148,7 @@ func inspectDirect(ctx context.Context, job *spec.Job, cfg *Config, img imageFil
 // corrupt structure is image_corrupt, anything else backend_unsupported.
 func directFailure(path string, err error) error {
 	code := result.CodeBackendUnsupported
-	msg := "the direct reader does not read this disk (use --backend auto or appliance)"
+	msg := "use --backend auto or appliance for this disk"
 	if errors.Is(err, filesystem.ErrCorrupt) || errors.Is(err, block.ErrCorrupt) {
 		code, msg = result.CodeImageCorrupt, "the direct reader found a corrupt structure"
 	}
