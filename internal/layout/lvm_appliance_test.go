@@ -2,8 +2,11 @@ package layout_test
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -152,6 +155,43 @@ func pattern(name string) []byte {
 	return b
 }
 
+// applianceNames finds each drive's device name inside the appliance by
+// the hash of its first 4 KiB.
+func applianceNames(t *testing.T, g *guestfs.Guestfs, drives []string) []string {
+	t.Helper()
+	out, err := g.Debug("sh", []string{`for d in /dev/sd[a-z] /dev/sd[a-z][a-z]; do [ -b "$d" ] && echo "$d $(dd if="$d" bs=4096 count=1 2>/dev/null | sha256sum)"; done; true`})
+	if err != nil {
+		t.Fatalf("listing the appliance's disks: %v\n%s", err, out)
+	}
+	byHash := map[string][]string{}
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 2 {
+			byHash[f[1]] = append(byHash[f[1]], f[0])
+		}
+	}
+	names := make([]string, len(drives))
+	for i, d := range drives {
+		head := make([]byte, 4096)
+		fd, err := os.Open(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = io.ReadFull(fd, head)
+		fd.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(head)
+		devs := byHash[hex.EncodeToString(sum[:])]
+		if len(devs) != 1 {
+			t.Fatalf("drive %d (%s): appliance devices %v with its first 4 KiB\n%s", i, d, devs, out)
+		}
+		names[i] = devs[0]
+	}
+	return names
+}
+
 // TestLVMAgreesWithAppliance reads the LVM of the LVM test images and of
 // fixtures made in the appliance, and compares everything with what the
 // appliance reports through the calls the libguestfs backend makes: PVs,
@@ -184,6 +224,14 @@ func TestLVMAgreesWithAppliance(t *testing.T) {
 	for i := 1; i <= 7; i++ {
 		f := filepath.Join(tmp, fmt.Sprintf("d%d.img", i))
 		if err := os.WriteFile(f, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Truncate(f, 64<<20); err != nil {
+			t.Fatal(err)
+		}
+		// A marker, so that the appliance's own name for the drive can
+		// be found by content (see applianceNames).
+		if err := os.WriteFile(f, []byte(fmt.Sprintf("guestkit fixture d%d\n", i)), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		if err := os.Truncate(f, 64<<20); err != nil {
@@ -224,19 +272,10 @@ func TestLVMAgreesWithAppliance(t *testing.T) {
 	if err := g.Launch(); err != nil {
 		t.Fatalf("appliance launch: %v", err)
 	}
-	// The appliance's names for the drives, by the order they were added.
-	names := make([]string, len(drives))
-	devices, err := g.List_devices()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range devices {
-		i, err := g.Device_index(d)
-		if err != nil {
-			t.Fatal(err)
-		}
-		names[i] = d
-	}
+	// The appliance's own names for the drives: debug sh and lvm's
+	// output use them, and they follow the order the kernel found the
+	// disks in, which is not always the order they were added.
+	names := applianceNames(t, g, drives)
 	script := fixtureScript
 	for i := range fixtures {
 		fixtures[i].dev = names[len(images)+i]
