@@ -21,6 +21,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"guestkit.io/batch/internal/result"
+	"guestkit.io/batch/internal/spec"
 	"guestkit.io/batch/internal/spec/spectest"
 	"guestkit.io/batch/internal/sweep"
 	"guestkit.io/batch/internal/testenv"
@@ -171,7 +172,7 @@ payload:
 	})
 
 	t.Run("RunnerPodKilled", func(t *testing.T) {
-		c.put(t, "jobs/e2e-killed.json", inspectSpec("e2e-killed", c.uri("scratch/debian.qcow2"), 3))
+		c.put(t, "jobs/e2e-killed.json", busySpec("e2e-killed", c.uri("scratch/debian.qcow2"), 3))
 		pod := rec.waitRunningPod(t, "e2e-killed", 5*time.Minute)
 		// The runner is booting the appliance by now.
 		time.Sleep(10 * time.Second)
@@ -197,7 +198,7 @@ payload:
 		before := c.leader(t)
 		ids := []string{"e2e-restart-1", "e2e-restart-2", "e2e-restart-3"}
 		for _, id := range ids {
-			c.put(t, "jobs/"+id+".json", inspectSpec(id, c.uri("scratch/debian.qcow2"), 3))
+			c.put(t, "jobs/"+id+".json", busySpec(id, c.uri("scratch/debian.qcow2"), 3))
 		}
 		// Mid-run: a Job launched, and (two at a time) one spec waiting.
 		rec.waitJobs(t, ids[:1], 3*time.Minute)
@@ -212,7 +213,7 @@ payload:
 	t.Run("BucketRestart", func(t *testing.T) {
 		ids := []string{"e2e-bucket-1", "e2e-bucket-2"}
 		for _, id := range ids {
-			c.put(t, "jobs/"+id+".json", inspectSpec(id, c.uri("scratch/debian.qcow2"), 3))
+			c.put(t, "jobs/"+id+".json", busySpec(id, c.uri("scratch/debian.qcow2"), 3))
 		}
 		rec.waitRunningPod(t, ids[0], 5*time.Minute)
 		time.Sleep(5 * time.Second)
@@ -263,6 +264,14 @@ func testImages(t testing.TB) string {
 
 func inspectSpec(id, uri string, attempts int) string {
 	return spectest.JSON(spectest.Inspect(id, uri, spectest.WithAttempts(attempts), spectest.WithTimeout(1800)))
+}
+
+// busySpec is a job whose runner works long enough to be interrupted:
+// the appliance backend (the direct one is done in a fraction of a second,
+// before a pod, the bucket or the dispatcher can be taken away from it).
+func busySpec(id, uri string, attempts int) string {
+	return spectest.JSON(spectest.Inspect(id, uri, spectest.WithAttempts(attempts), spectest.WithTimeout(1800),
+		spectest.WithBackend(spec.BackendAppliance)))
 }
 
 // uri is a bucket object's URI as specs name it.

@@ -51,6 +51,16 @@ func WithAttempts(n int) func(*spec.Job) {
 	return func(j *spec.Job) { Execution(j).MaxAttempts = &n }
 }
 
+// WithBackend sets payload.data.options.backend.
+func WithBackend(b string) func(*spec.Job) {
+	return func(j *spec.Job) {
+		if j.Payload.Data.Options == nil {
+			j.Payload.Data.Options = &spec.Options{}
+		}
+		j.Payload.Data.Options.Backend = b
+	}
+}
+
 // WithPath names the image by payload.data.image.path.
 func WithPath(p string) func(*spec.Job) {
 	return func(j *spec.Job) { j.Payload.Data.Image = &spec.Image{Path: p} }
