@@ -19,6 +19,10 @@ import (
 // minioStore uses minio-go, which also receives MinIO bucket notifications.
 type minioStore struct {
 	client *minio.Client
+	// up sends x-amz-checksum-* headers, which minio-go allows only on a
+	// client with TrailingHeaders; that client also adds a CRC32C to every
+	// PUT, so it serves Upload only and the other writes stay as they were.
+	up     *minio.Client
 	bucket string
 	prefix string
 	seen   bucketSeen
@@ -55,11 +59,18 @@ func openMinio(u *url.URL) (*minioStore, error) {
 	creds := credentials.NewChainCredentials([]credentials.Provider{
 		&credentials.EnvMinio{}, &credentials.EnvAWS{}, &credentials.IAM{},
 	})
-	c, err := minio.New(endpoint, &minio.Options{Creds: creds, Secure: secure, Region: q.Get("region")})
+	opts := &minio.Options{Creds: creds, Secure: secure, Region: q.Get("region")}
+	c, err := minio.New(endpoint, opts)
 	if err != nil {
 		return nil, fmt.Errorf("minio %s: %w", endpoint, err)
 	}
-	return &minioStore{client: c, bucket: u.Host, prefix: strings.Trim(u.Path, "/")}, nil
+	upOpts := *opts
+	upOpts.TrailingHeaders = true
+	up, err := minio.New(endpoint, &upOpts)
+	if err != nil {
+		return nil, fmt.Errorf("minio %s: %w", endpoint, err)
+	}
+	return &minioStore{client: c, up: up, bucket: u.Host, prefix: strings.Trim(u.Path, "/")}, nil
 }
 
 // Client exposes the minio client for bucket notifications.
@@ -144,7 +155,8 @@ func (m *minioStore) Stat(ctx context.Context, key string) (Object, error) {
 	if err != nil {
 		return Object{}, err
 	}
-	st, err := m.client.StatObject(ctx, m.bucket, k, minio.StatObjectOptions{})
+	// Checksum asks for the additional checksums (x-amz-checksum-mode).
+	st, err := m.client.StatObject(ctx, m.bucket, k, minio.StatObjectOptions{Checksum: true})
 	if err != nil {
 		err = m.mapErr("stat", key, err)
 		// A HEAD's 404 has no body to tell a missing bucket from a missing
@@ -160,7 +172,8 @@ func (m *minioStore) Stat(ctx context.Context, key string) (Object, error) {
 		}
 		return Object{}, err
 	}
-	return Object{Key: key, Size: st.Size, ETag: st.ETag, LastModified: st.LastModified}, nil
+	return Object{Key: key, Size: st.Size, ETag: st.ETag, LastModified: st.LastModified,
+		VersionID: st.VersionID, SHA256: fullObjectSHA256(st.ChecksumSHA256, st.ChecksumMode)}, nil
 }
 
 func (m *minioStore) put(ctx context.Context, op, key string, data []byte, once bool) error {
@@ -219,6 +232,44 @@ func (m *minioStore) PresignPut(ctx context.Context, key string, ttl time.Durati
 	u, err := m.client.PresignedPutObject(ctx, m.bucket, k, ttl)
 	if err != nil {
 		return "", m.mapErr("presign put", key, err)
+	}
+	return u.String(), nil
+}
+
+// upload is one PUT carrying x-amz-checksum-sha256 up to u.single's bound
+// (multipart disabled: minio-go would otherwise split anything over 16 MiB,
+// and a multipart SHA256 is only COMPOSITE); MinIO verifies it and keeps
+// it as FULL_OBJECT. Larger content is minio-go's multipart upload with a
+// full-object CRC64NVME; minio-go completes it itself, so Upload checks
+// the sha256 of the bytes sent afterwards and deletes a mismatch.
+func (m *minioStore) upload(ctx context.Context, key string, u *upload) error {
+	k, err := m.full(key)
+	if err != nil {
+		return err
+	}
+	opts := minio.PutObjectOptions{ContentType: contentType(key)}
+	if u.single {
+		opts.DisableMultipart = true
+		opts.UserMetadata = map[string]string{"x-amz-checksum-sha256": u.sha256Base64()}
+	} else {
+		opts.Checksum = minio.ChecksumCRC64NVME
+		opts.PartSize = uint64(u.part)
+	}
+	if _, err := m.up.PutObject(ctx, m.bucket, k, u, u.size, opts); err != nil {
+		return m.mapErr("upload", key, err)
+	}
+	return nil
+}
+
+// presignGetVersion is PresignGet of one version of key.
+func (m *minioStore) presignGetVersion(ctx context.Context, key, version string, ttl time.Duration) (string, error) {
+	k, err := m.full(key)
+	if err != nil {
+		return "", err
+	}
+	u, err := m.client.PresignedGetObject(ctx, m.bucket, k, ttl, url.Values{"versionId": {version}})
+	if err != nil {
+		return "", m.mapErr("presign get", key, err)
 	}
 	return u.String(), nil
 }

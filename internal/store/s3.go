@@ -3,8 +3,11 @@ package store
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc64"
 	"io"
 	"net/http"
 	"net/url"
@@ -14,6 +17,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -200,7 +204,7 @@ func (s *s3Store) Stat(ctx context.Context, key string) (Object, error) {
 	if err != nil {
 		return Object{}, err
 	}
-	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.bucket), Key: k})
+	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.bucket), Key: k, ChecksumMode: types.ChecksumModeEnabled})
 	if err != nil {
 		err = s.mapErr("stat", key, err)
 		if errors.Is(err, ErrNotFound) {
@@ -208,7 +212,8 @@ func (s *s3Store) Stat(ctx context.Context, key string) (Object, error) {
 		}
 		return Object{}, err
 	}
-	o := Object{Key: key, Size: aws.ToInt64(out.ContentLength), ETag: strings.Trim(aws.ToString(out.ETag), `"`)}
+	o := Object{Key: key, Size: aws.ToInt64(out.ContentLength), ETag: strings.Trim(aws.ToString(out.ETag), `"`),
+		VersionID: aws.ToString(out.VersionId), SHA256: fullObjectSHA256(aws.ToString(out.ChecksumSHA256), string(out.ChecksumType))}
 	if out.LastModified != nil {
 		o.LastModified = *out.LastModified
 	}
@@ -293,4 +298,119 @@ func contentType(key string) string {
 		return "application/sarif+json"
 	}
 	return "application/octet-stream"
+}
+
+// upload is one PUT with x-amz-checksum-sha256 up to u.single's bound: S3
+// verifies the sha256 and keeps it as a FULL_OBJECT checksum. Larger
+// content is a multipart upload with a FULL_OBJECT CRC64NVME (S3 keeps a
+// multipart SHA256 only as COMPOSITE, a hash of part hashes), completed
+// only once the bytes sent hash to the announced sha256.
+func (s *s3Store) upload(ctx context.Context, key string, u *upload) error {
+	k, err := s.full(key)
+	if err != nil {
+		return err
+	}
+	if u.single {
+		// The body is not seekable: without TLS the SDK cannot sign its
+		// hash, so it goes unsigned, covered by the sha256 checksum.
+		_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
+			Bucket:         aws.String(s.bucket),
+			Key:            k,
+			Body:           u,
+			ContentLength:  aws.Int64(u.size),
+			ContentType:    aws.String(contentType(key)),
+			ChecksumSHA256: aws.String(u.sha256Base64()),
+		}, unsignedPayload)
+		if err != nil {
+			return s.mapErr("upload", key, err)
+		}
+		return nil
+	}
+	return s.uploadMultipart(ctx, key, k, u)
+}
+
+func (s *s3Store) uploadMultipart(ctx context.Context, key string, k *string, u *upload) (err error) {
+	mpu, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
+		Bucket:            aws.String(s.bucket),
+		Key:               k,
+		ContentType:       aws.String(contentType(key)),
+		ChecksumAlgorithm: types.ChecksumAlgorithmCrc64nvme,
+		ChecksumType:      types.ChecksumTypeFullObject,
+	})
+	if err != nil {
+		return s.mapErr("upload", key, err)
+	}
+	defer func() {
+		if err != nil {
+			// A fresh context: an abort must run when ctx was cancelled.
+			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			defer cancel()
+			s.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{Bucket: aws.String(s.bucket), Key: k, UploadId: mpu.UploadId})
+		}
+	}()
+	buf := make([]byte, u.part)
+	var parts []types.CompletedPart
+	for n := int32(1); ; n++ {
+		got, rerr := io.ReadFull(u, buf)
+		if rerr == io.EOF && n > 1 {
+			break
+		}
+		if rerr != nil && rerr != io.ErrUnexpectedEOF && rerr != io.EOF {
+			return fmt.Errorf("upload %s: read part %d: %w", s.URI(key), n, rerr)
+		}
+		sum := crc64.Checksum(buf[:got], crc64NVME)
+		crc := base64.StdEncoding.EncodeToString(binary.BigEndian.AppendUint64(nil, sum))
+		out, err := s.client.UploadPart(ctx, &s3.UploadPartInput{
+			Bucket:            aws.String(s.bucket),
+			Key:               k,
+			UploadId:          mpu.UploadId,
+			PartNumber:        aws.Int32(n),
+			Body:              bytes.NewReader(buf[:got]),
+			ContentLength:     aws.Int64(int64(got)),
+			ChecksumCRC64NVME: aws.String(crc),
+		})
+		if err != nil {
+			return s.mapErr(fmt.Sprintf("upload part %d of", n), key, err)
+		}
+		parts = append(parts, types.CompletedPart{PartNumber: aws.Int32(n), ETag: out.ETag, ChecksumCRC64NVME: aws.String(crc)})
+		if rerr != nil { // short or empty: the last part
+			break
+		}
+	}
+	if err := u.verify(); err != nil {
+		return fmt.Errorf("upload %s: %w", s.URI(key), err)
+	}
+	_, err = s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+		Bucket:            aws.String(s.bucket),
+		Key:               k,
+		UploadId:          mpu.UploadId,
+		MultipartUpload:   &types.CompletedMultipartUpload{Parts: parts},
+		ChecksumCRC64NVME: aws.String(u.crc64Base64()),
+		ChecksumType:      types.ChecksumTypeFullObject,
+		MpuObjectSize:     aws.Int64(u.size),
+	})
+	if err != nil {
+		return s.mapErr("upload (complete)", key, err)
+	}
+	return nil
+}
+
+// unsignedPayload signs a request without hashing its body (UNSIGNED-PAYLOAD),
+// which an unseekable body needs on plain HTTP; the body's integrity rests
+// on its x-amz-checksum.
+func unsignedPayload(o *s3.Options) {
+	o.APIOptions = append(o.APIOptions, v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
+}
+
+// presignGetVersion is PresignGet of one version of key.
+func (s *s3Store) presignGetVersion(ctx context.Context, key, version string, ttl time.Duration) (string, error) {
+	k, err := s.full(key)
+	if err != nil {
+		return "", err
+	}
+	req, err := s.presign.PresignGetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: k, VersionId: aws.String(version)}, s3.WithPresignExpires(ttl))
+	if err != nil {
+		return "", s.mapErr("presign get", key, err)
+	}
+	return req.URL, nil
 }

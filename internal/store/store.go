@@ -22,6 +22,15 @@ type Object struct {
 	Size         int64
 	ETag         string // unquoted; empty for the file store
 	LastModified time.Time
+	// VersionID is the object's version in a versioned bucket (Stat only;
+	// empty for the file store and unversioned buckets).
+	VersionID string
+	// SHA256 is the lower-case hex sha256 of the whole object as the store
+	// itself attests it (Stat only): an S3 additional checksum of type
+	// FULL_OBJECT. Empty when the store attests none, including the
+	// COMPOSITE checksum of a multipart upload (a hash of part hashes, not
+	// the file's sha256) and every file-store object (hash the file).
+	SHA256 string
 }
 
 // Store is a bucket, optionally under a key prefix. Keys are relative to
