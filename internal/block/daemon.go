@@ -40,20 +40,30 @@ type daemon struct {
 	nbd    *nbdClient
 	stop   func() bool // stops the ctx watch
 	log    func(format string, args ...any)
+	// cause, when set, names what failed under qemu (the device behind
+	// its NBD file node); an error qemu reports is then that, not a
+	// corrupt image.
+	cause func() error
 }
 
 // blockdev is the daemon's one node: the format given, on the file,
 // read-only, with no backing file.
 func blockdev(path, format string) ([]byte, error) {
+	return formatNode(format, map[string]any{
+		"driver":    "file",
+		"filename":  path,
+		"read-only": true,
+	})
+}
+
+// formatNode is the format driver's node on the protocol node file,
+// read-only, with no backing file.
+func formatNode(format string, file map[string]any) ([]byte, error) {
 	node := map[string]any{
 		"driver":    format,
 		"node-name": exportName,
 		"read-only": true,
-		"file": map[string]any{
-			"driver":    "file",
-			"filename":  path,
-			"read-only": true,
-		},
+		"file":      file,
 	}
 	if format == "qcow2" || format == "vmdk" {
 		node["backing"] = nil // the formats with backing files; the others refuse the option
@@ -70,6 +80,12 @@ func openDaemon(ctx context.Context, path, format string, opts Options) (_ *Disk
 	if err != nil {
 		return nil, err
 	}
+	return startDaemon(ctx, path, format, node, nil, opts)
+}
+
+// startDaemon runs the daemon on node; path names the image in messages
+// and cause, if not nil, is daemon.cause.
+func startDaemon(ctx context.Context, path, format string, node []byte, cause func() error, opts Options) (_ *Disk, err error) {
 	deadline := time.Now().Add(opts.Timeout)
 	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
 		deadline = dl
@@ -81,7 +97,7 @@ func openDaemon(ctx context.Context, path, format string, opts Options) (_ *Disk
 	defer os.RemoveAll(dir) // once connected, the socket's name is no longer needed
 	sock := filepath.Join(dir, "nbd.sock")
 
-	d := &daemon{stderr: &tailBuffer{max: maxStderr}, done: make(chan struct{}), log: func(string, ...any) {}}
+	d := &daemon{stderr: &tailBuffer{max: maxStderr}, done: make(chan struct{}), log: func(string, ...any) {}, cause: cause}
 	if opts.Logger != nil {
 		d.log = opts.Logger.WithField("image", path).Debugf
 	}
@@ -206,6 +222,9 @@ func (d *daemon) readAt(p []byte, off int64) error {
 	}
 	var se *nbdServerError
 	if errors.As(err, &se) {
+		if c := d.causeErr(); c != nil {
+			return fmt.Errorf("%w: %w", err, c)
+		}
 		// qemu prints why (a corrupt table, a failed decompression)
 		// before it replies; give the line a moment to arrive.
 		for i := 0; i < 20 && d.stderr.generation() == gen; i++ {
@@ -232,15 +251,28 @@ func (d *daemon) explain(err error, grace time.Duration) error {
 		if msg == "" {
 			msg = "no message"
 		}
+		if c := d.causeErr(); c != nil {
+			return fmt.Errorf("%w (%s %v: %s): %w", err, d.name, d.exit, msg, c)
+		}
 		// A daemon that gives up on the image at start or mid-read found
 		// it broken: the format was verified before.
 		return fmt.Errorf("%w (%s %v: %s): %w", err, d.name, d.exit, msg, ErrCorrupt)
 	default:
 		if msg != "" {
-			return fmt.Errorf("%w (%s: %s)", err, d.name, msg)
+			err = fmt.Errorf("%w (%s: %s)", err, d.name, msg)
+		}
+		if c := d.causeErr(); c != nil {
+			return fmt.Errorf("%w: %w", err, c)
 		}
 		return err
 	}
+}
+
+func (d *daemon) causeErr() error {
+	if d.cause == nil {
+		return nil
+	}
+	return d.cause()
 }
 
 func (d *daemon) kill() {

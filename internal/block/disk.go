@@ -63,6 +63,8 @@ type Disk struct {
 	src   func(p []byte, off int64) error
 	cache *chunkCache // nil: none
 	proc  *daemon     // nil for a raw file
+	// export serves the device the daemon reads (OpenDevice), or nil.
+	export *Exported
 
 	requests, requestedBytes, reads, bytesRead, hits, misses atomic.Int64
 	startup                                                  time.Duration

@@ -32,14 +32,20 @@ func preflight(path, format string) error {
 	if !st.Mode().IsRegular() {
 		return fmt.Errorf("open %s: not a regular file (%s): %w", path, st.Mode().Type(), ErrUnsupported)
 	}
+	if err := checkImage(f, st.Size(), format); err != nil {
+		return fmt.Errorf("open %s: %w", path, err)
+	}
+	return nil
+}
+
+// checkImage runs preflight's checks on the image's size bytes read from
+// r: a file, or a device such as a remote object.
+func checkImage(r io.ReaderAt, size int64, format string) error {
 	switch format {
 	case "qcow2":
-		err = checkQCOW2(f, st.Size())
+		return checkQCOW2(r, size)
 	case "vmdk":
-		err = checkVMDK(f)
-	}
-	if err != nil {
-		return fmt.Errorf("open %s: %w", path, err)
+		return checkVMDK(r)
 	}
 	return nil
 }
