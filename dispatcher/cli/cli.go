@@ -55,6 +55,7 @@ type CLI struct {
 	Once    OnceCmd    `cmd:"" help:"Dispatch everything pending, wait for the results, print a summary."`
 	Sweep   SweepCmd   `cmd:"" help:"Profile every disk image under a prefix and write a sweep report (the nightly CronJob)."`
 	Submit  SubmitCmd  `cmd:"" help:"Validate job specs and upload them to the bucket."`
+	Upload  UploadCmd  `cmd:"" help:"Upload a disk image with its sha256, which the store verifies, and a KEY.sha256 sidecar."`
 	Status  StatusCmd  `cmd:"" help:"Show specs, their Jobs and their results."`
 	Version VersionCmd `cmd:"" help:"Print the version."`
 }
