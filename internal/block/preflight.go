@@ -2,6 +2,7 @@ package block
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"math/bits"
@@ -50,12 +51,21 @@ func checkImage(r io.ReaderAt, size int64, format string) error {
 	return nil
 }
 
+// readFailed tells a failed read (a device's error: EIO, a connection
+// reset, an image changed) from a short image, which is corrupt.
+func readFailed(err error) bool {
+	return err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF)
+}
+
 // checkVMDK accepts the monolithic formats (sparse and streamOptimized,
 // magic KDMV, and the old COWD); a text descriptor names its extents,
 // which are other files.
 func checkVMDK(r io.ReaderAt) error {
 	var m [4]byte
 	if _, err := r.ReadAt(m[:], 0); err != nil {
+		if readFailed(err) {
+			return fmt.Errorf("vmdk magic: %w", err)
+		}
 		return fmt.Errorf("vmdk magic: %w: %w", err, ErrCorrupt)
 	}
 	switch string(m[:]) {
@@ -86,6 +96,9 @@ const (
 func checkQCOW2(r io.ReaderAt, size int64) error {
 	h := make([]byte, 104)
 	if n, err := r.ReadAt(h, 0); n < 72 {
+		if readFailed(err) {
+			return fmt.Errorf("qcow2 header: %w", err)
+		}
 		return fmt.Errorf("qcow2 header: %d bytes: %v: %w", n, err, ErrCorrupt)
 	}
 	be := binary.BigEndian

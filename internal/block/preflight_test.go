@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,7 +43,7 @@ func (b bytesAt) ReadAt(p []byte, off int64) (int, error) {
 	}
 	n := copy(p, b[off:])
 	if n < len(p) {
-		return n, errors.New("short")
+		return n, io.EOF // as a file says it
 	}
 	return n, nil
 }
