@@ -47,12 +47,6 @@ const maxToolOutput = 1 << 20
 // Probe identifies the image at path and refuses unsafe or broken images.
 // qemu-img always gets the detected format explicitly, never probes itself.
 func Probe(ctx context.Context, path string, opts ProbeOptions) (*Facts, error) {
-	if opts.QemuImg == "" {
-		opts.QemuImg = "qemu-img"
-	}
-	if opts.Timeout == 0 {
-		opts.Timeout = 2 * time.Minute
-	}
 	f, err := os.Open(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -68,12 +62,38 @@ func Probe(ctx context.Context, path string, opts ProbeOptions) (*Facts, error) 
 	if !st.Mode().IsRegular() {
 		return nil, newErr(result.CodeImageUnreadable, path, "not a regular file (%s)", st.Mode().Type())
 	}
+	self, _ := filepath.Abs(path)
+	return probe(ctx, f, st.Size(), path, func(context.Context) (string, string, error) { return path, self, nil }, false, opts)
+}
+
+// Target is where qemu-img finds an image that is not a local file: an NBD
+// URI (nbd+unix:///NAME?socket=PATH) that serves the object's bytes, and
+// what qemu calls that file in its extents list. It is called only when
+// qemu-img is needed.
+type Target func(ctx context.Context) (filename, self string, err error)
+
+// ProbeRemote is Probe for an image read where it lies (a bucket object
+// read by range requests): r and size are its bytes, name is what errors
+// call it (a URI without secrets). A raw image needs no qemu-img (its
+// virtual size is its size); the other formats are checked by qemu-img
+// through target, exactly as a file would be.
+func ProbeRemote(ctx context.Context, r io.ReaderAt, size int64, name string, target Target, opts ProbeOptions) (*Facts, error) {
+	return probe(ctx, r, size, name, target, true, opts)
+}
+
+func probe(ctx context.Context, r io.ReaderAt, size int64, path string, target Target, remote bool, opts ProbeOptions) (*Facts, error) {
+	if opts.QemuImg == "" {
+		opts.QemuImg = "qemu-img"
+	}
+	if opts.Timeout == 0 {
+		opts.Timeout = 2 * time.Minute
+	}
 	declared := strings.ToLower(strings.TrimSpace(opts.DeclaredFormat))
 	if declared == "vhd" {
 		declared = FormatVPC
 	}
-	hdr, err := Sniff(f, st.Size(), path)
-	facts := &Facts{Path: path, Format: hdr.Format, DeclaredFormat: declared, Signature: hdr.Signature, FileSize: st.Size()}
+	hdr, err := Sniff(r, size, path)
+	facts := &Facts{Path: path, Format: hdr.Format, DeclaredFormat: declared, Signature: hdr.Signature, FileSize: size}
 	if err != nil {
 		// A user who says "raw" may hand us a raw disk we do not recognise;
 		// libguestfs will still be told raw, and find out.
@@ -84,18 +104,31 @@ func Probe(ctx context.Context, path string, opts ProbeOptions) (*Facts, error) 
 	if declared != "" && declared != hdr.Format {
 		return facts, newErr(result.CodeImageFormatMismatch, path, "spec declares format %q but the image is %s", declared, hdr.Format)
 	}
-	info, err := qemuInfo(ctx, opts, path, hdr.Format)
+	if remote && hdr.Format == FormatRaw {
+		// Nothing for qemu to check in raw bytes, and starting an NBD
+		// export only to be told the size would cost a round trip.
+		facts.VirtualSize = size
+		if opts.MaxVirtualSize > 0 && size > opts.MaxVirtualSize {
+			return facts, newErr(result.CodeImageTooLarge, path, "virtual size %d bytes exceeds the limit of %d", size, opts.MaxVirtualSize)
+		}
+		return facts, nil
+	}
+	filename, self, err := target(ctx)
+	if err != nil {
+		return facts, err
+	}
+	info, err := qemuInfo(ctx, opts, path, filename, hdr.Format)
 	if err != nil {
 		return facts, err
 	}
 	facts.VirtualSize = info.VirtualSize
-	if err := info.check(path); err != nil {
+	if err := info.check(path, self); err != nil {
 		return facts, err
 	}
 	if opts.MaxVirtualSize > 0 && info.VirtualSize > opts.MaxVirtualSize {
 		return facts, newErr(result.CodeImageTooLarge, path, "virtual size %d bytes exceeds the limit of %d", info.VirtualSize, opts.MaxVirtualSize)
 	}
-	if err := qemuCheck(ctx, opts, path, hdr.Format); err != nil {
+	if err := qemuCheck(ctx, opts, path, filename, hdr.Format); err != nil {
 		return facts, err
 	}
 	return facts, nil
@@ -120,7 +153,7 @@ type qemuInfoJSON struct {
 
 // check is the second line of defence after Sniff: whatever qemu itself
 // says would be opened besides the image is refused.
-func (i *qemuInfoJSON) check(path string) error {
+func (i *qemuInfoJSON) check(path, self string) error {
 	if i.BackingFilename != "" || i.FullBackingFilename != "" {
 		return newErr(result.CodeImageBackingFile, path, "image has a backing file %q; backing files are refused", printable(i.BackingFilename))
 	}
@@ -131,12 +164,11 @@ func (i *qemuInfoJSON) check(path string) error {
 	if d.Corrupt {
 		return newErr(result.CodeImageCorrupt, path, "qemu reports the image as corrupt")
 	}
-	self, _ := filepath.Abs(path)
 	for _, e := range d.Extents {
 		if e.Filename == "" {
 			continue
 		}
-		if abs, _ := filepath.Abs(e.Filename); abs != self {
+		if abs, _ := filepath.Abs(e.Filename); e.Filename != self && abs != self {
 			return newErr(result.CodeImageBackingFile, path, "image has an extent in another file %q; refused", printable(e.Filename))
 		}
 	}
@@ -146,8 +178,9 @@ func (i *qemuInfoJSON) check(path string) error {
 	return nil
 }
 
-func qemuInfo(ctx context.Context, opts ProbeOptions, path, format string) (*qemuInfoJSON, error) {
-	out, errOut, _, err := runTool(ctx, opts, opts.QemuImg, "info", "-U", "-f", format, "--output=json", path)
+// qemuInfo runs `qemu-img info` on filename; path names the image in errors.
+func qemuInfo(ctx context.Context, opts ProbeOptions, path, filename, format string) (*qemuInfoJSON, error) {
+	out, errOut, _, err := runTool(ctx, opts, opts.QemuImg, "info", "-U", "-f", format, "--output=json", filename)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -163,13 +196,13 @@ func qemuInfo(ctx context.Context, opts ProbeOptions, path, format string) (*qem
 
 // qemuCheck runs `qemu-img check`, which reads every metadata table and so
 // finds truncated and inconsistent images before the appliance does.
-func qemuCheck(ctx context.Context, opts ProbeOptions, path, format string) error {
+func qemuCheck(ctx context.Context, opts ProbeOptions, path, filename, format string) error {
 	switch format {
 	case FormatQCOW2, FormatVDI, FormatVHDX, FormatVMDK:
 	default:
 		return nil
 	}
-	out, errOut, code, err := runTool(ctx, opts, opts.QemuImg, "check", "-U", "-f", format, "--output=json", path)
+	out, errOut, code, err := runTool(ctx, opts, opts.QemuImg, "check", "-U", "-f", format, "--output=json", filename)
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}

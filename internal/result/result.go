@@ -93,9 +93,65 @@ type Image struct {
 	FileSize       int64  `json:"file_size,omitempty"`
 	// SHA256 is set only when the checksum was computed and verified.
 	SHA256 string `json:"sha256,omitempty"`
-	// ETag is the downloaded object's, when its server gave one: which
-	// version of the image was read (a sweep checks it against its plan).
+	// ETag is the object's, when its server gave one: which version of
+	// the image was read (a sweep checks it against its plan). Every range
+	// read of a streamed image was pinned to it.
 	ETag string `json:"etag,omitempty"`
+	// VersionID is the bucket's version id of the object, when it has one.
+	VersionID string `json:"version_id,omitempty"`
+	// Access is how the runner read the image: AccessLocal, AccessStream or
+	// AccessDownload.
+	Access string `json:"access,omitempty"`
+	// AccessReason says why a remote image was downloaded, not streamed.
+	AccessReason string `json:"access_reason,omitempty"`
+	// Fetch counts what was fetched of a remote image.
+	Fetch *Fetch `json:"fetch,omitempty"`
+	// Verification says how the spec's checksum was checked, if it was.
+	Verification *Verification `json:"verification,omitempty"`
+}
+
+// How a runner reads an image (Image.Access).
+const (
+	AccessLocal    = "local"    // a file on the node or a mounted volume
+	AccessStream   = "stream"   // range reads of the remote object, as needed
+	AccessDownload = "download" // the whole object, copied to scratch first
+)
+
+// Fetch counts the network reads of a remote image.
+type Fetch struct {
+	// Bytes is every body byte received, retries and checksum reads
+	// included.
+	Bytes int64 `json:"bytes"`
+	// Requests is every HTTP request made, retries included.
+	Requests int64 `json:"requests"`
+	Retries  int64 `json:"retries,omitempty"`
+	// Fraction is Bytes over the object's size.
+	Fraction float64 `json:"fraction"`
+}
+
+// How a checksum was verified (Verification.Method).
+const (
+	// VerifiedWholeObject: the runner hashed every byte of the object.
+	VerifiedWholeObject = "whole_object_hash"
+	// VerifiedStoreChecksum: the bucket attests a full-object sha256 of
+	// the very object version read (S3 additional checksums).
+	VerifiedStoreChecksum = "store_checksum"
+	// VerifiedSidecar: a KEY.sha256 object written beside the image,
+	// newer than it, gives the digest.
+	VerifiedSidecar = "sidecar"
+	// NotVerified: nothing could be checked without a whole read, and the
+	// operator did not ask for one.
+	NotVerified = "not_verified"
+)
+
+// Verification records how the spec's checksum was checked.
+type Verification struct {
+	Method string `json:"method"`
+	// SHA256 is the digest the method produced or the store attested.
+	SHA256 string `json:"sha256,omitempty"`
+	// Source names what attested it (the sidecar's key), or why nothing
+	// did.
+	Source string `json:"source,omitempty"`
 }
 
 // Accelerator records how the appliance ran.
@@ -153,6 +209,12 @@ const (
 	CodeImageChecksum       Code = "image_checksum_mismatch"
 	CodeImageTooLarge       Code = "image_too_large"
 	CodeImageNoOS           Code = "image_no_os"
+	// CodeImageChanged: the object changed while it was read (its ETag or
+	// size moved); nothing read is reported. Retrying reads the new one.
+	CodeImageChanged Code = "image_changed"
+	// CodeImageURLExpired: the presigned URL expired during the run and
+	// the runner has no credentials to sign a new one.
+	CodeImageURLExpired Code = "image_url_expired"
 	// CodeBackendUnsupported: --backend direct met what only the
 	// appliance reads (an encrypted volume, a thin pool, NTFS...).
 	CodeBackendUnsupported   Code = "backend_unsupported"
