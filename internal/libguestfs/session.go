@@ -34,6 +34,12 @@ const (
 type Options struct {
 	Image  string
 	Format string // required: never let qemu guess
+	// NBD, when set, is the unix socket of an NBD export that holds the
+	// image (block.Export of a remote object): the appliance reads it
+	// there, and Image only names it in messages. ExportName is the
+	// export's name ("": the server's default export).
+	NBD        string
+	ExportName string
 	// VirtualSize is the probed disk size, which saves a call (0: ask).
 	VirtualSize int64
 	Accel       string // auto (default), kvm or tcg
@@ -184,6 +190,16 @@ func configure(g *guestfs.Guestfs, opts Options, tcg bool) error {
 	}
 	if err := g.Set_identifier("guestkit"); err != nil {
 		return err
+	}
+	if opts.NBD != "" {
+		// The drive's filename is the export's name; qemu's format
+		// driver reads the image from the export, never probing it.
+		return g.Add_drive(opts.ExportName, &guestfs.OptargsAdd_drive{
+			Readonly_is_set: true, Readonly: true,
+			Format_is_set: true, Format: opts.Format,
+			Protocol_is_set: true, Protocol: "nbd",
+			Server_is_set: true, Server: []string{"unix:" + opts.NBD},
+		})
 	}
 	abs, err := filepath.Abs(opts.Image)
 	if err != nil {
