@@ -42,8 +42,9 @@ const (
 	halfThenSlow fault = "halfslow"      // half the body, then the rest after a pause under StallTimeout
 )
 
-// minioExpired is MinIO's response to an expired presigned GET (captured
-// from RELEASE.2025 by TestMinIO's expiry case, which checks it still is).
+// minioExpired is MinIO's response to an expired presigned GET, in its
+// form; TestMinIO checks that the real server still answers this Code and
+// Message.
 const minioExpired = `<?xml version="1.0" encoding="UTF-8"?>
 <Error><Code>AccessDenied</Code><Message>Request has expired</Message><Key>img/disk.raw</Key><BucketName>guestkit-test</BucketName><Resource>/guestkit-test/img/disk.raw</Resource><RequestId>1873D5D4A0F0E8B1</RequestId><HostId>dd9025bab4ad464b049177c95eb6ebf374d3b3fd1af9251148b658df7ac2e3e8</HostId></Error>`
 
