@@ -120,6 +120,15 @@ func BenchmarkRead(b *testing.B) {
 			return d, func() { d.Close() }
 		}})
 	}
+	// The qcow2 as a Device (a remote image): qemu-storage-daemon reads it
+	// from Export, one more NBD hop.
+	sources = append(sources, source{"export", func(cache int64) (io.ReaderAt, func()) {
+		d, err := OpenDevice(context.Background(), openFileDevice(b, qcow2), "qcow2", Options{CacheBytes: cache})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return d, func() { d.Close() }
+	}})
 	patterns := []struct {
 		name string
 		size int
