@@ -671,6 +671,16 @@ func TestExportClose(t *testing.T) {
 		t.Error("dial after Close succeeds")
 	}
 
+	// A device read under way does not hold Close up; its reply is dropped.
+	e = export(t, &faultyDevice{Device: memDevice(data), delay: 2 * time.Second, from: -1, to: -1}, ExportOptions{})
+	c = dialExport(t, e)
+	sendRequest(t, c.conn, nbdCmdRead, 1, 0, 512, nil)
+	time.Sleep(50 * time.Millisecond)
+	start = time.Now()
+	if err := e.Close(); err != nil || time.Since(start) > time.Second {
+		t.Errorf("Close during a slow read: %v after %s", err, time.Since(start))
+	}
+
 	ctx, cancel := context.WithCancel(t.Context())
 	e, err = Export(ctx, memDevice(data), ExportOptions{})
 	if err != nil {
