@@ -41,8 +41,6 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
-
-	"guestkit.io/batch/internal/store"
 )
 
 // Defaults of Options.
@@ -75,8 +73,8 @@ var (
 	ErrChanged = errors.New("image changed while being read")
 	// ErrExpired: the presigned URL expired and no Refresh renewed it.
 	ErrExpired = errors.New("presigned URL expired")
-	// ErrNotFound matches store.ErrNotFound too.
-	ErrNotFound = fmt.Errorf("%w (HTTP 404)", store.ErrNotFound)
+	// ErrNotFound: a 404.
+	ErrNotFound = errors.New("object not found")
 	// ErrDenied: a 403 other than an expiry.
 	ErrDenied = errors.New("access denied")
 	// ErrProtocol: the server broke HTTP range semantics (a wrong
@@ -84,8 +82,8 @@ var (
 	ErrProtocol = errors.New("HTTP protocol violation")
 	// ErrUnavailable: every attempt failed with a transient error.
 	ErrUnavailable = errors.New("object unavailable")
-	// ErrTooLarge matches store.ErrTooLarge too.
-	ErrTooLarge = fmt.Errorf("%w", store.ErrTooLarge)
+	// ErrTooLarge: the object is larger than Options.MaxSize.
+	ErrTooLarge = errors.New("object exceeds size limit")
 
 	errClosed = fmt.Errorf("remote object closed: %w", os.ErrClosed)
 )
