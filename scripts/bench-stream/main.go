@@ -26,7 +26,11 @@
 //	-backends      direct,appliance ($GUESTKIT_BENCH_BACKENDS)
 //	-ops           inspect,profile ($GUESTKIT_BENCH_OPS)
 //	-appliance-ops operations measured on the appliance ($GUESTKIT_BENCH_APPLIANCE_OPS, inspect):
-//	               an appliance run takes 10-25 s under TCG, and profile adds little I/O to inspect
+//	               an appliance run takes 20-40 s under TCG, and profile adds little I/O to inspect
+//	-appliance-images test images measured on the appliance and nbdkit besides every bench image
+//	               and every image -only names ($GUESTKIT_BENCH_APPLIANCE_IMAGES; "all": every one;
+//	               default one of each format and layout: debian.qcow2, debian.raw, debian.vmdk,
+//	               lvm.qcow2, rpm.qcow2), which keeps a warm run under 20 minutes
 //	-minio         MinIO server binary ($GUESTKIT_MINIO; scripts/install-minio.sh prints it)
 //	-nbdkit        nbdkit binary ($GUESTKIT_BENCH_NBDKIT; empty: no nbdkit rows)
 //	-latency       added to every request by the proxy, an emulated remote bucket ($GUESTKIT_BENCH_LATENCY, 0)
@@ -77,6 +81,7 @@ const (
 type config struct {
 	runner, images, benchImages, minio, nbdkit string
 	only, backends, ops, applianceOps          []string
+	applianceImages                            []string
 	latency, timeout                           time.Duration
 	rounds                                     int
 }
@@ -109,7 +114,7 @@ func splitList(s string) []string {
 
 func run() error {
 	var cfg config
-	var only, backends, ops, applianceOps string
+	var only, backends, ops, applianceOps, applianceImages string
 	rounds, _ := strconv.Atoi(envOr("GUESTKIT_BENCH_ROUNDS", "1"))
 	latency, err := time.ParseDuration(envOr("GUESTKIT_BENCH_LATENCY", "0s"))
 	if err != nil {
@@ -122,6 +127,7 @@ func run() error {
 	flag.StringVar(&backends, "backends", envOr("GUESTKIT_BENCH_BACKENDS", "direct,appliance"), "runner backends")
 	flag.StringVar(&ops, "ops", envOr("GUESTKIT_BENCH_OPS", "inspect,profile"), "operations")
 	flag.StringVar(&applianceOps, "appliance-ops", envOr("GUESTKIT_BENCH_APPLIANCE_OPS", "inspect"), "operations measured on the appliance backend")
+	flag.StringVar(&applianceImages, "appliance-images", envOr("GUESTKIT_BENCH_APPLIANCE_IMAGES", "debian.qcow2,debian.raw,debian.vmdk,lvm.qcow2,rpm.qcow2"), `test images measured on the appliance besides the bench images and -only's ("all": every one)`)
 	flag.StringVar(&cfg.minio, "minio", os.Getenv("GUESTKIT_MINIO"), "MinIO server binary (scripts/install-minio.sh)")
 	flag.StringVar(&cfg.nbdkit, "nbdkit", os.Getenv("GUESTKIT_BENCH_NBDKIT"), "nbdkit binary (empty: no nbdkit rows)")
 	flag.DurationVar(&cfg.latency, "latency", latency, "delay the proxy adds to every request")
@@ -129,6 +135,7 @@ func run() error {
 	flag.DurationVar(&cfg.timeout, "timeout", 15*time.Minute, "timeout of one command")
 	flag.Parse()
 	cfg.only, cfg.backends, cfg.ops, cfg.applianceOps = splitList(only), splitList(backends), splitList(ops), splitList(applianceOps)
+	cfg.applianceImages = splitList(applianceImages)
 	if cfg.minio == "" {
 		return errors.New("-minio is required (bash scripts/install-minio.sh prints it)")
 	}
@@ -200,6 +207,13 @@ func run() error {
 	fmt.Printf("runner: %s; MinIO on %s behind a counting proxy (added latency %s); rounds %d (medians)\n", version(ctx, cfg.runner, "version"), srv.host, cfg.latency, cfg.rounds)
 	fmt.Println("fetched: body bytes the proxy served to the run (ground truth), [the result's image.fetch.bytes]; req: HTTP requests the proxy served [image.fetch.requests]; %: fetched / object size")
 	fmt.Println("s/d: stream wall / download wall, same image, backend and operation; RSS: peak RSS of the command and the children it reaped (getrusage, as /usr/bin/time -v); nbdkit rows: virt-inspector + nbdkit")
+	var onApp []string
+	for _, im := range imgs {
+		if cfg.onAppliance(im) {
+			onApp = append(onApp, im.file)
+		}
+	}
+	fmt.Printf("appliance (%s) and nbdkit rows on: %s\n", strings.Join(cfg.applianceOps, ","), strings.Join(onApp, ", "))
 	for _, n := range notes {
 		fmt.Println("note:", n)
 	}
@@ -221,9 +235,10 @@ func run() error {
 		if err != nil {
 			return fmt.Errorf("presign %s: %w", img.file, err)
 		}
+		onAppliance := cfg.onAppliance(img)
 		for _, b := range cfg.backends {
 			for _, op := range cfg.ops {
-				if b == "appliance" && !slices.Contains(cfg.applianceOps, op) {
+				if b == "appliance" && (!onAppliance || !slices.Contains(cfg.applianceOps, op)) {
 					continue
 				}
 				var got [2]runResult
@@ -254,7 +269,7 @@ func run() error {
 				sum.add(img, b, op, got[0], got[1])
 			}
 		}
-		if nbdkitWhy == "" {
+		if nbdkitWhy == "" && onAppliance {
 			r, err := benchNbdkit(ctx, cfg, env, proxy, img, url.String(), tmp)
 			if err != nil {
 				return err
@@ -269,6 +284,13 @@ func run() error {
 	fmt.Println()
 	sum.print()
 	return nil
+}
+
+// onAppliance says whether the appliance (and nbdkit) rows are measured on
+// img.
+func (cfg config) onAppliance(img image) bool {
+	in := func(l []string) bool { return slices.Contains(l, img.name) || slices.Contains(l, img.file) }
+	return img.bench || in(cfg.only) || in(cfg.applianceImages) || slices.Contains(cfg.applianceImages, "all")
 }
 
 // listImages reads both MANIFESTs: the test images that inspect to a
@@ -394,7 +416,9 @@ func benchNbdkit(ctx context.Context, cfg config, env []string, proxy *counter, 
 	var rounds []res
 	for range cfg.rounds {
 		proxy.reset()
+		proxy.headFromGet.Store(true)
 		r, err := runNbdkit(ctx, cfg, env, img, url, tmp)
+		proxy.headFromGet.Store(false)
 		if err != nil {
 			return res{}, err
 		}

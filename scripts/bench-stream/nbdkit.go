@@ -85,7 +85,7 @@ func runNbdkit(ctx context.Context, cfg config, env []string, img image, url, tm
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	vi := []string{"virt-inspector", "--no-icons", "-a", "nbd+unix:///?socket=" + sock}
+	vi := []string{"virt-inspector", "--no-icon", "-a", "nbd://?socket=" + sock}
 	if img.format != "" {
 		vi = append(vi[:1], append([]string{"--format=" + img.format}, vi[1:]...)...)
 	}
