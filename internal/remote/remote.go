@@ -23,9 +23,19 @@
 // in one request, plus readahead when reads are sequential: the readahead
 // doubles from one block to ReadaheadMax while each read starts where the
 // last ended, and drops to none on a seek. Reads of BypassBytes or more go
-// straight to the server. Block size and readahead defaults come from
-// TestMeasure (measure_test.go), which replays the direct reader's reads
-// of the project's test images.
+// straight to the server.
+//
+// Defaults, from TestMeasure (integration/measure_test.go; 2026-12-05):
+// the direct reader's reads during a full inspection of the ten
+// inspectable test images (1.9 GiB in all, 0.2-0.7% of each read), replayed
+// against an Object. 4 KiB blocks: 755 requests, 3.4 MiB fetched (0.18%);
+// 16 KiB: 354, 5.8 MiB; 64 KiB: 156, 9.8 MiB (0.52%); 256 KiB: 70, 17.5 MiB
+// (0.94%); 1 MiB: 58, 58 MiB (3.1%). At a 20 ms round trip and 100 MB/s,
+// 256 KiB is the fastest (1.6 s against 3.2 s for 64 KiB and 1.8 s for 1
+// MiB), and the bytes it reads hardly grow with the disk (metadata), so it
+// stays far under 1% of a 20 GiB image. Readahead changed nothing on
+// these traces (the reader does not read sequentially in small steps);
+// its 4 MiB ceiling is for qemu's sequential reads over NBD.
 package remote
 
 import (
@@ -46,8 +56,8 @@ import (
 // Defaults of Options.
 const (
 	DefaultCacheBytes    = 64 << 20
-	DefaultBlockSize     = 64 << 10
-	DefaultReadaheadMax  = 1 << 20
+	DefaultBlockSize     = 256 << 10
+	DefaultReadaheadMax  = 4 << 20
 	DefaultAttempts      = 5
 	DefaultBackoff       = 200 * time.Millisecond
 	DefaultHeaderTimeout = 30 * time.Second

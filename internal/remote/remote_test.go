@@ -17,7 +17,7 @@ const objectSize = 4<<20 + 12345 // not a multiple of the block size
 
 func testOptions() Options {
 	return Options{BlockSize: 64 << 10, ReadaheadMax: 512 << 10, Attempts: 4, Backoff: 5 * time.Millisecond,
-		HeaderTimeout: 500 * time.Millisecond, StallTimeout: 200 * time.Millisecond}
+		HeaderTimeout: time.Second, StallTimeout: 200 * time.Millisecond}
 }
 
 func openT(t *testing.T, url string, opts Options) *Object {

@@ -35,11 +35,11 @@ const (
 	denied       fault = "denied"        // MinIO's 403 for a bad signature
 	notFound     fault = "notfound"      // 404 NoSuchKey
 	ignoreIfM    fault = "ignoreifmatch" // serve ignoring If-Match
-	slowHeaders  fault = "slowheaders"   // no headers for 2 s
+	slowHeaders  fault = "slowheaders"   // no headers for 5 s
 	redirectTo   fault = "redirect"      // 307 elsewhere
 	chunked206   fault = "chunked206"    // a chunked 206 of the right length: fine
 	noETag       fault = "noetag"        // no ETag header (a plain web server)
-	halfThenSlow fault = "halfslow"      // half the body, then the rest after a pause under StallTimeout
+	halfThenSlow fault = "halfslow"      // half the body, then the rest after 50 ms (under StallTimeout)
 )
 
 // minioExpired is MinIO's response to an expired presigned GET, in its
@@ -133,7 +133,7 @@ func (s *faultServer) serve(w http.ResponseWriter, r *http.Request) {
 			w.Write(part[:len(part)/2])
 			w.(http.Flusher).Flush()
 			if f == halfThenSlow {
-				time.Sleep(100 * time.Millisecond)
+				time.Sleep(50 * time.Millisecond)
 			}
 			w.Write(part[len(part)/2:])
 			return
@@ -168,7 +168,7 @@ func (s *faultServer) serve(w http.ResponseWriter, r *http.Request) {
 	case slowHeaders:
 		select {
 		case <-r.Context().Done():
-		case <-time.After(2 * time.Second):
+		case <-time.After(5 * time.Second):
 		}
 	case status500:
 		http.Error(w, "internal error", http.StatusInternalServerError)
