@@ -75,6 +75,10 @@ type ExecutorFlags struct {
 	Accel     string        `help:"Runner accelerator: auto, kvm or tcg." enum:"auto,kvm,tcg" default:"auto" env:"GUESTKIT_RUNNER_ACCEL"`
 	Backend   string        `help:"How runners read disks when a spec's options.backend does not say: auto (direct, the appliance for what direct does not read), direct (no VM: kubernetes Jobs get --direct-requests/--direct-limits and no /dev/kvm) or appliance." enum:"auto,direct,appliance" default:"auto" env:"GUESTKIT_RUNNER_BACKEND"`
 
+	ImageAccess   string `name:"image-access" help:"How runners read bucket and http(s) images: auto (stream: range reads of only the blocks an inspection needs; download only from an http server that serves no ranges), stream (never download) or download (copy the whole image to the runner's scratch first; kubernetes Jobs get a scratch emptyDir that holds it)." enum:"auto,stream,download" default:"auto" env:"GUESTKIT_RUNNER_IMAGE_ACCESS"`
+	Verify        string `help:"How runners verify a spec's image checksum of a streamed image: auto (the bucket's own full-object sha256, else a KEY.sha256 sidecar newer than the image, else hash the whole object), full (always hash the whole object) or attested (never read it whole; not verified when nothing is attested)." enum:"auto,full,attested" default:"auto" env:"GUESTKIT_RUNNER_VERIFY"`
+	DownloadLimit string `name:"download-limit" help:"Largest http(s) image a runner downloads when its server serves no ranges (a quantity: 4Gi; 0: none); kubernetes Jobs of http(s) images get that much more scratch." default:"4Gi" env:"GUESTKIT_RUNNER_DOWNLOAD_LIMIT"`
+
 	Runner   string `help:"local: the guestkit-runner binary (default: beside this binary, else on PATH)." env:"GUESTKIT_RUNNER"`
 	Parallel int    `help:"local: runners at once." default:"2" env:"GUESTKIT_PARALLEL"`
 
@@ -99,7 +103,7 @@ type ExecutorFlags struct {
 	RunnerLimits     map[string]string `name:"runner-limits" help:"kubernetes: runner resource limits (memory=3Gi)." env:"GUESTKIT_RUNNER_LIMITS"`
 	DirectRequests   map[string]string `name:"direct-requests" help:"kubernetes: resource requests of runners that use the direct backend (default cpu=250m;memory=256Mi)." env:"GUESTKIT_DIRECT_REQUESTS"`
 	DirectLimits     map[string]string `name:"direct-limits" help:"kubernetes: resource limits of runners that use the direct backend (default memory=512Mi)." env:"GUESTKIT_DIRECT_LIMITS"`
-	ScratchSize      string            `name:"scratch-size" help:"kubernetes: size limit of the runner's /tmp emptyDir (downloaded images)." env:"GUESTKIT_SCRATCH_SIZE"`
+	ScratchSize      string            `name:"scratch-size" help:"kubernetes: size limit of the runner's /tmp emptyDir, whatever the image (default: 256Mi, plus the image's size when it is downloaded)." env:"GUESTKIT_SCRATCH_SIZE"`
 	TTLAfterFinished time.Duration     `name:"ttl-after-finished" help:"kubernetes: ttlSecondsAfterFinished of the Jobs (the backstop of --cleanup)." default:"24h" env:"GUESTKIT_TTL_AFTER_FINISHED"`
 	Cleanup          bool              `help:"kubernetes: delete a Job once its result is confirmed." default:"true" negatable:"" env:"GUESTKIT_CLEANUP"`
 }
@@ -142,8 +146,13 @@ func newEngine(ctx context.Context, g *Globals, f *ExecutorFlags, deps Deps, log
 		if err != nil {
 			return nil, err
 		}
+		limit, err := f.downloadLimit()
+		if err != nil {
+			return nil, err
+		}
 		x, err := localrun.New(ctx, localrun.Config{
 			Runner: bin, Store: st, Stores: stores, Results: results, Parallel: f.Parallel, Accel: f.Accel, Backend: f.Backend,
+			ImageAccess: f.ImageAccess, Verify: f.Verify, DownloadLimit: limit,
 			ExtraEnv: f.runnerEnv(), NetAllow: pol.AllowCIDRs(),
 			Log: log, Metrics: en.metrics, OnFinish: en.trigger.Poke,
 		})
@@ -228,6 +237,14 @@ func (f *ExecutorFlags) BuilderConfig() (kubejob.BuilderConfig, error) {
 		Instance: f.Instance, NodeSelector: f.NodeSelector, TTLSecondsAfterFinished: &ttl,
 		KVM: kubejob.KVMMode(f.KVM), KVMResource: corev1.ResourceName(f.KVMResource),
 		SecretRef: f.SecretRef, Accel: f.Accel, Backend: f.Backend, HostPathRoots: f.HostPathRoots,
+		ImageAccess: f.ImageAccess, Verify: f.Verify,
+	}
+	var err error
+	if bc.DownloadLimit, err = f.downloadLimit(); err != nil {
+		return bc, err
+	}
+	if bc.DownloadLimit == 0 {
+		bc.DownloadLimit = -1
 	}
 	if bc.NodeSelector == nil {
 		bc.NodeSelector = map[string]string{}
@@ -243,7 +260,6 @@ func (f *ExecutorFlags) BuilderConfig() (kubejob.BuilderConfig, error) {
 	for k, v := range f.RunnerEnv {
 		bc.Env = append(bc.Env, corev1.EnvVar{Name: k, Value: v})
 	}
-	var err error
 	if bc.Resources.Requests, err = resources("--runner-requests", f.RunnerRequests); err != nil {
 		return bc, err
 	}
@@ -264,6 +280,15 @@ func (f *ExecutorFlags) BuilderConfig() (kubejob.BuilderConfig, error) {
 		bc.ScratchSizeLimit = &q
 	}
 	return bc, nil
+}
+
+// downloadLimit is --download-limit in bytes (0: no downloads).
+func (f *ExecutorFlags) downloadLimit() (int64, error) {
+	q, err := resource.ParseQuantity(f.DownloadLimit)
+	if err != nil || q.Sign() < 0 {
+		return 0, fmt.Errorf("--download-limit %q: want a size such as 4Gi, or 0", f.DownloadLimit)
+	}
+	return q.Value(), nil
 }
 
 func resources(flag string, m map[string]string) (corev1.ResourceList, error) {

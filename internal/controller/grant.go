@@ -25,6 +25,18 @@ type Grant struct {
 	Report string
 	// ImageURL is the bucket image's URL; "" for other image sources.
 	ImageURL string
+	// Image is what the dispatcher saw of a presigned bucket image; the
+	// runner pins its reads to it.
+	Image ImageFacts
+}
+
+// ImageFacts is a bucket image as the dispatcher saw it when it granted
+// it: its identity, and the digest its store attests (store.Attestation's
+// String form, "" when none).
+type ImageFacts struct {
+	ETag     string
+	Size     int64
+	Attested string
 }
 
 // reportKey is the first report's key beside the result, as the runner
@@ -63,6 +75,17 @@ func Presign(ctx context.Context, st store.Store, stores *store.Stores, e *intak
 	}
 	if g.ImageURL, err = ist.PresignGet(ctx, img.Key, ttl); err != nil {
 		return g, fmt.Errorf("presign image %s: %w", store.Redact(img.URI), err)
+	}
+	if strings.HasPrefix(g.ImageURL, "file://") {
+		return g, nil // read in place: nothing to pin
+	}
+	o, err := ist.Stat(ctx, img.Key)
+	if err != nil {
+		return g, fmt.Errorf("image %s: %w", store.Redact(img.URI), err)
+	}
+	g.Image = ImageFacts{ETag: o.ETag, Size: o.Size}
+	if e.Job.Image().Checksum != "" {
+		g.Image.Attested = store.Attest(ctx, ist, img.Key, o).String()
 	}
 	return g, nil
 }

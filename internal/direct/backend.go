@@ -112,17 +112,37 @@ func Open(ctx context.Context, disk block.Device, opts Options) (*Backend, error
 // OpenImage opens the image file read-only, in the format the probe
 // found (never guessed), and the backend over it.
 func OpenImage(ctx context.Context, path, format string, opts Options) (*Backend, error) {
-	var log *logrus.Entry
-	if opts.Log != nil {
-		log = logrus.NewEntry(logrus.StandardLogger())
-		if e, ok := opts.Log.(*logrus.Entry); ok {
-			log = e
-		}
-	}
+	log := blockLogger(opts)
 	disk, err := block.Open(ctx, path, format, block.Options{Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("open %s image: %w", format, err)
 	}
+	return openDisk(ctx, disk, opts)
+}
+
+// OpenDevice is OpenImage for an image whose bytes are dev (a streamed
+// object), in format.
+func OpenDevice(ctx context.Context, dev block.Device, format string, opts Options) (*Backend, error) {
+	log := blockLogger(opts)
+	disk, err := block.OpenDevice(ctx, dev, format, block.Options{Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("open %s image: %w", format, err)
+	}
+	return openDisk(ctx, disk, opts)
+}
+
+// blockLogger is the block layer's logger for opts.Log.
+func blockLogger(opts Options) *logrus.Entry {
+	if opts.Log == nil {
+		return nil
+	}
+	if e, ok := opts.Log.(*logrus.Entry); ok {
+		return e
+	}
+	return logrus.NewEntry(logrus.StandardLogger())
+}
+
+func openDisk(ctx context.Context, disk *block.Disk, opts Options) (*Backend, error) {
 	b, err := Open(ctx, disk, opts)
 	if err != nil {
 		st := disk.Stats()

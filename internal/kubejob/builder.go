@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/yaml"
 
+	"guestkit.io/batch/internal/controller"
 	"guestkit.io/batch/internal/policy"
 	"guestkit.io/batch/internal/result"
 	"guestkit.io/batch/internal/runnerenv"
@@ -136,9 +137,20 @@ type BuilderConfig struct {
 	// HostPathRoots are the node directories that path and file:// images
 	// may be mounted from. Empty: such images are refused.
 	HostPathRoots []string
-	// ScratchSizeLimit bounds the /tmp emptyDir, where bucket and http
-	// images are downloaded. nil: no limit.
+	// ScratchSizeLimit bounds the /tmp emptyDir whatever the image. nil:
+	// ScratchBase plus what the Job may download (see ScratchFor).
 	ScratchSizeLimit *resource.Quantity
+	// ImageAccess is the runner's GUESTKIT_IMAGE_ACCESS: auto (default:
+	// stream; download from an http server that serves no ranges),
+	// stream or download.
+	ImageAccess string
+	// Verify is the runner's GUESTKIT_VERIFY: auto (default), full or
+	// attested.
+	Verify string
+	// DownloadLimit is the largest http(s) image a runner may download
+	// when its server serves no ranges (default DefaultDownloadLimit;
+	// negative: none). The Job's scratch emptyDir grows by it.
+	DownloadLimit int64
 	// SchedulingGrace is added to a Job's activeDeadlineSeconds for time
 	// spent Pending. Default DefaultSchedulingGrace.
 	SchedulingGrace time.Duration
@@ -163,6 +175,35 @@ func DefaultResources() corev1.ResourceRequirements {
 // BuilderConfig.DirectResources is empty: it reads the disk in Go with a
 // 32 MiB block cache and, for non-raw images, one qemu-storage-daemon
 // (measured: under 150 MiB for the whole pod on the test images).
+// ScratchBase is what a runner writes to /tmp besides a downloaded
+// image: the libguestfs overlay of the read-only drive, sockets, the
+// result. Measured (README, "Scratch"): well under 64 MiB.
+const ScratchBase = 256 << 20
+
+// DefaultDownloadLimit bounds the download of an http(s) image whose
+// server serves no ranges.
+const DefaultDownloadLimit = 4 << 30
+
+// ScratchFor is the /tmp emptyDir size limit of a Job, and the download
+// limit its runner gets (-1: none), in bytes: streamed images need only
+// ScratchBase; a download needs room for the image.
+func (c *BuilderConfig) ScratchFor(img spec.ImageSource, objectSize int64) (scratch, download int64) {
+	download = -1
+	switch {
+	case img.Kind == spec.ImageBucket && c.ImageAccess == "download":
+		download = objectSize
+		if download <= 0 {
+			download = c.DownloadLimit
+		}
+	case img.Kind == spec.ImageHTTP && c.ImageAccess != "stream":
+		download = c.DownloadLimit
+	}
+	if download <= 0 {
+		return ScratchBase, -1
+	}
+	return ScratchBase + download, download
+}
+
 func DefaultDirectResources() corev1.ResourceRequirements {
 	return corev1.ResourceRequirements{
 		Requests: corev1.ResourceList{
@@ -346,6 +387,23 @@ func (c *BuilderConfig) checkKVM(bad reportFunc) {
 	default:
 		bad("accel %q: want auto, kvm or tcg", c.Accel)
 	}
+	switch c.ImageAccess {
+	case "":
+		c.ImageAccess = "auto"
+	case "auto", "stream", "download":
+	default:
+		bad("image access %q: want auto, stream or download", c.ImageAccess)
+	}
+	switch c.Verify {
+	case "":
+		c.Verify = "auto"
+	case "auto", "full", "attested":
+	default:
+		bad("verify %q: want auto, full or attested", c.Verify)
+	}
+	if c.DownloadLimit == 0 {
+		c.DownloadLimit = DefaultDownloadLimit
+	}
 	switch c.Backend {
 	case "":
 		c.Backend = spec.BackendAuto
@@ -431,8 +489,11 @@ type JobInput struct {
 	// ImageURL is a presigned GET of a bucket image (ImageBucket), so that
 	// the runner needs no bucket credentials: GUESTKIT_IMAGE_URL. The
 	// result still names the spec's image URI, and the spec's checksum is
-	// verified on the download. Optional; ignored for other sources.
+	// still verified. Optional; ignored for other sources.
 	ImageURL string
+	// Image is what the dispatcher saw of that image (ETag, size, the
+	// digest its store attests): GUESTKIT_IMAGE_ETAG, _SIZE, _ATTESTED.
+	Image controller.ImageFacts
 	// Now bounds the Job by execution.deadline; zero ignores the deadline.
 	Now time.Time
 }
@@ -475,6 +536,12 @@ type TemplateData struct {
 	NetAllow string
 	// ImageURL is GUESTKIT_IMAGE_URL: JobInput.ImageURL for bucket images.
 	ImageURL string
+	// ImageETag, ImageSize and ImageAttested are JobInput.Image, for
+	// bucket images (ImageSize "" when unknown).
+	ImageETag, ImageSize, ImageAttested string
+	// ImageAccess, Verify: the BuilderConfig's. DownloadLimit: what
+	// ScratchFor gives this Job, in bytes ("-1": none).
+	ImageAccess, Verify, DownloadLimit string
 	// ImagePath is GUESTKIT_IMAGE: the mounted image, or "" when the
 	// runner downloads it.
 	ImagePath string
@@ -488,7 +555,8 @@ type TemplateData struct {
 	// template's own /tmp and /var/tmp.
 	Volumes      []corev1.Volume
 	VolumeMounts []corev1.VolumeMount
-	// ScratchVolume is the /tmp emptyDir (downloads go there).
+	// ScratchVolume is the /tmp emptyDir: ScratchFor's size, or
+	// BuilderConfig.ScratchSizeLimit.
 	ScratchVolume corev1.EmptyDirVolumeSource
 	// Job and Image are there for templates that want more.
 	Job   *spec.Job
@@ -606,10 +674,19 @@ func (b *Builder) newTemplateData(in JobInput, img spec.ImageSource, podDeadline
 	if cfg.SecretRef != "" {
 		d.EnvFrom = []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: cfg.SecretRef}}}}
 	}
-	if cfg.ScratchSizeLimit != nil {
-		q := cfg.ScratchSizeLimit.DeepCopy()
-		d.ScratchVolume.SizeLimit = &q
+	if d.ImageURL != "" {
+		d.ImageETag, d.ImageAttested = in.Image.ETag, in.Image.Attested
+		if in.Image.Size > 0 {
+			d.ImageSize = strconv.FormatInt(in.Image.Size, 10)
+		}
 	}
+	scratch, download := cfg.ScratchFor(img, in.Image.Size)
+	d.ImageAccess, d.Verify, d.DownloadLimit = cfg.ImageAccess, cfg.Verify, strconv.FormatInt(download, 10)
+	q := resource.NewQuantity(scratch, resource.BinarySI)
+	if cfg.ScratchSizeLimit != nil {
+		*q = cfg.ScratchSizeLimit.DeepCopy()
+	}
+	d.ScratchVolume.SizeLimit = q
 	return d
 }
 

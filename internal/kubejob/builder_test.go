@@ -1,16 +1,19 @@
 package kubejob
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"guestkit.io/batch/internal/controller"
 	"guestkit.io/batch/internal/policy"
 	"guestkit.io/batch/internal/spec/spectest"
 
@@ -110,22 +113,25 @@ func TestNewJobDefaults(t *testing.T) {
 		t.Errorf("image %s %s, command %v %v, termination message %s", c.Image, c.ImagePullPolicy, c.Command, c.Args, c.TerminationMessagePolicy)
 	}
 	wantEnv := map[string]string{
-		"GUESTKIT_SPEC":        in.SpecURI,
-		"GUESTKIT_RESULT":      in.ResultURI,
-		"GUESTKIT_JOB_ID":      "inspect-web-01",
-		"GUESTKIT_ACCEL":       "auto",
-		"GUESTKIT_BACKEND":     "auto",
-		"GUESTKIT_SCRATCH_DIR": "/tmp",
-		"GUESTKIT_NET_GUARD":   "true",
-		"GUESTKIT_NET_ALLOW":   "",
-		"TMPDIR":               "/tmp",
-		"HOME":                 "/tmp",
-		"LIBGUESTFS_CACHEDIR":  "/var/tmp",
-		"LIBGUESTFS_BACKEND":   "direct",
-		"POD_NAME":             "fieldRef:metadata.name",
-		"POD_NAMESPACE":        "fieldRef:metadata.namespace",
-		"NODE_NAME":            "fieldRef:spec.nodeName",
-		"JOB_NAME":             "fieldRef:metadata.labels['batch.kubernetes.io/job-name']",
+		"GUESTKIT_SPEC":           in.SpecURI,
+		"GUESTKIT_RESULT":         in.ResultURI,
+		"GUESTKIT_JOB_ID":         "inspect-web-01",
+		"GUESTKIT_ACCEL":          "auto",
+		"GUESTKIT_BACKEND":        "auto",
+		"GUESTKIT_IMAGE_ACCESS":   "auto",
+		"GUESTKIT_VERIFY":         "auto",
+		"GUESTKIT_DOWNLOAD_LIMIT": "-1",
+		"GUESTKIT_SCRATCH_DIR":    "/tmp",
+		"GUESTKIT_NET_GUARD":      "true",
+		"GUESTKIT_NET_ALLOW":      "",
+		"TMPDIR":                  "/tmp",
+		"HOME":                    "/tmp",
+		"LIBGUESTFS_CACHEDIR":     "/var/tmp",
+		"LIBGUESTFS_BACKEND":      "direct",
+		"POD_NAME":                "fieldRef:metadata.name",
+		"POD_NAMESPACE":           "fieldRef:metadata.namespace",
+		"NODE_NAME":               "fieldRef:spec.nodeName",
+		"JOB_NAME":                "fieldRef:metadata.labels['batch.kubernetes.io/job-name']",
 	}
 	if got := envOf(c); !maps.Equal(got, wantEnv) || len(c.Env) != len(wantEnv) {
 		t.Errorf("env = %v\nwant %v", got, wantEnv)
@@ -142,7 +148,8 @@ func TestNewJobDefaults(t *testing.T) {
 		t.Errorf("mounts = %+v", c.VolumeMounts)
 	}
 	wantVolumes := []corev1.Volume{
-		{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+		// A streamed image needs no room for a copy of itself.
+		{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: resource.NewQuantity(ScratchBase, resource.BinarySI)}}},
 		{Name: "var-tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 	}
 	if !reflect.DeepEqual(ps.Volumes, wantVolumes) {
@@ -801,5 +808,64 @@ func TestNewJobBackend(t *testing.T) {
 	}
 	if _, err := NewBuilder(BuilderConfig{Namespace: "n", RunnerImage: "i", Backend: "fast"}); err == nil || !strings.Contains(err.Error(), `backend "fast"`) {
 		t.Errorf("bad backend accepted: %v", err)
+	}
+}
+
+// TestScratchFollowsImageAccess: a streamed bucket image gets a small
+// scratch emptyDir, no download and the identity the dispatcher saw; an
+// http image room for a bounded download; download mode room for the
+// object itself; and an operator's --scratch-size wins.
+func TestScratchFollowsImageAccess(t *testing.T) {
+	const gi = int64(1) << 30
+	facts := controller.ImageFacts{ETag: "abc123", Size: 3 * gi, Attested: "store_checksum:" + strings.Repeat("0f", 32)}
+	for _, tc := range []struct {
+		name     string
+		cfg      BuilderConfig
+		uri      string
+		scratch  int64
+		download string
+		pinned   bool
+	}{
+		{name: "bucket, streamed", uri: "s3://vm-images/a.qcow2", scratch: ScratchBase, download: "-1", pinned: true},
+		{name: "http, streamed or downloaded", uri: "https://images.example/a.qcow2", scratch: ScratchBase + DefaultDownloadLimit, download: strconv.FormatInt(DefaultDownloadLimit, 10)},
+		{name: "http, stream only", cfg: BuilderConfig{ImageAccess: "stream"}, uri: "https://images.example/a.qcow2", scratch: ScratchBase, download: "-1"},
+		{name: "http, downloads off", cfg: BuilderConfig{DownloadLimit: -1}, uri: "https://images.example/a.qcow2", scratch: ScratchBase, download: "-1"},
+		{name: "bucket, download mode", cfg: BuilderConfig{ImageAccess: "download"}, uri: "s3://vm-images/a.qcow2", scratch: ScratchBase + 3*gi, download: strconv.FormatInt(3*gi, 10), pinned: true},
+		{name: "operator's size", cfg: BuilderConfig{ScratchSizeLimit: resource.NewQuantity(10*gi, resource.BinarySI)}, uri: "s3://vm-images/a.qcow2", scratch: 10 * gi, download: "-1", pinned: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := mustBuilder(t, tc.cfg)
+			in := input(spectest.New("a", tc.uri))
+			in.ImageURL, in.Image = "https://minio.example:9000/vm-images/a.qcow2?X-Amz-Signature=x", facts
+			job, err := b.NewJob(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got *resource.Quantity
+			for _, v := range job.Spec.Template.Spec.Volumes {
+				if v.Name == "tmp" && v.EmptyDir != nil {
+					got = v.EmptyDir.SizeLimit
+				}
+			}
+			if got == nil || got.Value() != tc.scratch {
+				t.Errorf("scratch sizeLimit %v, want %d bytes", got, tc.scratch)
+			}
+			env := envOf(runner(t, job))
+			if env["GUESTKIT_DOWNLOAD_LIMIT"] != tc.download {
+				t.Errorf("GUESTKIT_DOWNLOAD_LIMIT %q, want %q", env["GUESTKIT_DOWNLOAD_LIMIT"], tc.download)
+			}
+			wantAccess := cmp.Or(tc.cfg.ImageAccess, "auto")
+			if env["GUESTKIT_IMAGE_ACCESS"] != wantAccess || env["GUESTKIT_VERIFY"] != "auto" {
+				t.Errorf("access %q verify %q", env["GUESTKIT_IMAGE_ACCESS"], env["GUESTKIT_VERIFY"])
+			}
+			pinned := env["GUESTKIT_IMAGE_ETAG"] == facts.ETag && env["GUESTKIT_IMAGE_SIZE"] == strconv.FormatInt(facts.Size, 10) &&
+				env["GUESTKIT_IMAGE_ATTESTED"] == facts.Attested
+			if pinned != tc.pinned {
+				t.Errorf("pinned %v (env %v), want %v", pinned, env, tc.pinned)
+			}
+		})
+	}
+	if _, err := NewBuilder(BuilderConfig{Namespace: "n", RunnerImage: "r", ImageAccess: "sometimes"}); err == nil || !strings.Contains(err.Error(), "image access") {
+		t.Errorf("bad image access accepted: %v", err)
 	}
 }

@@ -28,19 +28,23 @@
 // Where the runner finds the disk image depends on the spec's
 // payload.data.image (see spec.Job.ImageSource):
 //
-//   - s3:// and minio:// (spec.ImageBucket): the runner downloads the object
-//     into its scratch emptyDir. With JobInput.ImageURL (a presigned GET,
+//   - s3:// and minio:// (spec.ImageBucket): the runner streams the object:
+//     range reads of the blocks the inspection needs, pinned to the ETag
+//     the dispatcher saw (JobInput.Image), with no copy in its scratch
+//     emptyDir (BuilderConfig.ImageAccess download copies it whole, and the
+//     emptyDir grows by the object's size). With JobInput.ImageURL (a presigned GET,
 //     what guestkit-dispatcher passes by default) it needs no bucket
 //     credentials; without it, it uses the pod's: workload identity (IRSA,
 //     ...) of BuilderConfig.ServiceAccount, or the keys of
 //     BuilderConfig.SecretRef, with the endpoint from BuilderConfig.Env
 //     (AWS_ENDPOINT_URL_S3, MINIO_ENDPOINT). The spec is never rewritten:
 //     it keeps its digest, and the result names the image the submitter
-//     wrote; the spec's checksum is verified on the download either way.
+//     wrote; the spec's checksum is verified either way (runner --verify).
 //     The spec and the result are presigned URLs too (JobInput.SpecURI,
 //     ResultURI, ReportURI).
-//   - http:// and https:// (spec.ImageHTTP): the runner downloads it; nothing
-//     to mount.
+//   - http:// and https:// (spec.ImageHTTP): the runner streams it too, and
+//     downloads it (up to BuilderConfig.DownloadLimit, which the emptyDir
+//     grows by) only from a server that serves no ranges; nothing to mount.
 //   - path, or file:///path (spec.ImageHostPath): a file on the node. The
 //     directory routing.affinity.disk_locality (else the HostPathRoots
 //     entry that holds the path) is mounted read-only from the node at the
@@ -337,7 +341,7 @@ func (x *Executor) uris(ctx context.Context, e *intake.Entry, in *JobInput, now 
 	if err != nil {
 		return err
 	}
-	in.SpecURI, in.ResultURI, in.ReportURI, in.ImageURL = g.Spec, g.Result, g.Report, g.ImageURL
+	in.SpecURI, in.ResultURI, in.ReportURI, in.ImageURL, in.Image = g.Spec, g.Result, g.Report, g.ImageURL, g.Image
 	return nil
 }
 

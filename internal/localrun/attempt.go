@@ -100,6 +100,15 @@ func (x *Executor) runnerArgs(ctx context.Context, e *intake.Entry, limit time.D
 		args = append(args, "--image", img.LocalPath)
 	case g.ImageURL != "":
 		args = append(args, "--image-url", g.ImageURL)
+		if g.Image.ETag != "" {
+			args = append(args, "--image-etag", g.Image.ETag)
+		}
+		if g.Image.Size > 0 {
+			args = append(args, "--image-size", strconv.FormatInt(g.Image.Size, 10))
+		}
+		if g.Image.Attested != "" {
+			args = append(args, "--image-attested", g.Image.Attested)
+		}
 	}
 	return args, nil
 }

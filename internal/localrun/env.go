@@ -3,6 +3,7 @@ package localrun
 import (
 	"fmt"
 	"net/netip"
+	"strconv"
 	"strings"
 
 	"guestkit.io/batch/internal/runnerenv"
@@ -59,5 +60,10 @@ func baseEnv(inherited, extra []string, netAllow []netip.Prefix) ([]string, erro
 func (x *Executor) attemptEnv(scratch string) []string {
 	env := make([]string, 0, len(x.env)+3)
 	env = append(env, x.env...)
-	return append(env, runnerenv.Accel+"="+x.cfg.Accel, runnerenv.Backend+"="+x.cfg.Backend, runnerenv.TmpDir+"="+scratch, runnerenv.ScratchDir+"="+scratch)
+	download := x.cfg.DownloadLimit
+	if download <= 0 {
+		download = -1
+	}
+	return append(env, runnerenv.Accel+"="+x.cfg.Accel, runnerenv.Backend+"="+x.cfg.Backend, runnerenv.TmpDir+"="+scratch, runnerenv.ScratchDir+"="+scratch,
+		runnerenv.ImageAccess+"="+x.cfg.ImageAccess, runnerenv.Verify+"="+x.cfg.Verify, runnerenv.DownloadLimit+"="+strconv.FormatInt(download, 10))
 }

@@ -79,6 +79,11 @@ type Config struct {
 	// Backend is the runner's GUESTKIT_BACKEND, for specs that do not
 	// choose one: auto (default), direct or appliance.
 	Backend string
+	// ImageAccess and Verify are the runner's GUESTKIT_IMAGE_ACCESS and
+	// GUESTKIT_VERIFY (default auto). DownloadLimit is its
+	// GUESTKIT_DOWNLOAD_LIMIT in bytes (0: no downloads).
+	ImageAccess, Verify string
+	DownloadLimit       int64
 	// ExtraEnv ("NAME=value") is added to the runner's environment, which
 	// holds only what runnerenv.Host lets through of the dispatcher's: no
 	// bucket credentials. It may not set what the executor sets per attempt
@@ -159,6 +164,12 @@ func New(stop context.Context, cfg Config) (*Executor, error) {
 	case "auto", "kvm", "tcg":
 	default:
 		return nil, fmt.Errorf("local executor: accel %q: want auto, kvm or tcg", cfg.Accel)
+	}
+	if cfg.ImageAccess == "" {
+		cfg.ImageAccess = "auto"
+	}
+	if cfg.Verify == "" {
+		cfg.Verify = "auto"
 	}
 	if cfg.Backend == "" {
 		cfg.Backend = spec.BackendAuto

@@ -18,8 +18,16 @@ import (
 	"guestkit.io/batch/internal/spec"
 )
 
-// DirectOpener opens the direct backend; direct.OpenImage in production.
-type DirectOpener func(ctx context.Context, path, format string, log logrus.FieldLogger) (DirectSession, error)
+// DirectOpener opens the direct backend; OpenDirect in production.
+type DirectOpener func(ctx context.Context, img DirectImage, log logrus.FieldLogger) (DirectSession, error)
+
+// DirectImage is the probed image the direct backend reads: a local file,
+// or the bytes of a streamed object (Device) in their own format.
+type DirectImage struct {
+	Path   string
+	Device block.Device
+	Format string
+}
 
 // DirectSession is the direct backend as the runner uses it.
 type DirectSession interface {
@@ -31,8 +39,14 @@ type DirectSession interface {
 }
 
 // OpenDirect opens the real direct backend.
-func OpenDirect(ctx context.Context, path, format string, log logrus.FieldLogger) (DirectSession, error) {
-	b, err := direct.OpenImage(ctx, path, format, direct.Options{Log: log})
+func OpenDirect(ctx context.Context, img DirectImage, log logrus.FieldLogger) (DirectSession, error) {
+	var b *direct.Backend
+	var err error
+	if img.Device != nil {
+		b, err = direct.OpenDevice(ctx, img.Device, img.Format, direct.Options{Log: log})
+	} else {
+		b, err = direct.OpenImage(ctx, img.Path, img.Format, direct.Options{Log: log})
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -68,8 +82,13 @@ func inspectWith(ctx context.Context, job *spec.Job, cfg *Config, img imageFile,
 		if fallback == nil {
 			return data, noncompliant, err
 		}
+		if rerr := img.src.readErr(); rerr != nil {
+			// The network or the object failed, not the reader: the
+			// appliance would read no better.
+			return data, false, fmt.Errorf("reading the image: %w", rerr)
+		}
 		if choice == spec.BackendDirect {
-			return data, false, directFailure(img.path, fallback)
+			return data, false, directFailure(img.name(), fallback)
 		}
 		res.Backend.Fallback = fallback.Error()
 		// The direct attempt counts as one phase; its inspection's
@@ -82,7 +101,18 @@ func inspectWith(ctx context.Context, job *spec.Job, cfg *Config, img imageFile,
 	res.Backend.Used = spec.BackendAppliance
 	*phase = result.PhaseLaunch
 	done := timer(res, "launch")
-	app, err := cfg.Launch(ctx, libguestfs.Options{Image: img.path, Format: img.format, VirtualSize: img.virtualSize, Accel: cfg.Accel, MemoryMB: cfg.MemoryMB, Log: cfg.Log})
+	opts := libguestfs.Options{Image: img.path, Format: img.format, VirtualSize: img.virtualSize, Accel: cfg.Accel, MemoryMB: cfg.MemoryMB, Log: cfg.Log}
+	if img.src != nil && img.src.dev != nil {
+		// qemu reads the streamed object's blocks through the runner's
+		// own NBD export, with the format given, never guessed.
+		e, err := img.src.nbd(ctx)
+		if err != nil {
+			done()
+			return nil, false, phased(result.PhaseLaunch, err)
+		}
+		opts.Image, opts.NBD, opts.ExportName = "", e.Socket(), e.Name()
+	}
+	app, err := cfg.Launch(ctx, opts)
 	done()
 	if err != nil {
 		return nil, false, phased(result.PhaseLaunch, err)
@@ -103,10 +133,28 @@ func inspectWith(ctx context.Context, job *spec.Job, cfg *Config, img imageFile,
 	return inspectImage(ctx, job, app, prof, res)
 }
 
-// imageFile is the probed local image.
+// imageFile is the probed image: a local file (path), or a streamed one
+// (src.dev).
 type imageFile struct {
 	path, format string
+	src          *source
 	virtualSize  int64
+}
+
+func (f imageFile) direct() DirectImage {
+	d := DirectImage{Path: f.path, Format: f.format}
+	if f.src != nil && f.src.dev != nil {
+		d.Device = f.src.dev
+	}
+	return d
+}
+
+// name is the image in errors.
+func (f imageFile) name() string {
+	if f.src != nil {
+		return f.src.name
+	}
+	return f.path
 }
 
 // inspectDirect runs the inspection on the direct backend. fallback is
@@ -116,7 +164,7 @@ func inspectDirect(ctx context.Context, job *spec.Job, cfg *Config, img imageFil
 	*phase = result.PhaseLaunch
 	res.Backend.Used = spec.BackendDirect
 	done := timer(res, "open")
-	b, err := cfg.OpenDirect(ctx, img.path, img.format, log)
+	b, err := cfg.OpenDirect(ctx, img.direct(), log)
 	done()
 	if oe := (*direct.OpenError)(nil); errors.As(err, &oe) {
 		res.Backend.BytesRead = oe.Stats.BytesRead

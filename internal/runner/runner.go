@@ -10,7 +10,6 @@ import (
 	"math"
 	"net/http"
 	"os"
-	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -21,7 +20,7 @@ import (
 	"guestkit.io/batch/internal/image"
 	"guestkit.io/batch/internal/inspect"
 	"guestkit.io/batch/internal/libguestfs"
-	"guestkit.io/batch/internal/netguard"
+	"guestkit.io/batch/internal/remote"
 	"guestkit.io/batch/internal/result"
 	"guestkit.io/batch/internal/spec"
 	"guestkit.io/batch/internal/store"
@@ -55,11 +54,25 @@ type Config struct {
 	// ImagePath overrides the spec's image: the dispatcher has already put
 	// the image there (downloaded, hostPath or PVC mount).
 	ImagePath string
-	// ImageURL is where to download a bucket or http image from instead of
+	// ImageURL is where to read a bucket or http image from instead of
 	// the spec's URI: a presigned URL from the dispatcher. The spec's URI
 	// still names the image in the result.
 	ImageURL string
-	// HTTP downloads the spec's own http(s) image URI, a stranger's URL
+	// ImageIdentity is the object the dispatcher saw when it admitted the
+	// spec (ETag, size): every read is pinned to it, so that an image
+	// replaced since then fails as changed.
+	ImageIdentity remote.Identity
+	// Attested is the digest the image's store vouches for (its own
+	// checksum or a sidecar), as the dispatcher read it.
+	Attested store.Attestation
+	// ImageAccess is AccessAuto (default), AccessStream or AccessDownload.
+	ImageAccess string
+	// Verify is VerifyAuto (default), VerifyFull or VerifyAttested.
+	Verify string
+	// DownloadLimit bounds a download to scratch (0: the virtual size
+	// limit only; <0: no downloads).
+	DownloadLimit int64
+	// HTTP reads the spec's own http(s) image URI, a stranger's URL
 	// (nil: store's default client); netguard's client keeps it off the
 	// cluster's network. Not used for ImageURL: that is the dispatcher's.
 	HTTP *http.Client
@@ -96,6 +109,12 @@ func (c *Config) defaults() {
 	}
 	if c.MaxVirtualSize == 0 {
 		c.MaxVirtualSize = DefaultMaxVirtualSize
+	}
+	if c.ImageAccess == "" {
+		c.ImageAccess = AccessAuto
+	}
+	if c.Verify == "" {
+		c.Verify = VerifyAuto
 	}
 }
 
@@ -216,22 +235,49 @@ func run(ctx context.Context, job *spec.Job, cfg *Config, res *result.Result, lo
 		return nil, false, err
 	}
 	*phase = result.PhaseFetch
-	path, etag, cleanup, err := localImage(ctx, job, cfg)
-	if cleanup != nil {
-		defer cleanup()
-	}
+	done := timer(res, "fetch")
+	src, err := openSource(ctx, job, cfg, log)
+	done()
 	if err != nil {
 		return nil, false, err
 	}
-	res.Image.ETag = etag
+	defer src.close()
+	defer src.fetch(res)
+	res.Image.Access, res.Image.AccessReason = src.access, src.reason
+	res.Image.ETag = src.etag
+	if src.obj != nil {
+		id := src.obj.Identity()
+		res.Image.ETag, res.Image.VersionID = id.ETag, id.VersionID
+	}
 	*phase = result.PhaseProbe
-	facts, err := probe(ctx, job, cfg, path, res)
+	facts, err := probe(ctx, job, cfg, src, res)
 	if err != nil {
 		return nil, false, err
 	}
-	log.WithFields(logrus.Fields{"image": path, "format": facts.Format, "virtual_size": facts.VirtualSize}).Info("image accepted")
+	log.WithFields(logrus.Fields{"image": src.name, "access": src.access, "format": facts.Format, "virtual_size": facts.VirtualSize}).Info("image accepted")
 
-	return inspectWith(ctx, job, cfg, imageFile{path: path, format: facts.Format, virtualSize: facts.VirtualSize}, res, log, phase)
+	// A whole-object hash of a streamed image runs beside the inspection;
+	// its verdict is awaited before anything is reported as complete.
+	hashed, err := verify(ctx, job, cfg, src, res, log)
+	if err != nil {
+		return nil, false, err
+	}
+	data, noncompliant, err := inspectWith(ctx, job, cfg, imageFile{path: src.path, src: src, format: facts.Format, virtualSize: facts.VirtualSize}, res, log, phase)
+	if rerr := src.readErr(); rerr != nil {
+		if f := remoteFailure(rerr); f != nil {
+			f.phase = *phase
+			if errors.Is(rerr, remote.ErrChanged) {
+				// Blocks of two objects: nothing of it may be reported.
+				data = nil
+			}
+			return data, false, f
+		}
+		return data, false, phased(*phase, fmt.Errorf("reading the image: %w", rerr))
+	}
+	if herr := hashed(); herr != nil {
+		return data, false, herr
+	}
+	return data, noncompliant, err
 }
 
 // preflight refuses, before any work, what cannot succeed. A placeholder
@@ -266,27 +312,42 @@ func maxVirtualSize(job *spec.Job, cfg *Config) int64 {
 	return maxSize
 }
 
-// probe checks the local image's format and size, and its checksum when
-// the spec gives one, recording what it learns in res.Image.
-func probe(ctx context.Context, job *spec.Job, cfg *Config, path string, res *result.Result) (*image.Facts, error) {
+// probe checks the image's format and size, recording what it learns in
+// res.Image. A streamed image is probed where it lies: its header by range
+// reads, qemu-img through an NBD export of its bytes.
+func probe(ctx context.Context, job *spec.Job, cfg *Config, src *source, res *result.Result) (*image.Facts, error) {
 	img := job.Image()
 	done := timer(res, "probe")
-	facts, err := image.Probe(ctx, path, image.ProbeOptions{DeclaredFormat: img.Format, MaxVirtualSize: maxVirtualSize(job, cfg)})
+	opts := image.ProbeOptions{DeclaredFormat: img.Format, MaxVirtualSize: maxVirtualSize(job, cfg)}
+	var facts *image.Facts
+	var err error
+	if src.dev != nil {
+		target := func(ctx context.Context) (string, string, error) {
+			e, err := src.nbd(ctx)
+			if err != nil {
+				return "", "", err
+			}
+			// qemu names the export in its extents list unescaped.
+			return e.URI(), "nbd+unix:///" + e.Name() + "?socket=" + e.Socket(), nil
+		}
+		facts, err = image.ProbeRemote(ctx, src.dev, src.dev.Size(), src.name, target, opts)
+	} else {
+		facts, err = image.Probe(ctx, src.path, opts)
+	}
 	done()
 	if facts != nil {
 		res.Image.Format, res.Image.VirtualSize, res.Image.FileSize = facts.Format, facts.VirtualSize, facts.FileSize
 	}
 	if err != nil {
-		return nil, phased(result.PhaseProbe, err)
-	}
-	if img.Checksum != "" {
-		done := timer(res, "checksum")
-		sum, err := image.VerifySHA256(ctx, path, img.Checksum)
-		done()
-		if err != nil {
-			return nil, phased(result.PhaseProbe, err)
+		if rerr := src.readErr(); rerr != nil {
+			// qemu-img said EIO, or the header read failed: the cause is
+			// the network or the object, not the image.
+			if f := remoteFailure(rerr); f != nil {
+				f.phase = result.PhaseProbe
+				return nil, f
+			}
 		}
-		res.Image.SHA256 = sum
+		return nil, phased(result.PhaseProbe, err)
 	}
 	return facts, nil
 }
@@ -360,62 +421,6 @@ func imageURI(job *spec.Job, cfg *Config) string {
 		return img.Path
 	}
 	return cfg.ImagePath
-}
-
-// localImage returns a local path for the job's image, downloading it to
-// the scratch directory when it is a bucket or http object, and then the
-// downloaded object's ETag when its server gave one.
-func localImage(ctx context.Context, job *spec.Job, cfg *Config) (path, etag string, cleanup func(), err error) {
-	if cfg.ImagePath != "" {
-		return cfg.ImagePath, "", nil, nil
-	}
-	img := job.Image()
-	if img.Path != "" {
-		return img.Path, "", nil, nil
-	}
-	uri := img.URI
-	switch {
-	case strings.HasPrefix(uri, "file://"):
-		return strings.TrimPrefix(uri, "file://"), "", nil, nil
-	case strings.HasPrefix(uri, "pvc://"):
-		return "", "", nil, &failure{status: result.StatusRejected, code: result.CodeImageNotFound, phase: result.PhaseFetch,
-			err: fmt.Errorf("image %s: a pvc:// image is mounted by the dispatcher; run with --image", uri)}
-	}
-	var uris store.URIs
-	if cfg.ImageURL != "" {
-		uri = cfg.ImageURL
-	} else if !strings.Contains(uri, "://") {
-		// A key of the dispatcher's bucket: only the dispatcher knows the
-		// bucket. Never a path relative to this process's folder.
-		return "", "", nil, &failure{status: result.StatusRejected, code: result.CodeImageNotFound, phase: result.PhaseFetch,
-			err: fmt.Errorf("image %s: a key in the dispatcher's bucket; run with --image-url or --image", store.Redact(uri))}
-	} else if strings.HasPrefix(uri, "http://") || strings.HasPrefix(uri, "https://") {
-		uris.HTTP = cfg.HTTP
-	}
-	if m := maxVirtualSize(job, cfg); m > 0 {
-		// No image file is larger than its disk by more than its
-		// metadata: a larger object is refused before it fills the scratch.
-		uris.MaxBytes = m + m/16 + 64<<20
-	}
-	dst := filepath.Join(cfg.ScratchDir, "image-"+sanitize(job.JobID))
-	cleanup = func() { os.Remove(dst) }
-	o, err := uris.Fetch(ctx, uri, dst)
-	if errors.Is(err, store.ErrTooLarge) {
-		return "", "", cleanup, &failure{status: result.StatusRejected, code: result.CodeImageTooLarge, phase: result.PhaseFetch, err: err}
-	}
-	if err != nil {
-		if errors.Is(err, netguard.ErrRefused) || errors.Is(err, netguard.ErrRedirect) {
-			// The spec names a URL this runner will not fetch; no retry
-			// changes that.
-			return "", "", cleanup, &failure{status: result.StatusRejected, code: result.CodeSpecInvalid, phase: result.PhaseFetch,
-				err: &spec.ValidationError{Problems: []result.FieldError{{Field: "payload.data.image.uri", Value: store.Redact(img.URI), Message: err.Error()}}}}
-		}
-		if errors.Is(err, store.ErrNotFound) {
-			return "", "", cleanup, &failure{status: result.StatusRejected, code: result.CodeImageNotFound, phase: result.PhaseFetch, err: err}
-		}
-		return "", "", cleanup, &failure{status: result.StatusFailed, code: result.CodeInfrastructure, phase: result.PhaseFetch, retryable: true, err: err}
-	}
-	return dst, o.ETag, cleanup, nil
 }
 
 func sanitize(s string) string {

@@ -11,16 +11,26 @@ import (
 
 // Set by every executor for each job.
 const (
-	Spec       = "GUESTKIT_SPEC"        // the spec's URI (a presigned GET on Kubernetes)
-	Result     = "GUESTKIT_RESULT"      // where the result goes
-	Report     = "GUESTKIT_REPORT"      // where SARIF or JUnit reports go
-	JobID      = "GUESTKIT_JOB_ID"      // the spec's job_id
-	Accel      = "GUESTKIT_ACCEL"       // auto, kvm or tcg
-	Backend    = "GUESTKIT_BACKEND"     // auto, direct or appliance
-	Image      = "GUESTKIT_IMAGE"       // a mounted image's path
-	ImageURL   = "GUESTKIT_IMAGE_URL"   // a presigned GET of a bucket image
-	ScratchDir = "GUESTKIT_SCRATCH_DIR" // downloads, sockets, overlays
-	TmpDir     = "TMPDIR"               // the scratch folder too
+	Spec     = "GUESTKIT_SPEC"      // the spec's URI (a presigned GET on Kubernetes)
+	Result   = "GUESTKIT_RESULT"    // where the result goes
+	Report   = "GUESTKIT_REPORT"    // where SARIF or JUnit reports go
+	JobID    = "GUESTKIT_JOB_ID"    // the spec's job_id
+	Accel    = "GUESTKIT_ACCEL"     // auto, kvm or tcg
+	Backend  = "GUESTKIT_BACKEND"   // auto, direct or appliance
+	Image    = "GUESTKIT_IMAGE"     // a mounted image's path
+	ImageURL = "GUESTKIT_IMAGE_URL" // a presigned GET of a bucket image
+	// What the dispatcher saw of a bucket image when it admitted the spec:
+	// the runner pins its reads to it and trusts the attested digest.
+	ImageETag     = "GUESTKIT_IMAGE_ETAG"
+	ImageSize     = "GUESTKIT_IMAGE_SIZE"
+	ImageAttested = "GUESTKIT_IMAGE_ATTESTED" // store_checksum:HEX or sidecar:HEX
+	// How the runner reads and verifies a remote image, and how much of
+	// the scratch emptyDir it may fill with a download.
+	ImageAccess   = "GUESTKIT_IMAGE_ACCESS"
+	Verify        = "GUESTKIT_VERIFY"
+	DownloadLimit = "GUESTKIT_DOWNLOAD_LIMIT"
+	ScratchDir    = "GUESTKIT_SCRATCH_DIR" // downloads, sockets, overlays
+	TmpDir        = "TMPDIR"               // the scratch folder too
 	// The pod that runs the job, for the result's kubernetes block.
 	PodName      = "POD_NAME"
 	PodNamespace = "POD_NAMESPACE"
@@ -46,7 +56,8 @@ const (
 
 // PerJob lists the variables every executor sets for each job.
 func PerJob() []string {
-	return []string{Spec, Result, Report, JobID, Accel, Backend, Image, ImageURL, ScratchDir, TmpDir,
+	return []string{Spec, Result, Report, JobID, Accel, Backend, Image, ImageURL,
+		ImageETag, ImageSize, ImageAttested, ImageAccess, Verify, DownloadLimit, ScratchDir, TmpDir,
 		PodName, PodNamespace, NodeName, JobName, NetGuard, NetAllow}
 }
 

@@ -136,6 +136,8 @@ func Vars() kong.Vars {
 		"profiles":         strings.Join(names.All(), ", "),
 		"default_profiles": strings.Join(names.Defaults(), ","),
 		"backends":         strings.Join(spec.Backends(), ","),
+		"accesses":         strings.Join(runner.ImageAccesses(), ","),
+		"verifies":         strings.Join(runner.Verifies(), ","),
 	}
 }
 

@@ -228,7 +228,7 @@ func runCLI(t *testing.T, ctx context.Context, l *fakeLauncher, args ...string) 
 		// The fake appliance serves the test's guest: auto falls back
 		// to it, as it does for a disk the direct reader cannot read.
 		deps.Launch = l.Launch
-		deps.OpenDirect = func(context.Context, string, string, logrus.FieldLogger) (runner.DirectSession, error) {
+		deps.OpenDirect = func(context.Context, runner.DirectImage, logrus.FieldLogger) (runner.DirectSession, error) {
 			return nil, fmt.Errorf("this test's guest is served by a fake appliance: %w", filesystem.ErrUnsupported)
 		}
 	} else {

@@ -1,6 +1,7 @@
 package cli_test
 
 import (
+	"bytes"
 	"context"
 	"net/http"
 	"net/http/httptest"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"guestkit.io/batch/internal/result"
 	"guestkit.io/batch/internal/runnerenv"
@@ -33,7 +35,7 @@ func TestRunNetGuard(t *testing.T) {
 			http.Redirect(w, r, "/x.qcow2", http.StatusFound)
 			return
 		}
-		w.Write(img)
+		http.ServeContent(w, r, "x.qcow2", time.Time{}, bytes.NewReader(img))
 	}))
 	defer srv.Close()
 	if !strings.HasPrefix(srv.URL, "http://127.0.0.1:") {
@@ -90,12 +92,13 @@ func TestRunNetGuard(t *testing.T) {
 				got[k] = v
 			}
 			mu.Unlock()
-			want := map[string]int{}
-			if tc.fetch != "" {
-				want[tc.fetch] = 1
-			}
-			if len(got) != len(want) || got[tc.fetch] != want[tc.fetch] {
-				t.Errorf("the server at %s saw %v, want %v", addr, got, want)
+			// A streamed image takes a few range requests; a refused
+			// redirect, exactly one.
+			switch {
+			case tc.fetch == "" && len(got) != 0,
+				tc.fetch != "" && (len(got) != 1 || got[tc.fetch] == 0),
+				tc.refusal != nil && tc.fetch != "" && got[tc.fetch] != 1:
+				t.Errorf("the server at %s saw %v, want requests for %q only", addr, got, tc.fetch)
 			}
 			if tc.refusal == nil {
 				if o.code != 0 || res.Status != result.StatusCompleted {

@@ -95,9 +95,14 @@ func TestRunInspect(t *testing.T) {
 				t.Errorf("times: %v .. %v (%vs)", res.StartedAt, res.FinishedAt, res.DurationSeconds)
 			}
 			st, _ := os.Stat(img)
-			want := result.Image{URI: img, Format: "qcow2", DeclaredFormat: "qcow2", VirtualSize: 64 << 20, FileSize: st.Size(), SHA256: sum}
-			if res.Image == nil || *res.Image != want {
-				t.Errorf("image = %+v, want %+v", res.Image, want)
+			want := result.Image{URI: img, Format: "qcow2", DeclaredFormat: "qcow2", VirtualSize: 64 << 20, FileSize: st.Size(), SHA256: sum, Access: result.AccessLocal}
+			if res.Image == nil || res.Image.Verification == nil || *res.Image.Verification != (result.Verification{Method: result.VerifiedWholeObject, SHA256: sum}) {
+				t.Fatalf("image = %+v, want a whole-object hash %s", res.Image, sum)
+			}
+			got := *res.Image
+			got.Verification = nil
+			if got != want {
+				t.Errorf("image = %+v, want %+v", got, want)
 			}
 			if a := res.Accelerator; a == nil || a.Requested != tc.accel || a.Used != "tcg" || a.Fallback == "" {
 				t.Errorf("accelerator = %+v", a)

@@ -1,0 +1,372 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"guestkit.io/batch/internal/block"
+	"guestkit.io/batch/internal/netguard"
+	"guestkit.io/batch/internal/remote"
+	"guestkit.io/batch/internal/result"
+	"guestkit.io/batch/internal/spec"
+	"guestkit.io/batch/internal/store"
+)
+
+// How the runner reaches a remote image (Config.ImageAccess).
+const (
+	// AccessAuto streams, and downloads (bounded by DownloadLimit) only
+	// from a server that does not honour Range.
+	AccessAuto = "auto"
+	// AccessStream never downloads: a server without Range fails the job.
+	AccessStream = "stream"
+	// AccessDownload copies the whole object to scratch first, as before
+	// streaming existed, and hashes that copy.
+	AccessDownload = "download"
+)
+
+// ImageAccesses lists the values of Config.ImageAccess.
+func ImageAccesses() []string { return []string{AccessAuto, AccessStream, AccessDownload} }
+
+// How the spec's checksum of a streamed image is verified (Config.Verify).
+const (
+	// VerifyAuto takes what the store attests (its full-object sha256,
+	// else a sidecar), and hashes the whole object, read in order beside
+	// the inspection, only when nothing is attested.
+	VerifyAuto = "auto"
+	// VerifyFull always hashes every byte of the object.
+	VerifyFull = "full"
+	// VerifyAttested takes what the store attests and, when nothing is,
+	// reports the image as not verified rather than read it whole.
+	VerifyAttested = "attested"
+)
+
+// Verifies lists the values of Config.Verify.
+func Verifies() []string { return []string{VerifyAuto, VerifyFull, VerifyAttested} }
+
+// source is the job's image where the runner reads it: a local file (on
+// the node, mounted, or downloaded), or a remote object read by range
+// requests as the inspection needs its blocks.
+type source struct {
+	name   string // the image in errors: a path, or a URI without secrets
+	path   string // a local file; "" when streamed
+	access string // result.Access*
+	reason string // why a remote image was downloaded
+	etag   string // of a downloaded object
+
+	obj      *remote.Object
+	dev      *watchedDevice    // obj, with its first read error kept
+	attested store.Attestation // what the store says the object's digest is
+
+	mu     sync.Mutex
+	export *block.Exported
+	ctx    context.Context // the export's life
+
+	closers []func()
+}
+
+// device is the streamed image's bytes; nil for a local file.
+func (s *source) device() block.Device {
+	if s.dev == nil {
+		return nil
+	}
+	return s.dev
+}
+
+// nbd exports the streamed image's bytes (in its own format, not
+// decoded) over NBD on a private unix socket, once, for qemu-img and the
+// appliance's qemu.
+func (s *source) nbd(ctx context.Context) (*block.Exported, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.export != nil {
+		return s.export, nil
+	}
+	e, err := block.Export(s.ctx, s.dev, block.ExportOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("export %s over NBD: %w", s.name, err)
+	}
+	s.export = e
+	return e, nil
+}
+
+// readErr is the first error a read of the streamed image met (a network
+// failure, the object changed), which no report may hide: readers above
+// may have taken it for a corrupt structure, and qemu reports it as EIO.
+func (s *source) readErr() error {
+	if s == nil || s.dev == nil {
+		return nil
+	}
+	return s.dev.Err()
+}
+
+// fetch records what was fetched of a remote image.
+func (s *source) fetch(res *result.Result) {
+	if s.obj == nil || res.Image == nil {
+		return
+	}
+	st := s.obj.Stats()
+	f := &result.Fetch{Bytes: st.BytesFetched, Requests: st.Requests, Retries: st.Retries}
+	if size := s.obj.Size(); size > 0 {
+		f.Fraction = float64(st.BytesFetched) / float64(size)
+	}
+	res.Image.Fetch = f
+}
+
+func (s *source) close() {
+	s.mu.Lock()
+	if s.export != nil {
+		s.export.Close()
+	}
+	s.mu.Unlock()
+	if s.obj != nil {
+		s.obj.Close()
+	}
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+}
+
+// watchedDevice keeps the first error a read returned, other than the EOF
+// of a read past the end.
+type watchedDevice struct {
+	block.Device
+	mu  sync.Mutex
+	err error
+}
+
+func (w *watchedDevice) ReadAt(p []byte, off int64) (int, error) {
+	n, err := w.Device.ReadAt(p, off)
+	if err != nil && !(errors.Is(err, io.EOF) && off+int64(n) >= w.Size()) {
+		w.mu.Lock()
+		if w.err == nil {
+			w.err = err
+		}
+		w.mu.Unlock()
+	}
+	return n, err
+}
+
+func (w *watchedDevice) Err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+// openSource finds the job's image: a local path is used in place; a
+// bucket or http(s) object is streamed (or downloaded, see ImageAccess).
+func openSource(ctx context.Context, job *spec.Job, cfg *Config, log *logrus.Entry) (*source, error) {
+	if cfg.ImagePath != "" {
+		return &source{name: cfg.ImagePath, path: cfg.ImagePath, access: result.AccessLocal}, nil
+	}
+	img := job.Image()
+	if img.Path != "" {
+		return &source{name: img.Path, path: img.Path, access: result.AccessLocal}, nil
+	}
+	uri := img.URI
+	switch {
+	case strings.HasPrefix(uri, "file://"):
+		p := strings.TrimPrefix(uri, "file://")
+		return &source{name: p, path: p, access: result.AccessLocal}, nil
+	case strings.HasPrefix(uri, "pvc://"):
+		return nil, &failure{status: result.StatusRejected, code: result.CodeImageNotFound, phase: result.PhaseFetch,
+			err: fmt.Errorf("image %s: a pvc:// image is mounted by the dispatcher; run with --image", uri)}
+	}
+	at := remoteAt{uri: uri, pin: cfg.ImageIdentity, attested: cfg.Attested}
+	switch {
+	case cfg.ImageURL != "":
+		// The dispatcher's grant: a presigned GET (or, for runners with
+		// credentials of their own, the object's URI), and what it saw
+		// of the object when it admitted the spec.
+		at.url = cfg.ImageURL
+		if strings.HasPrefix(at.url, "file://") {
+			p := strings.TrimPrefix(at.url, "file://")
+			return &source{name: store.Redact(uri), path: p, access: result.AccessLocal}, nil
+		}
+	case !strings.Contains(uri, "://"):
+		// A key of the dispatcher's bucket: only the dispatcher knows the
+		// bucket. Never a path relative to this process's folder.
+		return nil, &failure{status: result.StatusRejected, code: result.CodeImageNotFound, phase: result.PhaseFetch,
+			err: fmt.Errorf("image %s: a key in the dispatcher's bucket; run with --image-url or --image", store.Redact(uri))}
+	case isHTTP(uri):
+		at.url, at.client, at.stranger = uri, cfg.HTTP, true
+		at.pin, at.attested = remote.Identity{}, store.Attestation{}
+	default:
+		at.url = uri
+	}
+	if store.IsBucketURI(at.url) {
+		// The runner's own credentials: it signs its own range reads,
+		// and signs again when a URL expires.
+		if err := at.sign(ctx, job, cfg); err != nil {
+			return nil, err
+		}
+		if at.local != "" {
+			return &source{name: store.Redact(uri), path: at.local, access: result.AccessLocal}, nil
+		}
+	}
+	if cfg.ImageAccess == AccessDownload {
+		return download(ctx, job, cfg, at, "--image-access download")
+	}
+	obj, err := remote.Open(ctx, at.url, remote.Options{
+		Client:  at.client,
+		Pin:     at.pin,
+		Refresh: at.refresh,
+		MaxSize: maxObjectSize(job, cfg),
+		Log:     log,
+	})
+	if errors.Is(err, remote.ErrNoRange) && cfg.ImageAccess != AccessStream {
+		log.WithField("reason", err.Error()).Warn("the image's server does not serve byte ranges; downloading the whole image to scratch")
+		return download(ctx, job, cfg, at, err.Error())
+	}
+	if err != nil {
+		return nil, fetchFailure(at, err)
+	}
+	src := &source{name: store.Redact(uri), obj: obj, access: result.AccessStream, attested: at.attested, ctx: ctx}
+	src.dev = &watchedDevice{Device: obj}
+	return src, nil
+}
+
+// remoteAt is where a remote image is read from, and with what.
+type remoteAt struct {
+	uri      string // the spec's
+	url      string // what is fetched
+	client   *http.Client
+	stranger bool // the spec's own URL, not the dispatcher's grant
+	pin      remote.Identity
+	attested store.Attestation
+	refresh  func(ctx context.Context) (string, error)
+	local    string // a file store's object: read in place
+}
+
+// sign replaces a bucket URI with a presigned GET made with the runner's
+// own credentials, after a Stat for the object's identity and what the
+// store attests of it.
+func (at *remoteAt) sign(ctx context.Context, job *spec.Job, cfg *Config) error {
+	bucket, key, err := store.SplitURI(at.url)
+	if err != nil {
+		return &failure{status: result.StatusRejected, code: result.CodeSpecInvalid, phase: result.PhaseFetch, err: err}
+	}
+	st, err := store.Open(ctx, bucket)
+	if err != nil {
+		return &failure{status: result.StatusFailed, code: result.CodeInfrastructure, phase: result.PhaseFetch, retryable: true,
+			err: fmt.Errorf("image bucket %s: %w", store.Redact(bucket), err)}
+	}
+	o, err := st.Stat(ctx, key)
+	if err != nil {
+		return fetchFailure(*at, fmt.Errorf("image %s: %w", store.Redact(at.uri), err))
+	}
+	at.pin = remote.Identity{ETag: o.ETag, VersionID: o.VersionID, Size: o.Size}
+	if job.Image().Checksum != "" {
+		at.attested = store.Attest(ctx, st, key, o)
+	}
+	const ttl = time.Hour
+	u, err := st.PresignGet(ctx, key, ttl)
+	if err != nil {
+		return &failure{status: result.StatusFailed, code: result.CodeInfrastructure, phase: result.PhaseFetch, retryable: true,
+			err: fmt.Errorf("sign image %s: %w", store.Redact(at.uri), err)}
+	}
+	if strings.HasPrefix(u, "file://") {
+		at.local = strings.TrimPrefix(u, "file://")
+		return nil
+	}
+	at.url = u
+	at.refresh = func(ctx context.Context) (string, error) { return st.PresignGet(ctx, key, ttl) }
+	return nil
+}
+
+// maxObjectSize bounds a remote image's size: no image file is larger
+// than its disk by more than its metadata.
+func maxObjectSize(job *spec.Job, cfg *Config) int64 {
+	if m := maxVirtualSize(job, cfg); m > 0 {
+		return m + m/16 + 64<<20
+	}
+	return 0
+}
+
+// download copies the whole object to scratch: the operator asked for it,
+// or the server cannot serve ranges. It is bounded by DownloadLimit.
+func download(ctx context.Context, job *spec.Job, cfg *Config, at remoteAt, why string) (*source, error) {
+	uris := store.URIs{MaxBytes: maxObjectSize(job, cfg)}
+	if at.stranger {
+		uris.HTTP = at.client
+	}
+	if lim := cfg.DownloadLimit; lim > 0 && (uris.MaxBytes == 0 || lim < uris.MaxBytes) {
+		uris.MaxBytes = lim
+	}
+	if cfg.DownloadLimit < 0 {
+		return nil, &failure{status: result.StatusFailed, code: result.CodeImageUnreadable, phase: result.PhaseFetch,
+			err: fmt.Errorf("image %s cannot be streamed (%s) and downloads are off (--download-limit -1)", store.Redact(at.uri), why)}
+	}
+	dst := filepath.Join(cfg.ScratchDir, "image-"+sanitize(job.JobID))
+	src := &source{name: dst, path: dst, access: result.AccessDownload, reason: why}
+	src.closers = append(src.closers, func() { os.Remove(dst) })
+	o, err := uris.Fetch(ctx, at.url, dst)
+	if err != nil {
+		src.close()
+		if errors.Is(err, store.ErrTooLarge) {
+			return nil, &failure{status: result.StatusRejected, code: result.CodeImageTooLarge, phase: result.PhaseFetch,
+				err: fmt.Errorf("%w (a download is bounded by --download-limit and the virtual size limit)", err)}
+		}
+		return nil, fetchFailure(at, err)
+	}
+	src.etag = o.ETag
+	return src, nil
+}
+
+// fetchFailure classifies a failure to reach a remote image.
+func fetchFailure(at remoteAt, err error) error {
+	fail := func(st result.Status, code result.Code, retry bool) error {
+		return &failure{status: st, code: code, phase: result.PhaseFetch, retryable: retry, err: err}
+	}
+	switch {
+	case errors.Is(err, netguard.ErrRefused), errors.Is(err, netguard.ErrRedirect):
+		// The spec names a URL this runner will not fetch; no retry
+		// changes that.
+		return &failure{status: result.StatusRejected, code: result.CodeSpecInvalid, phase: result.PhaseFetch,
+			err: &spec.ValidationError{Problems: []result.FieldError{{Field: "payload.data.image.uri", Value: store.Redact(at.uri), Message: err.Error()}}}}
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, remote.ErrNotFound):
+		return fail(result.StatusRejected, result.CodeImageNotFound, false)
+	case errors.Is(err, store.ErrTooLarge), errors.Is(err, remote.ErrTooLarge):
+		return fail(result.StatusRejected, result.CodeImageTooLarge, false)
+	case errors.Is(err, remote.ErrDenied) && at.stranger:
+		return fail(result.StatusRejected, result.CodeImageNotFound, false)
+	case errors.Is(err, remote.ErrNoRange):
+		return &failure{status: result.StatusFailed, code: result.CodeImageUnreadable, phase: result.PhaseFetch,
+			err: fmt.Errorf("image %s: its server does not serve byte ranges, and --image-access stream never downloads: %w", store.Redact(at.uri), err)}
+	}
+	if f := remoteFailure(err); f != nil {
+		f.phase = result.PhaseFetch
+		return f
+	}
+	return fail(result.StatusFailed, result.CodeInfrastructure, true)
+}
+
+// remoteFailure classifies an error of a streamed image's reads, at any
+// phase; nil when err is none of them.
+func remoteFailure(err error) *failure {
+	f := func(code result.Code, retry bool, e error) *failure {
+		return &failure{status: result.StatusFailed, code: code, phase: result.PhaseInspect, retryable: retry, err: e}
+	}
+	switch {
+	case errors.Is(err, remote.ErrChanged):
+		return f(result.CodeImageChanged, true, fmt.Errorf("the image changed while it was read; nothing read of it is reported, and a retry reads the new one: %w", err))
+	case errors.Is(err, remote.ErrExpired):
+		return f(result.CodeImageURLExpired, true, fmt.Errorf("the image's presigned URL expired during the run, and this runner has no credentials to sign another: %w", err))
+	case errors.Is(err, remote.ErrUnavailable), errors.Is(err, remote.ErrProtocol), errors.Is(err, remote.ErrDenied):
+		return f(result.CodeImageUnreadable, true, fmt.Errorf("reading the image failed: %w", err))
+	}
+	return nil
+}
+
+func isHTTP(uri string) bool {
+	return strings.HasPrefix(uri, "http://") || strings.HasPrefix(uri, "https://")
+}
