@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+
+	"guestkit.io/batch/internal/netguard"
 )
 
 var (
@@ -183,6 +185,10 @@ func (o *Object) request(ctx context.Context, off, n int64, first bool) (io.Read
 		}
 		if ctx.Err() != nil {
 			return nil, 0, ctx.Err()
+		}
+		if errors.Is(err, netguard.ErrRefused) || errors.Is(err, netguard.ErrRedirect) {
+			// The client's policy, not the network: no retry changes it.
+			return nil, 0, bareURLError(err)
 		}
 		return nil, 0, retry(bareURLError(err))
 	}
