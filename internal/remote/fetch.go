@@ -238,8 +238,11 @@ func (o *Object) check(resp *http.Response, body io.Reader, off, end int64, firs
 		return 0, fmt.Errorf("%w: %s instead of 206 Partial Content to a ranged GET (%s)", ErrNoRange, status, te)
 	case code == http.StatusRequestedRangeNotSatisfiable:
 		cr, err := parseContentRange(resp.Header.Get("Content-Range"))
-		if err == nil && cr.Unsatisfied && cr.Total == 0 && off == 0 && first {
-			return 0, o.pin(resp, 0) // an empty object
+		if off == 0 && first && (err == nil && cr.Unsatisfied && cr.Total == 0 || resp.Header.Get("Content-Range") == "") {
+			// A range from byte 0 is unsatisfiable only for an empty
+			// object (RFC 9110, 14.1.1), whether or not the server says
+			// "bytes */0" (MinIO does not).
+			return 0, o.pin(resp, 0)
 		}
 		if err == nil && cr.Unsatisfied && o.pinned.Load() && cr.Total != o.id.Size {
 			return 0, fmt.Errorf("%w: %s, now %d bytes, was %d", ErrChanged, status, cr.Total, o.id.Size)

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -417,6 +419,16 @@ func TestEmptyAndSmall(t *testing.T) {
 	o := openT(t, s.URL, testOptions())
 	if n, err := o.ReadAt(make([]byte, 10), 0); o.Size() != 0 || n != 0 || err != io.EOF {
 		t.Errorf("empty object: size %d, ReadAt = %d, %v", o.Size(), n, err)
+	}
+	// MinIO's 416 for an empty object has no Content-Range, only its XML.
+	minio := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusRequestedRangeNotSatisfiable)
+		io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>InvalidRange</Code><Message>The requested range is not satisfiable</Message></Error>`)
+	}))
+	defer minio.Close()
+	o = openT(t, minio.URL, testOptions())
+	if o.Size() != 0 {
+		t.Errorf("empty object behind a bare 416: size %d", o.Size())
 	}
 	data := randomBytes(1000, 13)
 	s = newFaultServer(t, data)

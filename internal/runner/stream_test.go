@@ -154,7 +154,7 @@ func checkStreamed(t *testing.T, img testImage, res *result.Result) {
 	if st.Size() > 0 && (f.Requests == 0 || f.Bytes == 0) {
 		t.Errorf("fetch %+v: nothing fetched of a %d-byte image", f, st.Size())
 	}
-	if res.Image.ETag == "" {
+	if res.Image.ETag == "" && st.Size() > 0 {
 		t.Errorf("no ETag recorded")
 	}
 	if res.Status == result.StatusCompleted && st.Size() > 32<<20 && f.Fraction > 0.25 {
