@@ -1,7 +1,10 @@
 package localrun
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -139,14 +142,18 @@ func TestRealRunnerBucketSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Put(ctx, "images/debian.qcow2", data); err != nil {
+	// Uploaded with its sha256, which the bucket keeps and attests.
+	obj, err := store.Upload(ctx, st, "images/debian.qcow2", bytes.NewReader(data), int64(len(data)), store.UploadOptions{})
+	if err != nil {
 		t.Fatal(err)
 	}
+	sum := sha256.Sum256(data)
+	digest := hex.EncodeToString(sum[:])
 	e := putSpec(t, st, "jobs/prof.json", map[string]any{
 		"version": "1.0", "job_id": "prof", "kind": "VMOperation", "operation": "guestkit.profile",
 		"execution": map[string]any{"max_attempts": 1, "timeout_seconds": 900},
 		"payload": map[string]any{"type": "guestkit.profile.v1", "data": map[string]any{
-			"image":    map[string]any{"uri": "s3://" + m.Bucket + "/images/debian.qcow2", "format": "qcow2"},
+			"image":    map[string]any{"uri": "s3://" + m.Bucket + "/images/debian.qcow2", "format": "qcow2", "checksum": "sha256:" + digest},
 			"profiles": []string{"security"},
 			"output":   map[string]any{"format": "sarif"},
 		}},
@@ -172,6 +179,20 @@ func TestRealRunnerBucketSettings(t *testing.T) {
 	r := resulttest.Read(t, st, e.ResultKey)
 	if r.Status != result.StatusCompleted || r.Runner.Name != "guestkit-runner" || r.Image == nil || r.Image.URI != "s3://"+m.Bucket+"/images/debian.qcow2" {
 		t.Fatalf("prof: %s by %s, image %+v, error %+v: want the runner's completed profile naming the spec's image", r.Status, r.Runner.Name, r.Image, r.Error)
+	}
+	// The dispatcher granted a presigned GET and what it saw of the
+	// object; the runner streamed it, pinned to that ETag, and took the
+	// bucket's checksum rather than read it whole.
+	img := r.Image
+	if img.Access != result.AccessStream || img.ETag != obj.ETag || img.Fetch == nil || img.Fetch.Bytes == 0 || img.SHA256 != digest {
+		t.Errorf("image %+v (fetch %+v): want streamed, ETag %s, sha256 %s", img, img.Fetch, obj.ETag, digest)
+	}
+	wantMethod := result.VerifiedSidecar
+	if obj.SHA256 != "" {
+		wantMethod = result.VerifiedStoreChecksum
+	}
+	if v := img.Verification; v == nil || v.Method != wantMethod || v.SHA256 != digest {
+		t.Errorf("verification %+v, want %s of %s", v, wantMethod, digest)
 	}
 	sarif, err := st.Get(ctx, "results/prof.sarif", 16<<20)
 	if err != nil || !strings.Contains(string(sarif), `"2.1.0"`) {

@@ -221,6 +221,9 @@ func openSource(ctx context.Context, job *spec.Job, cfg *Config, log *logrus.Ent
 		Pin:     at.pin,
 		Refresh: at.refresh,
 		MaxSize: maxObjectSize(job, cfg),
+		// A batch job can wait out a bucket's restart: about 16 s of
+		// backoff before a read fails.
+		Attempts: 8,
 		Log:     log,
 	})
 	if errors.Is(err, remote.ErrNoRange) && cfg.ImageAccess != AccessStream {
