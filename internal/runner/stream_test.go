@@ -465,3 +465,29 @@ func clip(s string) string {
 	}
 	return s
 }
+
+// TestStreamURLExpired: MinIO starts answering the presigned URL with its
+// "Request has expired" after the probe; a runner without credentials
+// cannot sign another, and says so with image_url_expired.
+func TestStreamURLExpired(t *testing.T) {
+	img := byName(t, "debian")
+	b := newBucket(t)
+	key := "images/" + img.File
+	b.put(t, key, img.Path)
+	srv := faultProxy(t, b, func(n int64, w http.ResponseWriter, r *http.Request) bool {
+		if n < 3 {
+			return false
+		}
+		w.WriteHeader(http.StatusForbidden)
+		io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?>`+"\n"+`<Error><Code>AccessDenied</Code><Message>Request has expired</Message><Key>`+key+`</Key><BucketName>`+b.name+`</BucketName><Resource>/`+b.name+`/`+key+`</Resource></Error>`)
+		return true
+	})
+	cfg := runner.Config{Version: "test", Backend: spec.BackendDirect, ScratchDir: t.TempDir(), ImageURL: viaProxyHost(t, b, key, srv)}
+	res := runner.Execute(context.Background(), streamJob(img, b.name, key), nil, cfg)
+	if res.Status != result.StatusFailed || codeOf(res) != string(result.CodeImageURLExpired) || !strings.Contains(res.Error.Message, "expired") {
+		t.Fatalf("got %s %s (%+v), want failed image_url_expired", res.Status, codeOf(res), res.Error)
+	}
+	if strings.Contains(res.Error.Message, "X-Amz-Signature") {
+		t.Errorf("the message leaks the signature: %s", res.Error.Message)
+	}
+}
