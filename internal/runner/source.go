@@ -74,14 +74,6 @@ type source struct {
 	closers []func()
 }
 
-// device is the streamed image's bytes; nil for a local file.
-func (s *source) device() block.Device {
-	if s.dev == nil {
-		return nil
-	}
-	return s.dev
-}
-
 // nbd exports the streamed image's bytes (in its own format, not
 // decoded) over NBD on a private unix socket, once, for qemu-img and the
 // appliance's qemu.
@@ -224,7 +216,7 @@ func openSource(ctx context.Context, job *spec.Job, cfg *Config, log *logrus.Ent
 		// A batch job can wait out a bucket's restart: about 16 s of
 		// backoff before a read fails.
 		Attempts: 8,
-		Log:     log,
+		Log:      log,
 	})
 	if errors.Is(err, remote.ErrNoRange) && cfg.ImageAccess != AccessStream {
 		log.WithField("reason", err.Error()).Warn("the image's server does not serve byte ranges; downloading the whole image to scratch")

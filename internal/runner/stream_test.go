@@ -168,12 +168,9 @@ func checkStreamed(t *testing.T, img testImage, res *result.Result) {
 func faultProxy(t *testing.T, b *bucket, before func(n int64, w http.ResponseWriter, r *http.Request) bool) *httptest.Server {
 	t.Helper()
 	target, _ := url.Parse(b.m.Endpoint)
-	rp := httputil.NewSingleHostReverseProxy(target)
-	direct := rp.Director
-	rp.Director = func(r *http.Request) {
-		direct(r)
-		r.Host = target.Host // the presigned signature covers MinIO's host
-	}
+	rp := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+		r.SetURL(target) // and its Host: the presigned signature covers MinIO's host
+	}}
 	var n atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if before != nil && before(n.Add(1), w, r) {
