@@ -32,10 +32,12 @@
 # Each file is built under a temporary name and renamed into place. The last
 # line printed is OUTDIR.
 #
-# Cold build, measured 2026-12-05 on the 2-core dev VM: debootstrap 2m50s,
-# the images 3m10s, total ~6 min; disk: 5.9 GiB in OUTDIR (700m.qcow2
-# 0.70 GiB, 700m.raw 0.70 GiB allocated of 1 GiB, 20g.qcow2 4.3 GiB, root
-# tarball 0.2 GiB), 10.5 GiB at the peak (the 20 GiB raw before conversion).
+# Cold build, measured 2026-12-05 on the 2-core dev VM (no KVM needed):
+# 2m06s (debootstrap 45 s, the 700m images 16 s, the 20g image 66 s); with
+# the root tarball cached (a changed script) 2m05s. Disk: 5.7 GiB in OUTDIR
+# (700m.qcow2 0.67 GiB, 700m.raw 0.67 GiB allocated of 1 GiB, 20g.qcow2
+# 4.18 GiB, root tarball 0.16 GiB); ~10 GiB at the peak (the 20 GiB raw,
+# 4.2 GiB allocated, beside its qcow2 during the conversion).
 set -euo pipefail
 
 SUITE=bookworm

@@ -34,6 +34,8 @@
 //	-minio         MinIO server binary ($GUESTKIT_MINIO; scripts/install-minio.sh prints it)
 //	-nbdkit        nbdkit binary ($GUESTKIT_BENCH_NBDKIT; empty: no nbdkit rows)
 //	-latency       added to every request by the proxy, an emulated remote bucket ($GUESTKIT_BENCH_LATENCY, 0)
+//	-bandwidth     MiB/s of each response through the proxy, 0 unlimited ($GUESTKIT_BENCH_BANDWIDTH, 0);
+//	               e.g. -latency 20ms -bandwidth 100 for a bucket in another zone
 //	-rounds        rounds per row, medians ($GUESTKIT_BENCH_ROUNDS, 1)
 //	-timeout       per command (15m)
 package main
@@ -83,6 +85,7 @@ type config struct {
 	only, backends, ops, applianceOps          []string
 	applianceImages                            []string
 	latency, timeout                           time.Duration
+	bandwidth                                  float64 // MiB/s
 	rounds                                     int
 }
 
@@ -131,6 +134,11 @@ func run() error {
 	flag.StringVar(&cfg.minio, "minio", os.Getenv("GUESTKIT_MINIO"), "MinIO server binary (scripts/install-minio.sh)")
 	flag.StringVar(&cfg.nbdkit, "nbdkit", os.Getenv("GUESTKIT_BENCH_NBDKIT"), "nbdkit binary (empty: no nbdkit rows)")
 	flag.DurationVar(&cfg.latency, "latency", latency, "delay the proxy adds to every request")
+	bandwidth, err := strconv.ParseFloat(envOr("GUESTKIT_BENCH_BANDWIDTH", "0"), 64)
+	if err != nil {
+		return fmt.Errorf("GUESTKIT_BENCH_BANDWIDTH: %w", err)
+	}
+	flag.Float64Var(&cfg.bandwidth, "bandwidth", bandwidth, "MiB/s of each response through the proxy (0: unlimited)")
 	flag.IntVar(&cfg.rounds, "rounds", rounds, "rounds per row (medians)")
 	flag.DurationVar(&cfg.timeout, "timeout", 15*time.Minute, "timeout of one command")
 	flag.Parse()
@@ -170,7 +178,7 @@ func run() error {
 		return err
 	}
 	defer srv.stop()
-	proxy, err := startCounter(srv.endpoint, cfg.latency)
+	proxy, err := startCounter(srv.endpoint, cfg.latency, cfg.bandwidth*(1<<20))
 	if err != nil {
 		return err
 	}
@@ -204,7 +212,7 @@ func run() error {
 	var uts syscall.Utsname
 	_ = syscall.Uname(&uts)
 	fmt.Printf("bench-stream %s on %s (Linux %s), %d cores, accel %s\n", time.Now().Format(time.RFC3339), host, utsString(uts.Release[:]), runtime.NumCPU(), accel)
-	fmt.Printf("runner: %s; MinIO on %s behind a counting proxy (added latency %s); rounds %d (medians)\n", version(ctx, cfg.runner, "version"), srv.host, cfg.latency, cfg.rounds)
+	fmt.Printf("runner: %s; MinIO on %s behind a counting proxy (added latency %s, bandwidth per response %s); rounds %d (medians)\n", version(ctx, cfg.runner, "version"), srv.host, cfg.latency, bandwidthString(cfg.bandwidth), cfg.rounds)
 	fmt.Println("fetched: body bytes the proxy served to the run (ground truth), [the result's image.fetch.bytes]; req: HTTP requests the proxy served [image.fetch.requests]; %: fetched / object size")
 	fmt.Println("s/d: stream wall / download wall, same image, backend and operation; RSS: peak RSS of the command and the children it reaped (getrusage, as /usr/bin/time -v); nbdkit rows: virt-inspector + nbdkit")
 	var onApp []string
@@ -227,7 +235,7 @@ func run() error {
 	}
 	fmt.Printf("uploaded %d images (%s) in %.1f s\n\n", len(imgs), size(sumSizes(imgs)), time.Since(t).Seconds())
 
-	const row = "%-26s %9s %9s %-9s %-7s %-8s %21s %15s %7s %8s %6s %8s  %s\n"
+	const row = "%-34s %9s %9s %-9s %-7s %-8s %21s %15s %7s %8s %6s %8s  %s\n"
 	fmt.Printf(row, "image", "object", "virtual", "backend", "op", "access", "fetched [result]", "req [result]", "%", "wall", "s/d", "RSS", "answer")
 	var sum summary
 	for _, img := range imgs {
@@ -284,6 +292,13 @@ func run() error {
 	fmt.Println()
 	sum.print()
 	return nil
+}
+
+func bandwidthString(mibs float64) string {
+	if mibs <= 0 {
+		return "unlimited"
+	}
+	return fmt.Sprintf("%g MiB/s", mibs)
 }
 
 // onAppliance says whether the appliance (and nbdkit) rows are measured on
@@ -537,17 +552,27 @@ func (s *summary) add(img image, backend, op string, stream, download runResult)
 		return
 	}
 	what := fmt.Sprintf("%s %s %s", img.file, backend, op)
+	// A stream run that ends early (a refusal, an error) fetches little
+	// and is quick: its figures meet no target.
+	if download.skipped == "" && stream.answer != download.answer {
+		s.lines = append(s.lines, fmt.Sprintf("%-50s ANSWERS DIFFER: stream %q, download %q", what, stream.answer, download.answer))
+		return
+	}
+	if !strings.HasPrefix(stream.answer, "completed") {
+		s.lines = append(s.lines, fmt.Sprintf("%-50s stream did not complete: %s", what, stream.answer))
+		return
+	}
 	if img.bench {
 		tgt := target700m
 		if strings.Contains(img.name, "20g") {
 			tgt = target20g
 		}
 		f := float64(stream.fetched) / float64(img.size)
-		s.lines = append(s.lines, fmt.Sprintf("%-44s fetched %6.2f%% of the object (target <= %.0f%%): %s", what, 100*f, 100*tgt, verdict(f <= tgt)))
+		s.lines = append(s.lines, fmt.Sprintf("%-50s fetched %6.2f%% of the object (target <= %.0f%%): %s", what, 100*f, 100*tgt, verdict(f <= tgt)))
 	}
 	if download.skipped == "" && download.wall > 0 {
 		q := stream.wall.Seconds() / download.wall.Seconds()
-		s.lines = append(s.lines, fmt.Sprintf("%-44s stream/download wall %.2f (target <= 1.00): %s", what, q, verdict(q <= 1)))
+		s.lines = append(s.lines, fmt.Sprintf("%-50s stream/download wall %.2f (%+.2f s; target <= 1.00): %s", what, q, (stream.wall - download.wall).Seconds(), verdict(q <= 1)))
 	}
 }
 

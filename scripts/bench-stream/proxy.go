@@ -21,6 +21,7 @@ type counter struct {
 	srv      *http.Server
 	addr     string
 	latency  time.Duration
+	rate     float64 // bytes per second of one response; 0: unlimited
 	bytes    atomic.Int64
 	requests atomic.Int64
 	// headFromGet answers a HEAD from a one-byte ranged GET, for
@@ -32,7 +33,7 @@ type counter struct {
 	target      *url.URL
 }
 
-func startCounter(target string, latency time.Duration) (*counter, error) {
+func startCounter(target string, latency time.Duration, rate float64) (*counter, error) {
 	u, err := url.Parse(target)
 	if err != nil {
 		return nil, err
@@ -41,7 +42,7 @@ func startCounter(target string, latency time.Duration) (*counter, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &counter{addr: l.Addr().String(), latency: latency, target: u}
+	c := &counter{addr: l.Addr().String(), latency: latency, rate: rate, target: u}
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.SetURL(u)
@@ -61,7 +62,7 @@ func startCounter(target string, latency time.Duration) (*counter, error) {
 				c.headAsGet(w, r)
 				return
 			}
-			rp.ServeHTTP(&countingWriter{ResponseWriter: w, n: &c.bytes}, r)
+			rp.ServeHTTP(&countingWriter{ResponseWriter: w, n: &c.bytes, rate: c.rate, start: time.Now()}, r)
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
@@ -109,15 +110,26 @@ func (c *counter) reset() { c.bytes.Store(0); c.requests.Store(0) }
 
 func (c *counter) close() { c.srv.Close() }
 
-// countingWriter counts the response body bytes written to the client.
+// countingWriter counts the response body bytes written to the client,
+// paced to rate (an emulated per-connection throughput of a remote bucket).
 type countingWriter struct {
 	http.ResponseWriter
-	n *atomic.Int64
+	n       *atomic.Int64
+	rate    float64
+	start   time.Time
+	written int64
 }
 
 func (w *countingWriter) Write(p []byte) (int, error) {
 	n, err := w.ResponseWriter.Write(p)
 	w.n.Add(int64(n))
+	w.written += int64(n)
+	if w.rate > 0 {
+		due := time.Duration(float64(w.written) / w.rate * float64(time.Second))
+		if d := due - time.Since(w.start); d > 0 {
+			time.Sleep(d)
+		}
+	}
 	return n, err
 }
 
