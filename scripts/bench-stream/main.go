@@ -572,7 +572,7 @@ func (s *summary) add(img image, backend, op string, stream, download runResult)
 	}
 	if download.skipped == "" && download.wall > 0 {
 		q := stream.wall.Seconds() / download.wall.Seconds()
-		s.lines = append(s.lines, fmt.Sprintf("%-50s stream/download wall %.2f (%+.2f s; target <= 1.00): %s", what, q, (stream.wall - download.wall).Seconds(), verdict(q <= 1)))
+		s.lines = append(s.lines, fmt.Sprintf("%-50s stream/download wall %.2f (%+.2f s; target <= 1.00): %s", what, q, (stream.wall-download.wall).Seconds(), verdict(q <= 1)))
 	}
 }
 
