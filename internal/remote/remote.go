@@ -135,6 +135,11 @@ type Options struct {
 	Refresh func(ctx context.Context) (string, error)
 	// MaxSize refuses larger objects (ErrTooLarge); 0: no limit.
 	MaxSize int64
+	// WholeBelow: an object of at most this many bytes (and no larger
+	// than the cache) is read whole at Open, in one more request, and then
+	// served from memory: for a small image one transfer costs less than
+	// the round trips of its reads. 0: never.
+	WholeBelow int64
 	Log     logrus.FieldLogger
 }
 
@@ -237,9 +242,18 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Object, error) {
 		o.cancel()
 		return nil, fmt.Errorf("remote %s: open: %w", redact(rawURL), err)
 	}
+	all := first[:n]
+	if size := o.id.Size; int64(n) < size && size <= opts.WholeBelow && size <= opts.CacheBytes {
+		rest := make([]byte, size-int64(n))
+		if _, err := o.fetch(o.ctx, int64(n), rest, false); err != nil {
+			o.cancel()
+			return nil, fmt.Errorf("remote %s: read the whole %d-byte object: %w", redact(rawURL), size, err)
+		}
+		all = append(all, rest...)
+	}
 	o.mu.Lock()
-	if n > 0 {
-		o.cache.put(0, first[:n])
+	for off := int64(0); off < int64(len(all)); off += opts.BlockSize {
+		o.cache.put(off/opts.BlockSize, all[off:min(off+opts.BlockSize, int64(len(all)))])
 	}
 	o.mu.Unlock()
 	o.log.WithFields(logrus.Fields{"size": o.id.Size, "etag": o.id.ETag, "version": o.id.VersionID}).Debug("remote image opened")

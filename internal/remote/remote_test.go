@@ -451,3 +451,30 @@ func TestBypass(t *testing.T) {
 		t.Errorf("Stats %+v: want 1 bypass, only the first block cached, 1 retry", st)
 	}
 }
+
+// TestWholeBelow: a small object is read whole at Open, in one more
+// request, and served from memory; a larger one is not, and a fault in
+// the whole read is retried like any other.
+func TestWholeBelow(t *testing.T) {
+	data := randomBytes(1<<20+123, 21)
+	s := newFaultServer(t, data)
+	s.faults[2] = reset
+	opts := testOptions()
+	opts.WholeBelow = 2 << 20
+	o := openT(t, s.URL, opts)
+	if n := s.requests(); n != 3 {
+		t.Errorf("Open made %d requests, want 3 (first block, whole rest after one reset)", n)
+	}
+	for _, r := range [][2]int64{{0, 4096}, {500000, 70000}, {int64(len(data)) - 100, 100}, {65536 * 7, 65536 * 3}} {
+		readCheck(t, o, data, r[0], r[1])
+	}
+	if n := s.requests(); n != 3 {
+		t.Errorf("%d requests after the reads, want none past Open", n)
+	}
+	s = newFaultServer(t, data)
+	opts.WholeBelow = 1 << 20
+	openT(t, s.URL, opts)
+	if n := s.requests(); n != 1 {
+		t.Errorf("an object over WholeBelow: Open made %d requests, want 1", n)
+	}
+}

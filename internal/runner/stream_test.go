@@ -288,6 +288,9 @@ func TestStreamFallsBackToDownload(t *testing.T) {
 	if res.Image.Access != result.AccessDownload || !strings.Contains(res.Image.AccessReason, "200") {
 		t.Errorf("access %q (%q): want download, with the server's 200 as the reason", res.Image.Access, res.Image.AccessReason)
 	}
+	if f := res.Image.Fetch; f == nil || f.Bytes != int64(len(data)) || f.Requests != 2 {
+		t.Errorf("fetch %+v: want the whole %d bytes in 2 requests (the ranged try, the download)", f, len(data))
+	}
 	if left, _ := os.ReadDir(scratch); len(left) != 0 {
 		t.Errorf("the download was left in scratch: %v", left)
 	}
