@@ -196,8 +196,9 @@ func viaProxy(t *testing.T, presigned string, srv *httptest.Server) string {
 // the runner's range reads are pinned to the first ETag, MinIO answers
 // 412, and the job fails as image_changed, retryable, with no report.
 func TestStreamImageChanged(t *testing.T) {
-	img := byName(t, "debian")
-	other := byName(t, "rpm")
+	// Over the size read whole at open, so that reads follow the change.
+	img := byName(t, "rpm")
+	other := byName(t, "debian")
 	b := newBucket(t)
 	key := "images/changing.qcow2"
 	b.put(t, key, img.Path)
@@ -233,7 +234,7 @@ func viaProxyHost(t *testing.T, b *bucket, key string, srv *httptest.Server) str
 // the stream between the runner and MinIO: the job completes with the
 // same report, and the result counts the retries.
 func TestStreamSurvivesFaults(t *testing.T) {
-	img := byName(t, "lvm")
+	img := byName(t, "rpm")
 	b := newBucket(t)
 	key := "images/" + img.File
 	b.put(t, key, img.Path)
@@ -470,7 +471,7 @@ func clip(s string) string {
 // "Request has expired" after the probe; a runner without credentials
 // cannot sign another, and says so with image_url_expired.
 func TestStreamURLExpired(t *testing.T) {
-	img := byName(t, "debian")
+	img := byName(t, "rpm")
 	b := newBucket(t)
 	key := "images/" + img.File
 	b.put(t, key, img.Path)
