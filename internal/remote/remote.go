@@ -236,7 +236,11 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Object, error) {
 	o.cache = lru{max: opts.CacheBytes, ll: list.New(), m: map[int64]*list.Element{}}
 	o.ctx, o.cancel = context.WithCancel(ctx)
 
-	first := make([]byte, opts.BlockSize)
+	firstLen := opts.BlockSize
+	if ps := opts.Pin.Size; ps > firstLen && ps <= opts.WholeBelow && ps <= opts.CacheBytes {
+		firstLen = ps // a small object whose size is known: one request
+	}
+	first := make([]byte, firstLen)
 	n, err := o.fetch(o.ctx, 0, first, true)
 	if err != nil {
 		o.cancel()

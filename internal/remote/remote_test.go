@@ -471,8 +471,16 @@ func TestWholeBelow(t *testing.T) {
 	if n := s.requests(); n != 3 {
 		t.Errorf("%d requests after the reads, want none past Open", n)
 	}
+	// Its size known (the dispatcher's Stat), one request does.
 	s = newFaultServer(t, data)
-	opts.WholeBelow = 1 << 20
+	opts.Pin.Size = int64(len(data))
+	o = openT(t, s.URL, opts)
+	readCheck(t, o, data, 300000, 5000)
+	if n := s.requests(); n != 1 {
+		t.Errorf("a small object of known size: %d requests, want 1", n)
+	}
+	s = newFaultServer(t, data)
+	opts.WholeBelow, opts.Pin.Size = 1<<20, 0
 	openT(t, s.URL, opts)
 	if n := s.requests(); n != 1 {
 		t.Errorf("an object over WholeBelow: Open made %d requests, want 1", n)
