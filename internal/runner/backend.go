@@ -143,7 +143,7 @@ type imageFile struct {
 
 func (f imageFile) direct() DirectImage {
 	d := DirectImage{Path: f.path, Format: f.format}
-	if f.src != nil && f.src.dev != nil {
+	if f.path == "" && f.src != nil && f.src.dev != nil {
 		d.Device = f.src.dev
 	}
 	return d

@@ -321,7 +321,14 @@ func probe(ctx context.Context, job *spec.Job, cfg *Config, src *source, res *re
 	opts := image.ProbeOptions{DeclaredFormat: img.Format, MaxVirtualSize: maxVirtualSize(job, cfg)}
 	var facts *image.Facts
 	var err error
-	if src.dev != nil {
+	switch {
+	case src.dev == nil:
+		facts, err = image.Probe(ctx, src.path, opts)
+	case src.path != "":
+		// Read whole into memory: qemu-img reads that file.
+		target := func(context.Context) (string, string, error) { return src.path, src.path, nil }
+		facts, err = image.ProbeRemote(ctx, src.dev, src.dev.Size(), src.name, target, opts)
+	default:
 		target := func(ctx context.Context) (string, string, error) {
 			e, err := src.nbd(ctx)
 			if err != nil {
@@ -331,8 +338,6 @@ func probe(ctx context.Context, job *spec.Job, cfg *Config, src *source, res *re
 			return e.URI(), "nbd+unix:///" + e.Name() + "?socket=" + e.Socket(), nil
 		}
 		facts, err = image.ProbeRemote(ctx, src.dev, src.dev.Size(), src.name, target, opts)
-	} else {
-		facts, err = image.Probe(ctx, src.path, opts)
 	}
 	done()
 	if facts != nil {

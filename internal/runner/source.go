@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
 
 	"guestkit.io/batch/internal/block"
 	"guestkit.io/batch/internal/netguard"
@@ -58,7 +59,7 @@ func Verifies() []string { return []string{VerifyAuto, VerifyFull, VerifyAtteste
 // requests as the inspection needs its blocks.
 type source struct {
 	name   string // the image in errors: a path, or a URI without secrets
-	path   string // a local file; "" when streamed
+	path   string // a local file, or a small streamed one in memory (/proc/self/fd); "" otherwise
 	access string // result.Access*
 	reason string // why a remote image was downloaded
 	etag   string // of a downloaded object
@@ -240,8 +241,40 @@ func openSource(ctx context.Context, job *spec.Job, cfg *Config, log *logrus.Ent
 		return nil, fetchFailure(at, err)
 	}
 	src := &source{name: store.Redact(uri), obj: obj, access: result.AccessStream, attested: at.attested, ctx: ctx}
+	if size := obj.Size(); size > 0 && size <= wholeBelow {
+		// Read whole at open: qemu and the readers get it as a file in
+		// memory, which spares them the NBD hop a larger image needs.
+		f, err := memoryFile(obj)
+		if err != nil {
+			obj.Close()
+			return nil, fetchFailure(at, err)
+		}
+		src.path = fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), f.Fd())
+		src.closers = append(src.closers, func() { f.Close() })
+	}
+	// The appliance reads even a small one over NBD: libguestfs wants a
+	// real path for a drive, and the export serves it from memory.
 	src.dev = &watchedDevice{Device: obj}
 	return src, nil
+}
+
+// memoryFile copies a small object, already in memory, to an anonymous
+// memory file sealed against change: no file on any disk.
+func memoryFile(obj *remote.Object) (*os.File, error) {
+	fd, err := unix.MemfdCreate("guestkit-image", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		return nil, fmt.Errorf("memfd: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "guestkit-image")
+	if _, err := io.Copy(f, io.NewSectionReader(obj, 0, obj.Size())); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("read the image: %w", err)
+	}
+	if _, err := unix.FcntlInt(f.Fd(), unix.F_ADD_SEALS, unix.F_SEAL_WRITE|unix.F_SEAL_GROW|unix.F_SEAL_SHRINK|unix.F_SEAL_SEAL); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("seal the memfd: %w", err)
+	}
+	return f, nil
 }
 
 // wholeBelow is the size up to which a streamed image is read whole, into

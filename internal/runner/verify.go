@@ -32,7 +32,8 @@ func verify(ctx context.Context, job *spec.Job, cfg *Config, src *source, res *r
 	if err != nil {
 		return none, phased(result.PhaseProbe, &image.Error{Code: result.CodeImageChecksum, Path: src.name, Msg: "cannot verify", Err: err})
 	}
-	if src.dev == nil {
+	if src.path != "" {
+		// A local file, or a small image read whole into memory.
 		done := timer(res, "checksum")
 		sum, err := image.VerifySHA256(ctx, src.path, checksum)
 		done()

@@ -403,7 +403,9 @@ func benchRun(ctx context.Context, cfg config, env []string, proxy *counter, img
 	args := []string{cfg.runner, "run", "--spec", spec, "--result", resPath, "--image-url", url,
 		"--backend", backend, "--scratch", scratch, "--upload-attempts", "1"}
 	if streamFlag {
-		args = append(args, "--image-access", access)
+		// What a dispatcher passes besides the URL: the object's size,
+		// from its Stat when it granted the image.
+		args = append(args, "--image-access", access, "--image-size", strconv.FormatInt(img.size, 10))
 	}
 	var rounds []runResult
 	for range cfg.rounds {
