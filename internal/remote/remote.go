@@ -140,7 +140,7 @@ type Options struct {
 	// served from memory: for a small image one transfer costs less than
 	// the round trips of its reads. 0: never.
 	WholeBelow int64
-	Log     logrus.FieldLogger
+	Log        logrus.FieldLogger
 }
 
 // Stats are an Object's counters since Open.
