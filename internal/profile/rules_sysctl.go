@@ -8,7 +8,8 @@ import (
 	"guestkit.io/batch/internal/guestconf"
 )
 
-// sysctlSpec is a rule on one kernel parameter.
+// sysctlSpec is a rule on one kernel parameter. kernelDefault is only
+// reported: an unset key fails whatever the default (see rule).
 type sysctlSpec struct {
 	id, key, want, kernelDefault string
 	title                        string
@@ -67,8 +68,14 @@ func (sp sysctlSpec) rule() Rule {
 			}
 			a, over, ok := s.Lookup(sp.key)
 			if !ok {
-				return decide(sp.kernelDefault == sp.want, note("%s is not set in %s; the kernel default %s applies (want %s)",
-					sp.key, filesOrNone(s.Files), sp.kernelDefault, sp.want))
+				// CIS (3.3.x, 1.5.x audits: "is set in a file" as well as
+				// the running value) and SSG (sysctl template; its test
+				// line_not_there.fail.sh sets the right runtime value with
+				// no file and expects fail) want the value persistent.
+				// Offline only the files exist, so an unset key fails
+				// even when the kernel default is the wanted value.
+				return fail(note("%s is not set in any sysctl file (read: %s; searched %s); the kernel default %s is not a persistent setting (want %s)",
+					sp.key, filesOrNone(s.Files), sysctlSearched, sp.kernelDefault, sp.want))
 			}
 			ev := []Evidence{at(a.Source, a.Key+" = "+a.Value, "the last assignment wins; want "+sp.want)}
 			for _, o := range over {
@@ -86,9 +93,12 @@ func (sp sysctlSpec) rule() Rule {
 	return r
 }
 
+// sysctlSearched is where guestconf.ParseSysctl looks, in systemd's order.
+const sysctlSearched = "/etc/sysctl.d, /run/sysctl.d, /usr/local/lib/sysctl.d, /usr/lib/sysctl.d, /lib/sysctl.d (*.conf, merged by name), then /etc/sysctl.conf"
+
 func filesOrNone(f []string) string {
 	if len(f) == 0 {
-		return "any sysctl file (none exist)"
+		return "none, no sysctl file exists"
 	}
 	return joinList(f)
 }

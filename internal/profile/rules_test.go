@@ -150,7 +150,7 @@ func ruleCases() []ruleCase {
 
 		// sysctl defaults and core dumps
 		{rule: "sysctl_net_ipv4_conf_all_accept_redirects", name: "unset: kernel default 1", files: fstest.MapFS{"etc/sysctl.d/60-cis.conf": nil}, want: StatusFail, evidence: "kernel default 1"},
-		{rule: "sysctl_net_ipv4_ip_forward", name: "unset: kernel default 0", files: fstest.MapFS{"etc/sysctl.d/60-cis.conf": nil}, want: StatusPass, evidence: "kernel default 0"},
+		{rule: "sysctl_net_ipv4_ip_forward", name: "unset: kernel default 0 is not persistent", files: fstest.MapFS{"etc/sysctl.d/60-cis.conf": nil}, want: StatusFail, evidence: "kernel default 0 is not a persistent setting"},
 		{rule: "sysctl_net_ipv4_conf_default_rp_filter", name: "systemd default 2 wins without our file", files: fstest.MapFS{"etc/sysctl.d/60-cis.conf": nil}, want: StatusFail, evidence: "/usr/lib/sysctl.d/50-default.conf:3"},
 		{rule: "sysctl_net_ipv4_ip_forward", name: "slash key in sysctl.conf read last", files: fstest.MapFS{"etc/sysctl.conf": txt("net/ipv4/ip_forward=1\n")}, want: StatusFail, evidence: "/etc/sysctl.conf:1"},
 		{rule: "disable_users_coredumps", name: "unlimited in limits.d", files: fstest.MapFS{"etc/security/limits.d/zz.conf": txt("*  hard  core  unlimited\n")}, want: StatusFail, evidence: "/etc/security/limits.d/zz.conf:1"},
