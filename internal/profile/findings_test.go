@@ -87,3 +87,82 @@ func TestSysctlUnsetKeyFails(t *testing.T) {
 		})
 	}
 }
+
+// enabledUnit is a unit file in /usr/lib/systemd/system and its wants link.
+func enabledUnit(unit, body string) fstest.MapFS {
+	return fstest.MapFS{
+		"usr/lib/systemd/system/" + unit:                     txt(body),
+		"etc/systemd/system/multi-user.target.wants/" + unit: symlink("/usr/lib/systemd/system/" + unit),
+	}
+}
+
+func merge(ms ...fstest.MapFS) fstest.MapFS {
+	out := fstest.MapFS{}
+	for _, m := range ms {
+		for k, v := range m {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// Finding 2: /etc/ufw existing counted as a firewall (CIS-FW-001), and a
+// unit enabled without its package or rules counted in host_firewall_enabled.
+func TestFirewallCountsOnlyInstalledEnabledConfigured(t *testing.T) {
+	const id = "host_firewall_enabled"
+	sshUfwProfile := fstest.MapFS{"etc/ufw/applications.d/openssh-server": txt("[OpenSSH]\ntitle=Secure shell server\nports=22/tcp\n")}
+	ufwOn := merge(enabledUnit("ufw.service", "[Unit]\nDescription=Uncomplicated firewall\n"),
+		fstest.MapFS{"etc/ufw/ufw.conf": txt("# /etc/ufw/ufw.conf\nENABLED=yes\nLOGLEVEL=low\n")})
+	nftRules := "#!/usr/sbin/nft -f\nflush ruleset\ntable inet filter {\n\tchain input {\n\t\ttype filter hook input priority filter; policy drop;\n\t}\n}\n"
+	nftOn := merge(enabledUnit("nftables.service", "[Service]\nExecStart=/usr/sbin/nft -f /etc/nftables.conf\n"))
+	nppOn := enabledUnit("netfilter-persistent.service", "[Unit]\n")
+
+	for _, c := range []struct {
+		name     string
+		tg       Target
+		want     Status
+		evidence []string
+	}{
+		// fail trees
+		{"openssh-server's ufw profile only", debGuest(sshUfwProfile, "openssh-server"), StatusFail,
+			[]string{"ufw | not counted: package ufw not installed", "/etc/ufw exists, but a directory is not a firewall", "no host firewall"}},
+		{"ufw installed, ENABLED=no", debGuest(merge(ufwOn, fstest.MapFS{"etc/ufw/ufw.conf": txt("ENABLED=no\n")}), "ufw"), StatusFail,
+			[]string{"/etc/ufw/ufw.conf:1 | ENABLED=no | ufw is off", "ENABLED=no in /etc/ufw/ufw.conf (want yes)"}},
+		{"ufw installed, ENABLED=yes, unit not enabled", debGuest(merge(ufwOn, fstest.MapFS{"etc/systemd/system/multi-user.target.wants/ufw.service": nil}), "ufw"), StatusFail,
+			[]string{"ufw.service installed, not enabled"}},
+		{"ufw configured but package removed", debGuest(ufwOn, "openssh-server"), StatusFail,
+			[]string{"package ufw not installed"}},
+		{"firewalld enabled, package missing", debGuest(enabledUnit("firewalld.service", "[Unit]\n"), "openssh-server"), StatusFail,
+			[]string{"firewalld | not counted: package firewalld not installed"}},
+		{"firewalld installed, not enabled", debGuest(fstest.MapFS{"usr/lib/systemd/system/firewalld.service": txt("[Unit]\n")}, "firewalld"), StatusFail,
+			[]string{"firewalld.service installed, not enabled"}},
+		{"nftables: flush ruleset only", debGuest(merge(nftOn, fstest.MapFS{"etc/nftables.conf": txt("flush ruleset\n")}), "nftables"), StatusFail,
+			[]string{"/etc/nftables.conf defines no table with a base chain"}},
+		{"nftables: table without hooked chain", debGuest(merge(nftOn, fstest.MapFS{"etc/nftables.conf": txt("table inet filter {\n  chain c {\n  }\n}\n")}), "nftables"), StatusFail,
+			[]string{"no table with a base chain"}},
+		{"nftables: no ruleset", debGuest(nftOn, "nftables"), StatusFail, []string{"no ruleset: /etc/nftables.conf missing"}},
+		{"nftables: not enabled", debGuest(fstest.MapFS{"etc/nftables.conf": txt(nftRules)}, "nftables"), StatusFail, []string{"nftables.service no unit file"}},
+		{"iptables-persistent: empty rules.v4", debGuest(merge(nppOn, fstest.MapFS{"etc/iptables/rules.v4": txt("\n")}), "iptables-persistent", "netfilter-persistent"), StatusFail,
+			[]string{"/etc/iptables/rules.v4 is empty"}},
+		{"iptables-persistent: nat only", debGuest(merge(nppOn, fstest.MapFS{"etc/iptables/rules.v4": txt("*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n")}), "iptables-persistent", "netfilter-persistent"), StatusFail,
+			[]string{"/etc/iptables/rules.v4 has no *filter table"}},
+		{"nothing, package list unknown", debGuest(sshUfwProfile), StatusFail, []string{"no host firewall"}},
+		// pass trees
+		{"ufw installed, ENABLED=yes, unit enabled", debGuest(merge(sshUfwProfile, ufwOn), "ufw", "openssh-server"), StatusPass,
+			[]string{"ufw 1.0-1 | package installed", "/etc/ufw/ufw.conf:2 | ENABLED=yes", "multi-user.target.wants/ufw.service", "firewalld | not counted: package firewalld not installed"}},
+		{"firewalld installed and enabled", debGuest(enabledUnit("firewalld.service", "[Unit]\n"), "firewalld"), StatusPass,
+			[]string{"firewalld 1.0-1 | package installed", "firewalld.service | enabled", "ufw | not counted"}},
+		{"nftables installed, enabled, base chain", debGuest(merge(nftOn, fstest.MapFS{"etc/nftables.conf": txt(nftRules)}), "nftables"), StatusPass,
+			[]string{"/etc/nftables.conf:5 | type filter hook input priority filter; policy drop;"}},
+		{"nftables (RHEL): ExecStart file with include", debGuest(merge(
+			enabledUnit("nftables.service", "[Service]\nExecStart=/sbin/nft -f /etc/sysconfig/nftables.conf\n"),
+			fstest.MapFS{"etc/sysconfig/nftables.conf": txt("include \"/etc/nftables/*.nft\"\n"), "etc/nftables/main.nft": txt(nftRules)}), "nftables"), StatusPass,
+			[]string{"/etc/nftables/main.nft:5"}},
+		{"iptables-persistent with saved filter rules", debGuest(merge(nppOn, fstest.MapFS{"etc/iptables/rules.v4": txt("# saved\n*filter\n:INPUT DROP [0:0]\n-A INPUT -i lo -j ACCEPT\nCOMMIT\n")}), "iptables-persistent", "netfilter-persistent"), StatusPass,
+			[]string{"/etc/iptables/rules.v4:2 | *filter"}},
+		// undecided
+		{"ufw on, package list unknown", debGuest(ufwOn), StatusNotChecked, []string{"ufw is enabled with rules, but the package list is unknown"}},
+	} {
+		t.Run(c.name, func(t *testing.T) { expect(t, id, c.tg, c.want, c.evidence...) })
+	}
+}

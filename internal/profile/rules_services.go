@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"path"
+	"regexp"
+	"slices"
 	"strings"
 
 	"guestkit.io/batch/internal/guestconf"
@@ -164,57 +166,286 @@ func networkServiceDisabled(inetdNames []string, units ...string) func(context.C
 	}
 }
 
-// firewallActive looks for a host firewall that starts at boot.
-func firewallActive(_ context.Context, e *Env) Outcome {
-	var seen []Evidence
-	// ufw: its unit loads the rules only with ENABLED=yes.
-	if data, err := guestconf.ReadFile(e.FS(), "etc/ufw/ufw.conf"); err == nil {
+// A host firewall counts only when its package is installed, its unit
+// starts at boot and it has rules to load (CIS Debian 12 v1.1.0 4.1.1
+// "Ensure a single firewall configuration utility is in use" and 4.2.x
+// ufw / 4.3.x nftables / 4.4.x iptables: the package installed, the
+// service enabled, and for ufw "Status: active", which on disk is
+// ENABLED=yes in /etc/ufw/ufw.conf, SSG's check_ufw_active; SSG
+// service_firewalld_enabled: firewalld installed and enabled). A directory
+// is not a firewall: openssh-server ships /etc/ufw/applications.d/ on
+// every Debian and Ubuntu system.
+
+// fwCheck is one firewall's verdict: ok when every condition holds,
+// unknown when only the package could not be checked.
+type fwCheck struct {
+	name     string
+	ok       bool
+	unknown  bool
+	ev       []Evidence // what was found
+	problems []string   // why it does not count
+}
+
+func (c fwCheck) summary() Evidence {
+	if c.ok {
+		return note("%s counts: installed, enabled, with rules", c.name)
+	}
+	return Evidence{Value: c.name, Note: "not counted: " + strings.Join(c.problems, "; ")}
+}
+
+// fwPackage checks that one of pkgs is installed.
+func (c *fwCheck) fwPackage(e *Env, pkgs ...string) {
+	if !e.PackagesKnown() {
+		c.unknown = true
+		c.problems = append(c.problems, "package list unknown ("+joinList(pkgs)+" not checked)")
+		return
+	}
+	if p, ok := e.Installed(pkgs...); ok {
+		c.ev = append(c.ev, Evidence{Value: strings.TrimSpace(p.Name + " " + p.Version), Note: "package installed"})
+		return
+	}
+	c.problems = append(c.problems, "package "+joinList(pkgs)+" not installed")
+}
+
+// fwUnit checks that unit starts at boot.
+func (c *fwCheck) fwUnit(e *Env, unit string) error {
+	on, all, err := unitStates(e, unit)
+	if err != nil {
+		return err
+	}
+	if len(on) > 0 {
+		c.ev = append(c.ev, on...)
+		return nil
+	}
+	c.problems = append(c.problems, unit+" "+all[0].Note)
+	return nil
+}
+
+// fwDone sets ok (or unknown) once every check has run.
+func (c *fwCheck) fwDone() {
+	c.ok = len(c.problems) == 0
+	c.unknown = c.unknown && len(c.problems) == 1
+}
+
+func ufwCheck(e *Env) (fwCheck, error) {
+	c := fwCheck{name: "ufw"}
+	c.fwPackage(e, "ufw")
+	data, err := guestconf.ReadFile(e.FS(), "etc/ufw/ufw.conf")
+	switch {
+	case err == nil:
 		kv, ok := guestconf.Last(guestconf.ParseEqualKV(data, "/etc/ufw/ufw.conf"), "ENABLED", false)
-		on, _, err := unitStates(e, "ufw.service")
-		if err != nil {
-			return readFailure(err)
+		switch {
+		case !ok:
+			c.problems = append(c.problems, "no ENABLED= in /etc/ufw/ufw.conf (ufw's default is off)")
+		case strings.EqualFold(kv.Value, "yes"):
+			c.ev = append(c.ev, at(kv.Source, "ENABLED="+kv.Value, "ufw loads its rules at boot"))
+		default:
+			c.ev = append(c.ev, at(kv.Source, "ENABLED="+kv.Value, "ufw is off"))
+			c.problems = append(c.problems, "ENABLED="+kv.Value+" in /etc/ufw/ufw.conf (want yes)")
 		}
-		if ok && strings.EqualFold(kv.Value, "yes") && len(on) > 0 {
-			return pass(at(kv.Source, "ENABLED="+kv.Value, "ufw is enabled"), on[0])
+	case isNotExist(err):
+		p := "no /etc/ufw/ufw.conf"
+		if guestconf.Exists(e.FS(), "etc/ufw") {
+			p += " (/etc/ufw exists, but a directory is not a firewall: openssh-server ships /etc/ufw/applications.d)"
 		}
-		if ok {
-			seen = append(seen, at(kv.Source, "ENABLED="+kv.Value, "ufw installed; needs ENABLED=yes and ufw.service enabled"))
-		}
-	} else if !isNotExist(err) {
-		return readFailure(err)
+		c.problems = append(c.problems, p)
+	default:
+		return c, err
 	}
-	type fw struct {
-		unit  string
-		rules []string // a rules file that must exist, if any
+	if err := c.fwUnit(e, "ufw.service"); err != nil {
+		return c, err
 	}
-	for _, f := range []fw{
-		{"firewalld.service", nil},
-		{"nftables.service", []string{"etc/nftables.conf", "etc/sysconfig/nftables.conf"}},
-		{"netfilter-persistent.service", []string{"etc/iptables/rules.v4"}},
-		{"iptables.service", []string{"etc/sysconfig/iptables", "etc/iptables/iptables.rules"}},
-		{"iptables", []string{"etc/iptables/rules-save"}}, // Alpine OpenRC
-	} {
-		on, all, err := unitStates(e, f.unit)
-		if err != nil {
-			return readFailure(err)
+	c.fwDone()
+	return c, nil
+}
+
+func firewalldCheck(e *Env) (fwCheck, error) {
+	c := fwCheck{name: "firewalld"}
+	c.fwPackage(e, "firewalld")
+	if err := c.fwUnit(e, "firewalld.service"); err != nil {
+		return c, err
+	}
+	c.fwDone()
+	return c, nil
+}
+
+// nftHook finds a base chain ("type filter hook input ...") of a table
+// in an nft script, following include like nft -f.
+var nftHookRE = regexp.MustCompile(`\btype\s+\S+\s+hook\s+\S+`)
+
+func nftBaseChain(e *Env, name string, depth int) (table bool, hook *Evidence, err error) {
+	if depth > 8 {
+		return false, nil, fmt.Errorf("%s: include nested too deep", guestconf.Abs(name))
+	}
+	data, err := guestconf.ReadFile(e.FS(), name)
+	if err != nil {
+		return false, nil, err
+	}
+	for i, l := range strings.Split(string(data), "\n") {
+		if c := strings.IndexByte(l, '#'); c >= 0 {
+			l = l[:c]
 		}
-		if len(on) == 0 {
-			if all[0].Note != "no unit file" {
-				seen = append(seen, all[0])
+		f := strings.Fields(l)
+		if len(f) == 0 {
+			continue
+		}
+		if f[0] == "include" && len(f) > 1 {
+			pat := strings.Trim(f[1], `"`)
+			if !strings.HasPrefix(pat, "/") {
+				pat = "/etc/" + pat // nft's default include path
+			}
+			files, err := guestconf.Glob(e.FS(), pat)
+			if err != nil {
+				return false, nil, err
+			}
+			for _, inc := range files {
+				t, h, err := nftBaseChain(e, inc, depth+1)
+				if err != nil {
+					return false, nil, err
+				}
+				table = table || t
+				if hook == nil {
+					hook = h
+				}
 			}
 			continue
 		}
-		if f.rules == nil {
-			return pass(on...)
+		if slices.Contains(f, "table") {
+			table = true
 		}
-		for _, r := range f.rules {
-			if guestconf.Exists(e.FS(), r) {
-				return pass(on[0], fileNote(r, "rules file loaded at boot"))
+		if m := nftHookRE.FindString(l); m != "" && hook == nil {
+			hook = &Evidence{File: guestconf.Abs(name), Line: i + 1, Value: strings.TrimSpace(l), Note: "base chain"}
+		}
+	}
+	return table, hook, nil
+}
+
+func nftablesCheck(e *Env) (fwCheck, error) {
+	c := fwCheck{name: "nftables"}
+	c.fwPackage(e, "nftables")
+	if err := c.fwUnit(e, "nftables.service"); err != nil {
+		return c, err
+	}
+	// The ruleset nftables.service loads: "nft -f FILE" in ExecStart
+	// (Debian /etc/nftables.conf, RHEL /etc/sysconfig/nftables.conf).
+	files := []string{"etc/nftables.conf", "etc/sysconfig/nftables.conf"}
+	if vals, err := guestconf.UnitValues(e.FS(), "nftables.service", "Service", "ExecStart"); err == nil {
+		for _, v := range vals {
+			f := strings.Fields(v.Value)
+			for i := range f {
+				if (f[i] == "-f" || f[i] == "--file") && i+1 < len(f) {
+					files = []string{strings.TrimPrefix(f[i+1], "/")}
+				}
 			}
 		}
-		seen = append(seen, Evidence{File: on[0].File, Value: f.unit, Note: "enabled but no rules file: " + joinList(absAll(f.rules))})
 	}
-	return fail(append(seen, note("no host firewall starts at boot (ufw, firewalld, nftables, iptables)"))...)
+	found := false
+	for _, f := range files {
+		table, hook, err := nftBaseChain(e, f, 0)
+		if err != nil {
+			if isNotExist(err) {
+				continue
+			}
+			return c, err
+		}
+		found = true
+		if table && hook != nil {
+			c.ev = append(c.ev, *hook)
+		} else {
+			c.problems = append(c.problems, guestconf.Abs(f)+" defines no table with a base chain (type ... hook ...)")
+		}
+		break
+	}
+	if !found {
+		c.problems = append(c.problems, "no ruleset: "+joinList(absAll(files))+" missing")
+	}
+	c.fwDone()
+	return c, nil
+}
+
+// savedIptables checks an iptables-save file: non-empty with a *filter table.
+func (c *fwCheck) savedIptables(e *Env, name string) error {
+	data, err := guestconf.ReadFile(e.FS(), name)
+	if err != nil {
+		if isNotExist(err) {
+			c.problems = append(c.problems, "no saved rules: "+guestconf.Abs(name)+" missing")
+			return nil
+		}
+		return err
+	}
+	for i, l := range strings.Split(string(data), "\n") {
+		if strings.TrimSpace(l) == "*filter" {
+			c.ev = append(c.ev, Evidence{File: guestconf.Abs(name), Line: i + 1, Value: "*filter", Note: "saved filter table loaded at boot"})
+			return nil
+		}
+	}
+	if strings.TrimSpace(string(data)) == "" {
+		c.problems = append(c.problems, guestconf.Abs(name)+" is empty")
+	} else {
+		c.problems = append(c.problems, guestconf.Abs(name)+" has no *filter table")
+	}
+	return nil
+}
+
+func iptablesCheck(e *Env, name, unit, rules string, pkgs ...string) (fwCheck, error) {
+	c := fwCheck{name: name}
+	c.fwPackage(e, pkgs...)
+	if err := c.fwUnit(e, unit); err != nil {
+		return c, err
+	}
+	if err := c.savedIptables(e, rules); err != nil {
+		return c, err
+	}
+	c.fwDone()
+	return c, nil
+}
+
+// firewallActive passes when one host firewall counts (see fwCheck),
+// is notchecked when one would count but the package list is unknown,
+// and fails otherwise; the evidence says why each other one does not count.
+func firewallActive(_ context.Context, e *Env) Outcome {
+	checks := []func(*Env) (fwCheck, error){
+		ufwCheck, firewalldCheck, nftablesCheck,
+		func(e *Env) (fwCheck, error) {
+			return iptablesCheck(e, "iptables-persistent", "netfilter-persistent.service", "etc/iptables/rules.v4", "iptables-persistent", "netfilter-persistent")
+		},
+		func(e *Env) (fwCheck, error) {
+			return iptablesCheck(e, "iptables-services", "iptables.service", "etc/sysconfig/iptables", "iptables-services")
+		},
+		func(e *Env) (fwCheck, error) { // Alpine, OpenRC
+			return iptablesCheck(e, "iptables (OpenRC)", "iptables", "etc/iptables/rules-save", "iptables")
+		},
+	}
+	var all []fwCheck
+	for _, f := range checks {
+		c, err := f(e)
+		if err != nil {
+			return readFailure(err)
+		}
+		all = append(all, c)
+	}
+	var others []Evidence
+	for i, c := range all {
+		if c.ok {
+			for j, o := range all {
+				if j != i {
+					others = append(others, o.summary())
+				}
+			}
+			return pass(append(append(c.ev, note("%s is installed, enabled at boot and has rules", c.name)), others...)...)
+		}
+	}
+	for _, c := range all {
+		if c.unknown {
+			ev := append(c.ev, note("%s is enabled with rules, but the package list is unknown: %s", c.name, e.pkgsWhy))
+			return Outcome{Status: StatusNotChecked, Evidence: ev}
+		}
+	}
+	for _, c := range all {
+		others = append(others, c.ev...)
+		others = append(others, c.summary())
+	}
+	return fail(append(others, note("no host firewall is installed, enabled at boot and configured (ufw, firewalld, nftables, iptables)"))...)
 }
 
 // chronySources collects server/pool/peer/refclock lines of chrony's
