@@ -59,10 +59,13 @@
 // the exact rule ids of each profile. The legacy rules keep the ids of the
 // earlier Rust worker (CIS-SSH-001 root login with a password, CIS-SSH-002
 // password authentication, CIS-FW-001 firewall configured, CIS-1.6.1.1
-// SELinux not disabled, CIS-5.4.1.1 PASS_MAX_DAYS <= 90, CIS-2.2.1
+// SELinux not disabled, CIS-5.4.1.1 PASS_MAX_DAYS <= 365, CIS-2.2.1
 // telnet/rsh/rlogin/tftp/vsftpd not enabled, CIS-1.1.3 /tmp sticky) but are
 // evaluated with the same parsers as the other rules; they overlap
-// canonical rules on purpose, for users who filter on the old ids.
+// canonical rules on purpose, for users who filter on the old ids. Where an
+// old id's CIS number no longer means that check, the title says which
+// policy the rule checks and References cite nothing it contradicts (see
+// rules_legacy.go).
 //
 // # Scores
 //

@@ -62,6 +62,15 @@ func loginDefsInt(key string, def int, ok func(int) bool, want string) func(cont
 	}
 }
 
+// passMaxDays decides CIS 5.4.1.1 "Ensure password expiration is
+// configured": PASS_MAX_DAYS 365 or less, and (the benchmark's /etc/shadow
+// audit, $5 < 1) more than 0; unset means shadow-utils' 99999 and fails,
+// as CaC's check, which needs the line. CaC's OVAL (\d+ <= 365) passes 0;
+// CIS flags 0, so 0 fails here. -1 (no expiry) fails both.
+func passMaxDays(ctx context.Context, e *Env) Outcome {
+	return loginDefsInt("PASS_MAX_DAYS", 99999, func(n int) bool { return n >= 1 && n <= 365 }, "1-365")(ctx, e)
+}
+
 // parseUmask reads an octal or symbolic ("u=rwx,g=rx,o=") umask. Classes
 // a symbolic umask does not name keep the usual 022 bits.
 func parseUmask(v string) (int, bool) {
@@ -149,11 +158,14 @@ func accountRules() []Rule {
 	sec := []string{"security"}
 	return []Rule{
 		{
+			// PCI-DSS 8.3.9 wants 90 days (CaC's pcidss_4 control sets
+			// var_accounts_maximum_age_login_defs=90), which 365 contradicts:
+			// not cited.
 			ID: "accounts_maximum_age_login_defs", Title: "Password maximum age is 365 days or less (PASS_MAX_DAYS)", Severity: SeverityMedium,
-			References:  References{CISDebian: "5.4.1.1", CISRHEL: "5.4.1.1", ComplianceAsCode: "accounts_maximum_age_login_defs", PCIDSS: []string{"8.3.9"}},
+			References:  References{CISDebian: "5.4.1.1", CISRHEL: "5.4.1.1", ComplianceAsCode: "accounts_maximum_age_login_defs"},
 			Remediation: "Set `PASS_MAX_DAYS 365` (or less) in /etc/login.defs and apply it to existing users with chage --maxdays.",
 			Profiles:    comp,
-			Eval:        loginDefsInt("PASS_MAX_DAYS", 99999, func(n int) bool { return n >= 1 && n <= 365 }, "1-365"),
+			Eval:        passMaxDays,
 		},
 		{
 			ID: "accounts_minimum_age_login_defs", Title: "Password minimum age is at least 1 day (PASS_MIN_DAYS)", Severity: SeverityMedium,
@@ -282,6 +294,10 @@ func accountRules() []Rule {
 			},
 		},
 		{
+			// CIS 7.2.1's audit flags every account whose /etc/passwd field
+			// is not "x" (awk -F: '($2 != "x")'); CaC's OVAL also accepts
+			// "*" (^[x*]$). The CIS text is followed: "*" fails here, a known
+			// difference with OpenSCAP.
 			ID: "accounts_password_all_shadowed", Title: "All password hashes are in /etc/shadow", Severity: SeverityHigh,
 			References:  References{CISDebian: "7.2.1", CISRHEL: "7.2.1", ComplianceAsCode: "accounts_password_all_shadowed", PCIDSS: []string{"8.3.2"}},
 			Remediation: "Run pwconv to move password hashes from /etc/passwd to /etc/shadow.",
@@ -293,10 +309,13 @@ func accountRules() []Rule {
 				}
 				var bad []Evidence
 				for _, p := range pw {
-					if p.Password != "x" && p.Password != "*" {
+					if p.Password != "x" {
 						what := "password hash stored in world-readable /etc/passwd"
-						if p.Password == "" {
+						switch p.Password {
+						case "":
 							what = "empty password field in /etc/passwd: login without a password"
+						case "*", "!", "!!":
+							what = "password field is " + p.Password + ", not x: the account does not use /etc/shadow"
 						}
 						bad = append(bad, at(p.Source, p.Name, what))
 					}
@@ -304,12 +323,13 @@ func accountRules() []Rule {
 				if len(bad) > 0 {
 					return fail(bad...)
 				}
-				return pass(Evidence{File: "/etc/passwd", Note: fmt.Sprintf("%d accounts, every password field is x or *", len(pw))})
+				return pass(Evidence{File: "/etc/passwd", Note: fmt.Sprintf("%d accounts, every password field is x", len(pw))})
 			},
 		},
 		{
 			ID: "account_unique_id", Title: "No two accounts share a UID", Severity: SeverityMedium,
-			References:  References{CISDebian: "7.2.5", CISRHEL: "7.2.5", ComplianceAsCode: "account_unique_id", PCIDSS: []string{"8.2.1"}},
+			// CIS RHEL 9 v2.0.0 numbers it 7.2.4 (its 7.2.5 is duplicate GIDs).
+			References:  References{CISDebian: "7.2.5", CISRHEL: "7.2.4", ComplianceAsCode: "account_unique_id", PCIDSS: []string{"8.2.1"}},
 			Remediation: "Give every account its own UID (usermod -u) and fix file ownership.",
 			Profiles:    sec,
 			Eval: func(_ context.Context, e *Env) Outcome {
