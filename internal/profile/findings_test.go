@@ -166,3 +166,59 @@ func TestFirewallCountsOnlyInstalledEnabledConfigured(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) { expect(t, id, c.tg, c.want, c.evidence...) })
 	}
 }
+
+// Finding 3: a missing optional package failed twice (package rule and
+// service rule); unwanted services pass when their package is absent.
+func TestServiceRulesOfOptionalPackages(t *testing.T) {
+	auditdOn := enabledUnit("auditd.service", "[Unit]\nDescription=Security Auditing Service\n")
+	// No auditd: the package rule fails, the service rule is notapplicable.
+	noAudit := debGuest(nil, "openssh-server")
+	expect(t, "package_audit_installed", noAudit, StatusFail, "none of auditd, audit is installed")
+	expect(t, "service_auditd_enabled", noAudit, StatusNotApplicable,
+		"none of auditd, audit is installed (1 packages listed)", "reported once, by the package rule")
+	rep, err := Evaluate(t.Context(), noAudit, Options{Profiles: []string{"compliance"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rep.Results {
+		if r.Status == StatusFail && r.ID == "service_auditd_enabled" {
+			t.Errorf("missing auditd counted twice: %s", evidenceText(r.Evidence))
+		}
+	}
+	// A unit link left behind does not make it applicable without the package.
+	expect(t, "service_auditd_enabled", debGuest(auditdOn, "openssh-server"), StatusNotApplicable, "none of auditd, audit")
+	// Installed: enabled passes, not enabled fails.
+	expect(t, "service_auditd_enabled", debGuest(auditdOn, "auditd"), StatusPass, "multi-user.target.wants/auditd.service | auditd.service | enabled")
+	expect(t, "service_auditd_enabled", debGuest(fstest.MapFS{"usr/lib/systemd/system/auditd.service": txt("[Unit]\n")}, "auditd"), StatusFail, "installed, not enabled")
+	expect(t, "service_auditd_enabled", debGuest(merge(auditdOn, fstest.MapFS{"etc/systemd/system/auditd.service": symlink("/dev/null")}), "audit"), StatusFail, "masked")
+	// Package list unknown: notchecked, never pass.
+	expect(t, "service_auditd_enabled", debGuest(auditdOn), StatusNotChecked, "cannot tell whether the package is installed")
+	expect(t, "package_audit_installed", debGuest(auditdOn), StatusNotChecked, "package list not given")
+
+	for _, c := range []struct {
+		id, pkg, unit string
+	}{
+		{"service_avahi-daemon_disabled", "avahi-daemon", "avahi-daemon.service"},
+		{"service_avahi-daemon_disabled", "avahi-daemon", "avahi-daemon.socket"},
+		{"service_cups_disabled", "cups", "cups.service"},
+		{"service_cups_disabled", "cups-daemon", "cups.socket"},
+		{"service_cups_disabled", "cups", "cups.path"},
+	} {
+		t.Run(c.id+"/"+c.unit, func(t *testing.T) {
+			on := enabledUnit(c.unit, "[Unit]\n")
+			dangling := fstest.MapFS{"etc/systemd/system/multi-user.target.wants/" + c.unit: symlink("/usr/lib/systemd/system/" + c.unit)}
+			// fail trees: installed and enabled; a unit file enabled whatever the package list says.
+			expect(t, c.id, debGuest(on, c.pkg), StatusFail, c.unit+" | enabled")
+			expect(t, c.id, debGuest(on), StatusFail, c.unit+" | enabled")
+			expect(t, c.id, debGuest(on, "openssh-server"), StatusFail, c.unit+" | enabled")
+			// pass trees: not installed (CIS: "is not installed"); a link
+			// left by the removed package; installed but not enabled.
+			expect(t, c.id, debGuest(nil, "openssh-server"), StatusPass, "is installed")
+			expect(t, c.id, debGuest(dangling, "openssh-server"), StatusPass, "enabled link without a unit file (left by the removed package): starts nothing")
+			expect(t, c.id, debGuest(fstest.MapFS{"usr/lib/systemd/system/" + c.unit: txt("[Unit]\n")}, c.pkg), StatusPass, "package installed; its units are not enabled")
+			// Unknown package list: only the units decide, and it says so.
+			expect(t, c.id, debGuest(nil), StatusPass, "decided by the unit links alone")
+			expect(t, c.id, debGuest(dangling), StatusFail, c.unit+" | enabled")
+		})
+	}
+}

@@ -69,15 +69,81 @@ func unitStates(e *Env, units ...string) (enabled, all []Evidence, err error) {
 	return enabled, all, nil
 }
 
-// unitsDisabled passes when none of units is enabled.
-func unitsDisabled(units ...string) func(context.Context, *Env) Outcome {
+// optionalPkgApplies makes a rule that wants an optional package's service
+// enabled not applicable when the package is not installed, so that the
+// missing package fails once, in its package_*_installed rule. This is
+// SSG's "platform: <package>" (service_auditd_enabled has platform audit)
+// and CIS's order: 6.2.1.1 installs auditd, 6.2.1.2 enables what is
+// installed. An unknown package list leaves the rule applicable; its Eval
+// is then notchecked (serviceEnabled).
+func optionalPkgApplies(pkgs ...string) Applicability {
+	return Applicability{When: func(e *Env) (bool, string) {
+		if !e.PackagesKnown() {
+			return true, ""
+		}
+		if _, ok := e.Installed(pkgs...); ok {
+			return true, ""
+		}
+		return false, fmt.Sprintf("none of %s is installed (%d packages listed): the service cannot be enabled, and the missing package is reported once, by the package rule", joinList(pkgs), len(e.pkgs))
+	}}
+}
+
+// serviceEnabled passes when one of units starts at boot. It runs only
+// where the package is installed (optionalPkgApplies); with the package
+// list unknown it is notchecked, never pass.
+func serviceEnabled(units ...string) func(context.Context, *Env) Outcome {
 	return func(_ context.Context, e *Env) Outcome {
 		on, all, err := unitStates(e, units...)
 		if err != nil {
 			return readFailure(err)
 		}
+		if !e.PackagesKnown() {
+			return notChecked(e.pkgsWhy+"; cannot tell whether the package is installed", all...)
+		}
+		if len(on) > 0 {
+			return pass(on...)
+		}
+		return fail(all...)
+	}
+}
+
+// unitsDisabled passes when none of units starts at boot. CIS Debian 12
+// v1.1.0 2.1.x ("Ensure <service> services are not in use") accepts either
+// "the package is not installed" or "its units are not enabled", and SSG's
+// service_*_disabled likewise: so an absent package (any of pkgs) is a
+// pass, and a link left in a .wants directory by a removed package, with
+// no unit file, starts nothing. With the package list unknown the units
+// decide alone (CIS's second audit path), and the evidence says so.
+func unitsDisabled(pkgs []string, units ...string) func(context.Context, *Env) Outcome {
+	return func(_ context.Context, e *Env) Outcome {
+		var on, all []Evidence
+		for _, u := range units {
+			st, err := e.Systemd().Unit(u)
+			if err != nil {
+				return readFailure(err)
+			}
+			o, a, err := unitStates(e, u)
+			if err != nil {
+				return readFailure(err)
+			}
+			if len(o) > 0 && st.UnitFile == "" && e.PackagesKnown() {
+				if _, ok := e.Installed(pkgs...); !ok {
+					all = append(all, Evidence{File: o[0].File, Value: u, Note: "enabled link without a unit file (left by the removed package): starts nothing"})
+					continue
+				}
+			}
+			on, all = append(on, o...), append(all, a...)
+		}
 		if len(on) > 0 {
 			return fail(on...)
+		}
+		switch p, ok := e.Installed(pkgs...); {
+		case !e.PackagesKnown():
+			all = append(all, note("package list unknown (%s): decided by the unit links alone", e.pkgsWhy))
+		case ok:
+			all = append(all, Evidence{Value: strings.TrimSpace(p.Name + " " + p.Version), Note: "package installed; its units are not enabled"})
+		default:
+			all = append(all, note("none of %s is installed", joinList(pkgs)))
 		}
 		return pass(all...)
 	}
@@ -630,16 +696,8 @@ func serviceRules() []Rule {
 			References:  References{CISDebian: "6.2.1.2", CISRHEL: "6.2.1.2", ComplianceAsCode: "service_auditd_enabled", PCIDSS: []string{"10.2.1", "10.3.1"}},
 			Remediation: "systemctl enable auditd",
 			Profiles:    comp,
-			Eval: func(_ context.Context, e *Env) Outcome {
-				on, all, err := unitStates(e, "auditd.service", "auditd")
-				if err != nil {
-					return readFailure(err)
-				}
-				if len(on) > 0 {
-					return pass(on...)
-				}
-				return fail(all...)
-			},
+			Applies:     optionalPkgApplies("auditd", "audit"),
+			Eval:        serviceEnabled("auditd.service", "auditd"),
 		},
 		{
 			ID: "host_firewall_enabled", Title: "A host firewall starts at boot (ufw, firewalld, nftables or iptables)", Severity: SeverityHigh,
@@ -653,14 +711,14 @@ func serviceRules() []Rule {
 			References:  References{CISDebian: "2.1.1", CISRHEL: "2.1.1", ComplianceAsCode: "service_avahi-daemon_disabled", PCIDSS: []string{"2.2.4"}},
 			Remediation: "systemctl disable --now avahi-daemon.service avahi-daemon.socket (or remove avahi-daemon).",
 			Profiles:    hard,
-			Eval:        unitsDisabled("avahi-daemon.service", "avahi-daemon.socket"),
+			Eval:        unitsDisabled([]string{"avahi-daemon", "avahi"}, "avahi-daemon.service", "avahi-daemon.socket"),
 		},
 		{
 			ID: "service_cups_disabled", Title: "CUPS printing does not start at boot", Severity: SeverityLow,
 			References:  References{CISDebian: "2.1.12", CISRHEL: "2.1.12", ComplianceAsCode: "service_cups_disabled", PCIDSS: []string{"2.2.4"}},
 			Remediation: "systemctl disable --now cups.service cups.socket cups.path (or remove cups).",
 			Profiles:    hard,
-			Eval:        unitsDisabled("cups.service", "cups.socket", "cups.path"),
+			Eval:        unitsDisabled([]string{"cups", "cups-daemon"}, "cups.service", "cups.socket", "cups.path"),
 		},
 		{
 			ID: "package_telnet-server_removed", Title: "No telnet server package is installed", Severity: SeverityHigh,
