@@ -42,7 +42,11 @@ func dnfMainGPGCheck(_ context.Context, e *Env) Outcome {
 	return fail(note("neither /etc/dnf/dnf.conf nor /etc/yum.conf exists: dnf's default is not to check signatures"))
 }
 
-// repoGPGCheck fails on any repository with gpgcheck off.
+// repoGPGCheck fails on any repository with gpgcheck off. No repository
+// file is a pass, as in SSG's ensure_gpgcheck_never_disabled (its OVAL
+// wants no "gpgcheck=0" line to exist in /etc/yum.repos.d/*.repo) and CIS
+// RHEL 9 1.2.1.3: a repository without gpgcheck inherits [main], which
+// ensure_gpgcheck_globally_activated checks.
 func repoGPGCheck(_ context.Context, e *Env) Outcome {
 	var files []string
 	for _, p := range []string{"/etc/yum.repos.d/*.repo", "/etc/zypp/repos.d/*.repo"} {
@@ -193,6 +197,11 @@ func parseAptConf(s string) []aptOption {
 	return out
 }
 
+// aptDisallowUnauthenticated passes when no apt.conf file allows
+// unauthenticated packages: apt's built-in default refuses them, and both
+// SSG's apt_conf_disallow_unauthenticated (no "AllowUnauthenticated true"
+// may exist in /etc/apt/apt.conf.d) and CIS Debian 12 1.2.1.2 accept the
+// default, so absent files pass.
 func aptDisallowUnauthenticated(_ context.Context, e *Env) Outcome {
 	files := []string{"etc/apt/apt.conf"}
 	more, err := aptConfFiles(e, "etc/apt/apt.conf.d")
@@ -226,6 +235,8 @@ func aptDisallowUnauthenticated(_ context.Context, e *Env) Outcome {
 	return pass(note("%d apt configuration files read; none allows unauthenticated or insecure repositories", read))
 }
 
+// aptSourcesNotTrusted fails on a source marked trusted or allow-insecure;
+// with no sources at all nothing is installed unsigned, so it passes.
 func aptSourcesNotTrusted(_ context.Context, e *Env) Outcome {
 	files := []string{"etc/apt/sources.list"}
 	more, err := aptConfFiles(e, "etc/apt/sources.list.d", ".list", ".sources")

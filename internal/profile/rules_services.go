@@ -614,6 +614,9 @@ func timeSync(_ context.Context, e *Env) Outcome {
 		if found && fb.Value != "" {
 			return pass(on[0], at(fb.Source, "FallbackNTP="+fb.Value, "fallback time servers"))
 		}
+		// CIS 2.3.1.1 (cited) wants one time daemon in use; which servers
+		// it uses is CIS 2.3.2.1, not checked here, so the compiled-in
+		// fallback list is accepted and the evidence says it.
 		return pass(on[0], note("no NTP= or FallbackNTP= set: timesyncd uses the servers from DHCP or its compiled-in fallback list"))
 	}
 	seen = append(seen, all...)
