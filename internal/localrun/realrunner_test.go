@@ -181,8 +181,7 @@ func TestRealRunnerBucketSettings(t *testing.T) {
 		t.Fatalf("prof: %s by %s, image %+v, error %+v: want the runner's completed profile naming the spec's image", r.Status, r.Runner.Name, r.Image, r.Error)
 	}
 	// The dispatcher granted a presigned GET and what it saw of the
-	// object; the runner streamed it, pinned to that ETag, and took the
-	// bucket's checksum rather than read it whole.
+	// object; the runner streamed it, pinned to that ETag.
 	img := r.Image
 	if img.Access != result.AccessStream || img.ETag != obj.ETag || img.Fetch == nil || img.Fetch.Bytes == 0 || img.SHA256 != digest {
 		t.Errorf("image %+v (fetch %+v): want streamed, ETag %s, sha256 %s", img, img.Fetch, obj.ETag, digest)
@@ -190,6 +189,11 @@ func TestRealRunnerBucketSettings(t *testing.T) {
 	wantMethod := result.VerifiedSidecar
 	if obj.SHA256 != "" {
 		wantMethod = result.VerifiedStoreChecksum
+	}
+	if len(data) <= 16<<20 {
+		// A small image is read whole at open: hashing what was read
+		// beats any attestation, and costs nothing.
+		wantMethod = result.VerifiedWholeObject
 	}
 	if v := img.Verification; v == nil || v.Method != wantMethod || v.SHA256 != digest {
 		t.Errorf("verification %+v, want %s of %s", v, wantMethod, digest)
@@ -231,4 +235,70 @@ func buildRunner(t *testing.T) string {
 		t.Fatalf("build the runner: %v\n%s", err, out)
 	}
 	return bin
+}
+
+// TestRealRunnerAttestedImage: an image too large to be read whole is
+// verified by what the bucket attests, as the dispatcher read it when it
+// granted the image (store.Upload made the bucket keep its sha256), and
+// only a small part of it is fetched.
+func TestRealRunnerAttestedImage(t *testing.T) {
+	image := filepath.Join(filepath.Dir(debianImage(t)), "rpm.qcow2")
+	runner := buildRunner(t)
+	m := testenv.StartMinIO(t)
+	m.SetEnv(t)
+	bucketURL := "minio://" + m.Bucket
+	ctx := t.Context()
+	st, err := store.Open(ctx, bucketURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj, err := store.Upload(ctx, st, "images/rpm.qcow2", bytes.NewReader(data), int64(len(data)), store.UploadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	digest := hex.EncodeToString(sum[:])
+	e := putSpec(t, st, "jobs/rpm.json", map[string]any{
+		"version": "1.0", "job_id": "rpm", "kind": "VMOperation", "operation": "guestkit.inspect",
+		"execution": map[string]any{"max_attempts": 1, "timeout_seconds": 900},
+		"payload": map[string]any{"type": "guestkit.inspect.v1", "data": map[string]any{
+			"image": map[string]any{"uri": "minio://" + m.Bucket + "/images/rpm.qcow2", "format": "qcow2", "checksum": "sha256:" + digest},
+		}},
+	})
+	log := testLog(t)
+	m2 := metrics.New()
+	x, err := New(ctx, Config{
+		Runner: runner, Store: st, Stores: &store.Stores{Home: bucketURL}, Results: controller.NewResults(st, "test", log, m2),
+		ExtraEnv: []string{"LIBGUESTFS_BACKEND=direct"}, Log: log, Metrics: m2,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Launch(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
+	defer cancel()
+	if err := x.Wait(wctx); err != nil {
+		t.Fatal(err)
+	}
+	r := resulttest.Read(t, st, e.ResultKey)
+	if r.Status != result.StatusCompleted || r.Image == nil {
+		t.Fatalf("rpm: %s, error %+v", r.Status, r.Error)
+	}
+	want := result.VerifiedSidecar
+	if obj.SHA256 != "" {
+		want = result.VerifiedStoreChecksum
+	}
+	img := r.Image
+	if v := img.Verification; v == nil || v.Method != want || v.SHA256 != digest || img.SHA256 != digest {
+		t.Errorf("verification %+v, sha256 %q: want %s of %s", v, img.SHA256, want, digest)
+	}
+	if img.Access != result.AccessStream || img.ETag != obj.ETag || img.Fetch == nil || img.Fetch.Fraction > 0.1 {
+		t.Errorf("image %+v, fetch %+v: want streamed, pinned to %s, a small part fetched", img, img.Fetch, obj.ETag)
+	}
 }
