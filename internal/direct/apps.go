@@ -55,6 +55,10 @@ func debApplications(fsys guest.FS) ([]inspect.Application, error) {
 				cur.Epoch, epochOK = parseEpoch(e)
 				v = rest
 			}
+			// libguestfs 1.48 (lib/inspect-apps.c) splits at the FIRST
+			// hyphen, where dpkg splits at the last (1.2-3-4 is upstream
+			// 1.2-3, revision 4): kept, since both backends must agree;
+			// pkgversion.Parse has dpkg's split.
 			cur.Version, cur.Release, _ = strings.Cut(v, "-")
 		case strings.HasPrefix(line, "Architecture: "):
 			cur.Arch = line[14:]

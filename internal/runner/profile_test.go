@@ -10,15 +10,22 @@ import (
 // list comes from libguestfs (three fields) or from dpkg/apk directly.
 func TestPackageVersion(t *testing.T) {
 	for _, c := range []struct {
-		app  inspect.Application
-		want string
+		format string
+		app    inspect.Application
+		want   string
 	}{
-		{inspect.Application{Version: "3.0.9", Release: "1", Epoch: 1}, "1:3.0.9-1"},
-		{inspect.Application{Version: "0.17+2.4", Release: "2"}, "0.17+2.4-2"},
-		{inspect.Application{Version: "20230311"}, "20230311"},
-		{inspect.Application{Version: "1.46.0", Release: "8.el9_4", Epoch: 1}, "1:1.46.0-8.el9_4"},
+		{"deb", inspect.Application{Version: "3.0.9", Release: "1", Epoch: 1}, "1:3.0.9-1"},
+		{"deb", inspect.Application{Version: "0.17+2.4", Release: "2"}, "0.17+2.4-2"},
+		{"deb", inspect.Application{Version: "20230311"}, "20230311"},
+		// libguestfs splits 1.2-3-4 at the first hyphen; dpkg's revision is 4.
+		{"deb", inspect.Application{Version: "1.2", Release: "3-4"}, "1.2-3-4"},
+		{"rpm", inspect.Application{Version: "1.46.0", Release: "8.el9_4", Epoch: 1}, "1:1.46.0-8.el9_4"},
+		// libguestfs drops the r of apk's -rN.
+		{"apk", inspect.Application{Version: "1.36.1", Release: "15"}, "1.36.1-r15"},
+		{"apk", inspect.Application{Version: "3.1_p16"}, "3.1_p16"},
+		{"pacman", inspect.Application{Version: "2.39", Release: "1", Epoch: 1}, "1:2.39-1"},
 	} {
-		if got := packageVersion(c.app); got != c.want {
+		if got := packageVersion(c.format, c.app); got != c.want {
 			t.Errorf("%+v: %q, want %q", c.app, got, c.want)
 		}
 	}
