@@ -56,18 +56,10 @@ func legacyRules() []Rule {
 			References:  References{ComplianceAsCode: "service_firewalld_enabled"},
 			Remediation: "Install and configure firewalld or ufw.",
 			Profiles:    []string{"security"},
-			Eval: func(_ context.Context, e *Env) Outcome {
-				var found []Evidence
-				for _, p := range []string{"etc/firewalld", "etc/ufw", "etc/iptables", "etc/nftables.conf", "etc/sysconfig/iptables", "etc/sysconfig/nftables.conf"} {
-					if guestconf.Exists(e.FS(), p) {
-						found = append(found, fileNote(p, "firewall configuration present"))
-					}
-				}
-				if len(found) > 0 {
-					return pass(append(found, note("configuration present; host_firewall_enabled checks that it starts at boot"))...)
-				}
-				return fail(note("no firewall configuration (/etc/firewalld, /etc/ufw, /etc/iptables, /etc/nftables.conf, /etc/sysconfig/iptables)"))
-			},
+			// /etc/ufw existing is not a firewall: openssh-server ships
+			// /etc/ufw/applications.d. The same check as host_firewall_enabled
+			// (CIS 4.1.1/4.2.x/4.3.x/4.4.x: installed, enabled, with rules).
+			Eval: firewallActive,
 		},
 		{
 			// "Not disabled" (enforcing or permissive) is CIS RHEL 9 v2.0.0

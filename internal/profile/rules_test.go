@@ -237,7 +237,8 @@ func ruleCases() []ruleCase {
 		{rule: "apt_sources_no_trusted", name: "deb822 Trusted", files: fstest.MapFS{"etc/apt/sources.list.d/vendor.sources": txt("Types: deb\nURIs: http://repo.example/\nSuites: stable\nTrusted: yes\n")}, want: StatusFail, evidence: "vendor.sources:4"},
 
 		// legacy
-		{rule: "CIS-FW-001", name: "no firewall config", files: fstest.MapFS{"etc/ufw/ufw.conf": nil, "etc/ufw": nil}, want: StatusFail, evidence: "no firewall configuration"},
+		{rule: "CIS-FW-001", name: "no firewall config", files: fstest.MapFS{"etc/ufw/ufw.conf": nil, "etc/ufw": nil}, want: StatusFail, evidence: "no host firewall"},
+		{rule: "CIS-FW-001", name: "openssh-server ufw profile only", drop: []string{"ufw"}, files: fstest.MapFS{"etc/ufw/ufw.conf": nil, "etc/ufw/applications.d/openssh-server": txt("[OpenSSH]\nports=22/tcp\n")}, want: StatusFail, evidence: "a directory is not a firewall"},
 		{rule: "CIS-2.2.1", name: "vsftpd enabled", files: fstest.MapFS{"usr/lib/systemd/system/vsftpd.service": txt("[Unit]\n"), wants + "vsftpd.service": symlink("/lib/systemd/system/vsftpd.service")}, want: StatusFail, evidence: "vsftpd.service"},
 	}
 	return append(cases, sysctlCases()...)
