@@ -95,7 +95,7 @@ func ruleCases() []ruleCase {
 		// sshd
 		{rule: "sshd_disable_root_login", name: "prohibit-password", files: sshdFirst("PermitRootLogin prohibit-password"), want: StatusFail, evidence: "00-test.conf:1 | PermitRootLogin prohibit-password"},
 		{rule: "sshd_disable_root_login", name: "unset uses default", files: minimalSSHD(""), want: StatusFail, evidence: "OpenSSH default applies"},
-		{rule: "sshd_disable_root_login", name: "Match User only reported", files: fstest.MapFS{"etc/ssh/sshd_config": txtMode("PermitRootLogin no\nMatch User alice\n  PermitRootLogin yes\n", 0o600, 0, 0)}, want: StatusPass, evidence: "Match User alice sets PermitRootLogin yes"},
+		{rule: "sshd_disable_root_login", name: "Match User fails (CIS: not incorrectly configured in a match block)", files: fstest.MapFS{"etc/ssh/sshd_config": txtMode("PermitRootLogin no\nMatch User alice\n  PermitRootLogin yes\n", 0o600, 0, 0)}, want: StatusFail, evidence: "Match User alice sets PermitRootLogin yes"},
 		{rule: "sshd_disable_root_login", name: "Match all fails", files: fstest.MapFS{"etc/ssh/sshd_config": txtMode("PermitRootLogin no\nMatch all\n  PermitRootLogin yes\n", 0o600, 0, 0)}, want: StatusFail, evidence: "Match all sets PermitRootLogin yes"},
 		{rule: "sshd_disable_root_login", name: "no config but package: defaults", files: fstest.MapFS{"etc/ssh/sshd_config": nil, "etc/ssh/sshd_config.d/10-banner.conf": nil}, want: StatusFail, evidence: "sshd_config does not exist"},
 		{rule: "sshd_disable_root_login", name: "no sshd at all", files: fstest.MapFS{"etc/ssh/sshd_config": nil, "etc/ssh/sshd_config.d/10-banner.conf": nil, "usr/sbin/sshd": nil}, drop: []string{"openssh-server"}, want: StatusNotApplicable, evidence: "OpenSSH server not installed"},
