@@ -18,7 +18,7 @@ KIND_CLUSTER ?= guestkit
 OVERLAY      ?= kind
 E2E_TIMEOUT  ?= 60m
 
-.PHONY: all build setup images minio kube prepare test fuzz-short test-unit test-integration e2e e2e-run lint demo bench-runner bench-dispatcher bench-image bench-backends bench-stream clean image image-archive kind-up kind-down deploy
+.PHONY: all build setup images minio kube openscap prepare test fuzz-short test-unit test-integration e2e e2e-run lint demo bench-runner bench-dispatcher bench-image bench-backends bench-stream clean image image-archive kind-up kind-down deploy
 
 all: build
 
@@ -37,6 +37,11 @@ minio:
 
 kube:
 	bash scripts/install-kube.sh >/dev/null
+
+# OpenSCAP, the SSG Debian 12 content and a debootstrap Debian 12 root, for
+# internal/profile/oscaptest (cached; cold about 2 minutes).
+openscap: setup
+	bash scripts/install-openscap.sh >/dev/null
 
 # Unit tests only: no appliance, no images (seconds).
 test-unit:
@@ -59,10 +64,10 @@ fuzz-short:
 # machine the MinIO and Kubernetes builds, the test images (qemu) and the
 # image root filesystem (debootstrap) overlap.
 prepare:
-	$(MAKE) --no-print-directory -j3 build images minio kube image-archive
+	$(MAKE) --no-print-directory -j3 build images minio kube openscap image-archive
 
 # The unit and integration tests without the end-to-end ones.
-test-integration: build images minio kube
+test-integration: build images minio kube openscap
 	GUESTKIT_TEST_IMAGES=$(IMAGES) $(GO) test -timeout 75m -count=1 ./...
 
 # The end-to-end tests (build tag e2e) on the provider GUESTKIT_E2E_PROVIDER

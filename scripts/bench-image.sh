@@ -87,7 +87,6 @@ mkdir -p "$OUTDIR"
 OUTDIR=$(cd "$OUTDIR" && pwd)
 KEY=$(sha256sum <"${BASH_SOURCE[0]}" | cut -c1-16)
 ROOTKEY=$(printf '%s\n' "$SUITE" "$VARIANT" "${PACKAGES[@]}" | sha256sum | cut -c1-16)
-ROOTTAR=$OUTDIR/debootstrap-$SUITE-$ROOTKEY.tar
 
 exec 9>"$OUTDIR/.lock"
 flock 9
@@ -124,34 +123,10 @@ uuid_of() {
 }
 
 # ------------------------------------------------------------------ debootstrap root
-# The Debian mirror the machine is configured with: the first URI of a
-# sources.list(.d) entry that serves the main archive (not -security).
-debian_mirror() {
-	local u
-	[[ -n ${DEBIAN_MIRROR:-} ]] && { echo "$DEBIAN_MIRROR"; return; }
-	u=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null |
-		grep -oE '^(URIs:[[:space:]]*|deb[[:space:]]+(\[[^]]*\][[:space:]]+)?)[a-z]+://[^[:space:]]+' |
-		grep -oE '[a-z]+://[^[:space:]]+' | grep -E '/debian/?$' | head -1 || true)
-	echo "${u:-http://deb.debian.org/debian}"
-}
-
-if [[ ! -e $ROOTTAR ]]; then
-	command -v debootstrap >/dev/null || die "debootstrap missing (apt-get install debootstrap)"
-	mirror=$(debian_mirror)
-	log "debootstrap $SUITE ($VARIANT + ${PACKAGES[*]}) from $mirror"
-	t=$SECONDS
-	debootstrap --variant="$VARIANT" --include="$(
-		IFS=,
-		echo "${PACKAGES[*]}"
-	)" "$SUITE" "$WORK/root" "$mirror" >"$WORK/debootstrap.log" 2>&1 ||
-		{ tail -20 "$WORK/debootstrap.log" >&2; die "debootstrap failed (log above)"; }
-	rm -rf "$WORK/root"/var/cache/apt/archives/*.deb "$WORK/root"/var/lib/apt/lists/*_Packages "$WORK/root/debootstrap"
-	tar --numeric-owner --xattrs -C "$WORK/root" -cf "$OUTDIR/.tmp.root.tar" .
-	rm -rf "$WORK/root"
-	mv "$OUTDIR/.tmp.root.tar" "$ROOTTAR"
-	log "debootstrap: $(du -h "$ROOTTAR" | cut -f1) root tarball in $((SECONDS - t)) s"
-fi
-for f in "$OUTDIR"/debootstrap-*.tar; do [[ $f == "$ROOTTAR" ]] || rm -f "$f"; done
+# scripts/debootstrap-root.sh, keeping its tarball beside the images
+# (debootstrap-SUITE-ROOTKEY.tar, the name this script has always used).
+ROOTTAR=$(bash "$(dirname "${BASH_SOURCE[0]}")/debootstrap-root.sh" --dir "$OUTDIR" \
+	"debootstrap-$SUITE" "$SUITE" "$VARIANT" "${PACKAGES[@]}" | tail -1)
 
 # ------------------------------------------------------------------ helpers
 loop() { # FILE OFFSET SIZE -> sets LOOPDEV (not in a subshell: LOOPS must see it)
