@@ -3,6 +3,8 @@ package profile
 import (
 	"context"
 	"fmt"
+	"io/fs"
+	"slices"
 	"strings"
 
 	"guestkit.io/batch/internal/guestconf"
@@ -209,6 +211,14 @@ func selinuxMode(e *Env, allowPermissive bool) Outcome {
 	return decide(good, ev...)
 }
 
+// apparmorConfigured follows CIS Debian 12 v1.1.0 1.3.1.2 ("Ensure
+// AppArmor is enabled in the bootloader configuration"), whose audit greps
+// every grub.cfg "linux" line for "apparmor=1" and for "security=apparmor"
+// and wants none without them; SSG's grub2_enable_apparmor checks the same
+// two arguments in GRUB_CMDLINE_LINUX. The kernel's compiled-in default
+// (AppArmor on in Debian's kernels) is not accepted by either, so a boot
+// entry without both arguments fails. Without grub.cfg or BLS entries,
+// /etc/default/grub decides (SSG's check); without either, notchecked.
 func apparmorConfigured(_ context.Context, e *Env) Outcome {
 	var ev []Evidence
 	good := true
@@ -233,10 +243,55 @@ func apparmorConfigured(_ context.Context, e *Env) Outcome {
 			off[i].Note = "disables AppArmor " + off[i].Note
 		}
 		ev = append(ev, off...)
-	} else {
-		ev = append(ev, note("no apparmor=0 or other security= module on the kernel command line"))
+	}
+	lines, from := apparmorBootLines(e)
+	if len(lines) == 0 {
+		return notChecked("no kernel command line found (no grub.cfg linux line, BLS entry or GRUB_CMDLINE_LINUX in /etc/default/grub): cannot see apparmor=1 security=apparmor", ev...)
+	}
+	for _, l := range lines {
+		args := strings.Fields(strings.Trim(l.Value, `"'`))
+		var lacks []string
+		for _, want := range []string{"apparmor=1", "security=apparmor"} {
+			if !slices.Contains(args, want) {
+				lacks = append(lacks, want)
+			}
+		}
+		if len(lacks) > 0 {
+			good = false
+			ev = append(ev, at(l.Source, l.Key+" "+l.Value, "lacks "+strings.Join(lacks, " and ")+" ("+from+"); the kernel's built-in default does not count for CIS 1.3.1.2"))
+		}
+	}
+	if good {
+		ev = append(ev, note("apparmor=1 security=apparmor on every kernel command line of %s, no apparmor=0 or other security= module", from))
 	}
 	return decide(good, ev...)
+}
+
+// apparmorBootLines returns the boot entries' kernel command lines
+// (grub.cfg linux lines and BLS options), or else GRUB_CMDLINE_LINUX as
+// /etc/default/grub and grub.d/*.cfg leave it (a reference to
+// $GRUB_CMDLINE_LINUX appends to the previous value).
+func apparmorBootLines(e *Env) ([]guestconf.KV, string) {
+	var boot, defs []guestconf.KV
+	for _, kv := range kernelCmdlines(e) {
+		switch kv.Key {
+		case "linux", "linux16", "linuxefi", "options":
+			boot = append(boot, kv)
+		case "GRUB_CMDLINE_LINUX":
+			v := strings.Trim(kv.Value, `"'`)
+			for _, ref := range []string{"${GRUB_CMDLINE_LINUX}", "$GRUB_CMDLINE_LINUX"} {
+				if strings.Contains(v, ref) && len(defs) > 0 {
+					v = strings.Replace(v, ref, strings.Trim(defs[0].Value, `"'`), 1)
+				}
+			}
+			kv.Value = v
+			defs = []guestconf.KV{kv}
+		}
+	}
+	if len(boot) > 0 {
+		return boot, "the boot entries"
+	}
+	return defs, "GRUB_CMDLINE_LINUX"
 }
 
 // modprobeDirs are the modprobe.d directories, highest priority first.
@@ -325,7 +380,11 @@ func bootRules() []Rule {
 				var ev []Evidence
 				status := StatusPass
 				for _, c := range findGrubCfg(e) {
-					o := checkPerms(e, c, 0o600, []uint32{0}, func() Outcome { return Outcome{Status: StatusPass} })
+					// findGrubCfg lists existing files and grubApplies needs one, so
+					// a file vanishing here is a read error, never a pass.
+					o := checkPerms(e, c, 0o600, []uint32{0}, func() Outcome {
+						return readFailure(&fs.PathError{Op: "stat", Path: guestconf.Abs(c), Err: fs.ErrNotExist})
+					})
 					ev = append(ev, o.Evidence...)
 					if statusRank(o.Status) > statusRank(status) {
 						status = o.Status
@@ -364,9 +423,9 @@ func bootRules() []Rule {
 			},
 		},
 		{
-			ID: "apparmor_configured", Title: "AppArmor is installed and not disabled at boot", Severity: SeverityHigh,
+			ID: "apparmor_configured", Title: "AppArmor is installed and enabled on the kernel command line (apparmor=1 security=apparmor)", Severity: SeverityHigh,
 			References:  References{CISDebian: "1.3.1.2", ComplianceAsCode: "grub2_enable_apparmor", PCIDSS: []string{"2.2.1"}},
-			Remediation: "Install apparmor (apt install apparmor apparmor-utils) and remove apparmor=0 or security=<other> from GRUB_CMDLINE_LINUX in /etc/default/grub, then update-grub.",
+			Remediation: "Install apparmor (apt install apparmor apparmor-utils), add `apparmor=1 security=apparmor` to GRUB_CMDLINE_LINUX in /etc/default/grub (removing apparmor=0 or another security=), then update-grub.",
 			Profiles:    comp,
 			Applies:     Applicability{Families: []string{"debian", "suse"}},
 			Eval:        apparmorConfigured,

@@ -141,6 +141,7 @@ func fileRules() []Rule {
 			Remediation: "chown root:root /etc/passwd && chmod 0644 /etc/passwd",
 			Profiles:    sec,
 			Eval: func(_ context.Context, e *Env) Outcome {
+				// A missing /etc/passwd is a broken guest: error, never pass.
 				return checkPerms(e, "etc/passwd", 0o644, []uint32{0}, func() Outcome {
 					return readFailure(&fs.PathError{Op: "stat", Path: "/etc/passwd", Err: fs.ErrNotExist})
 				})
@@ -232,8 +233,12 @@ func fileRules() []Rule {
 			Profiles:    []string{"hardening"},
 			Applies:     cronApplies(),
 			Eval: func(_ context.Context, e *Env) Outcome {
+				// With cron in use, a missing /etc/crontab is not accepted:
+				// CIS 2.4.1.2 audits it with stat (0600 root:root) and SSG's
+				// file_permissions template requires it to exist
+				// (missing_file_pass unset: check_existence all_exist).
 				return checkPerms(e, "etc/crontab", 0o600, []uint32{0}, func() Outcome {
-					return pass(Evidence{File: "/etc/crontab", Note: "file does not exist; nothing to protect"})
+					return fail(Evidence{File: "/etc/crontab", Note: "does not exist while cron is in use: CIS 2.4.1.2 and SSG's file_permissions_crontab need it to exist with mode 0600"})
 				})
 			},
 		},

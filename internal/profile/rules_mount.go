@@ -67,6 +67,10 @@ func tmpOption(opt string) func(context.Context, *Env) Outcome {
 	}
 }
 
+// tmpSeparate makes the /tmp option rules notapplicable when /tmp is not
+// a separate mount: CIS 1.1.2.1.2-4 ("If a separate partition exists for
+// /tmp, verify that the nodev option is set") and SSG's platform
+// mount[tmp] accept that; partition_for_tmp fails it once.
 func tmpSeparate() Applicability {
 	return Applicability{When: func(e *Env) (bool, string) {
 		tm, err := findTmpMount(e)

@@ -46,6 +46,10 @@ func pamLineText(l guestconf.PAMLine) string {
 	return strings.TrimSpace(fmt.Sprintf("%s %s %s %s", l.Type, l.Control, l.Module, strings.Join(l.Args, " ")))
 }
 
+// noNullok passes when no shared stack line has nullok: CIS Debian 12
+// v1.1.0 5.3.3.4.1 greps /etc/pam.d/common-{password,auth,account,session,
+// session-noninteractive} for nullok and wants nothing returned, so the
+// absence of the argument is what the benchmark accepts.
 func noNullok(_ context.Context, e *Env) Outcome {
 	lines, files, err := pamLines(e)
 	if err != nil {
@@ -155,8 +159,15 @@ func faillockDeny(_ context.Context, e *Env) Outcome {
 			deny, from = v, at(m.Source, pamLineText(m), "deny="+v+" on the module line overrides faillock.conf")
 		}
 	}
+	// An unset deny is not accepted: CIS Debian 12 v1.1.0 5.3.3.1.1 audits
+	// `grep -Pi '^\h*deny\h*=\h*[1-5]\b' /etc/security/faillock.conf`
+	// (the line must exist), and pam_tally2's default is no lockout.
 	if deny == "" {
-		return pass(append(ev, note("deny not set in /etc/security/faillock.conf or on the module line; pam_faillock's default 3 applies"))...)
+		why := "pam_faillock's built-in default (3) is not accepted: CIS 5.3.3.1.1 wants deny = 1-5 set in /etc/security/faillock.conf"
+		if mods[0].ModuleName() == "pam_tally2" {
+			why = "pam_tally2 without deny= never locks an account"
+		}
+		return fail(append(ev, note("deny not set in /etc/security/faillock.conf or on the module line; %s", why))...)
 	}
 	n, err := strconv.Atoi(deny)
 	from.Note = strings.TrimPrefix(from.Note+"; want 1-5 (0 never locks)", "; ")

@@ -535,8 +535,12 @@ func sshRules() []Rule {
 		Applies:    sshdApplies(), Profiles: sec,
 		Remediation: "chown root:root /etc/ssh/sshd_config && chmod 0600 /etc/ssh/sshd_config",
 		Eval: func(_ context.Context, e *Env) Outcome {
+			// sshd is installed (sshdApplies): a missing sshd_config fails.
+			// SSG's file_permissions_sshd_config requires the file (template
+			// file_permissions, missing_file_pass unset: all_exist) and CIS
+			// 5.1.1 audits its mode; sshd itself will not start without it.
 			return checkPerms(e, guestconf.SSHDConfigPath, 0o600, []uint32{0}, func() Outcome {
-				return pass(Evidence{File: "/etc/ssh/sshd_config", Note: "file does not exist (sshd runs on defaults); nothing to protect"})
+				return fail(Evidence{File: "/etc/ssh/sshd_config", Note: "does not exist while sshd is installed: sshd will not start, and CIS 5.1.1 and SSG need the file with mode 0600"})
 			})
 		},
 	})
