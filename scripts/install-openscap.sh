@@ -32,7 +32,7 @@ set -euo pipefail
 # The pins: the SSG package and the root's packages.
 SSG_SUITE=trixie
 SSG_VERSION=0.1.76-1
-ROOT_PACKAGES=(openssh-server systemd-sysv rsyslog cron logrotate sudo ufw apparmor libpam-pwquality chrony procps kmod iproute2)
+ROOT_PACKAGES=(openssh-server systemd-sysv rsyslog cron logrotate sudo ufw apparmor libpam-pwquality chrony procps kmod iproute2 linux-base)
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CACHE=${GUESTKIT_CACHE:-$HOME/.cache/guestkit-batch}
