@@ -23,6 +23,9 @@ func TestRegistryIntegrity(t *testing.T) {
 		if !idRe.MatchString(r.ID) {
 			t.Errorf("%s: id style", r.ID)
 		}
+		if r.Offline == "" {
+			t.Errorf("%s: no Offline text (how it is decided from files on disk)", r.ID)
+		}
 		if r.Title == "" || r.Remediation == "" || r.Eval == nil || r.Severity.Rank() == 0 || r.Severity == SeverityNone {
 			t.Errorf("%s: incomplete rule", r.ID)
 		}

@@ -163,6 +163,7 @@ func accountRules() []Rule {
 			// not cited.
 			ID: "accounts_maximum_age_login_defs", Title: "Password maximum age is 365 days or less (PASS_MAX_DAYS)", Severity: SeverityMedium,
 			References:  References{CISDebian: "5.4.1.1", CISRHEL: "5.4.1.1", ComplianceAsCode: "accounts_maximum_age_login_defs"},
+			Offline:     "PASS_MAX_DAYS in /etc/login.defs is 1 to 365; unset (shadow-utils' 99999) fails.",
 			Remediation: "Set `PASS_MAX_DAYS 365` (or less) in /etc/login.defs and apply it to existing users with chage --maxdays.",
 			Profiles:    comp,
 			Eval:        passMaxDays,
@@ -170,6 +171,7 @@ func accountRules() []Rule {
 		{
 			ID: "accounts_minimum_age_login_defs", Title: "Password minimum age is at least 1 day (PASS_MIN_DAYS)", Severity: SeverityMedium,
 			References:  References{CISDebian: "5.4.1.2", CISRHEL: "5.4.1.2", ComplianceAsCode: "accounts_minimum_age_login_defs"},
+			Offline:     "PASS_MIN_DAYS in /etc/login.defs is 1 or more; unset fails.",
 			Remediation: "Set `PASS_MIN_DAYS 1` in /etc/login.defs.",
 			Profiles:    comp,
 			Eval:        loginDefsInt("PASS_MIN_DAYS", 0, func(n int) bool { return n >= 1 }, "1 or more"),
@@ -177,6 +179,7 @@ func accountRules() []Rule {
 		{
 			ID: "accounts_password_warn_age_login_defs", Title: "Password expiry warning is at least 7 days (PASS_WARN_AGE)", Severity: SeverityLow,
 			References:  References{CISDebian: "5.4.1.3", CISRHEL: "5.4.1.3", ComplianceAsCode: "accounts_password_warn_age_login_defs"},
+			Offline:     "PASS_WARN_AGE in /etc/login.defs is 7 or more; unset fails.",
 			Remediation: "Set `PASS_WARN_AGE 7` in /etc/login.defs.",
 			Profiles:    comp,
 			Eval:        loginDefsInt("PASS_WARN_AGE", -1, func(n int) bool { return n >= 7 }, "7 or more"),
@@ -184,6 +187,7 @@ func accountRules() []Rule {
 		{
 			ID: "accounts_umask_etc_login_defs", Title: "Default umask in login.defs is 027 or stricter", Severity: SeverityMedium,
 			References:  References{CISDebian: "5.4.3.3", CISRHEL: "5.4.3.3", ComplianceAsCode: "accounts_umask_etc_login_defs"},
+			Offline:     "UMASK in /etc/login.defs is 027 or stricter; unset fails.",
 			Remediation: "Set `UMASK 027` in /etc/login.defs.",
 			Profiles:    comp,
 			Eval: func(_ context.Context, e *Env) Outcome {
@@ -208,6 +212,7 @@ func accountRules() []Rule {
 		{
 			ID: "accounts_umask_etc_profile", Title: "Login shells set umask 027 or stricter (/etc/profile, /etc/profile.d)", Severity: SeverityMedium,
 			References:  References{CISDebian: "5.4.3.3", CISRHEL: "5.4.3.3", ComplianceAsCode: "accounts_umask_etc_profile"},
+			Offline:     "The umask set in /etc/profile and /etc/profile.d/*.sh is 027 or stricter; notapplicable without /etc/profile.",
 			Remediation: "Add `umask 027` to /etc/profile (or a file in /etc/profile.d) and remove weaker umask lines.",
 			Profiles:    comp,
 			Applies: Applicability{When: func(e *Env) (bool, string) {
@@ -227,6 +232,7 @@ func accountRules() []Rule {
 		{
 			ID: "accounts_umask_etc_bashrc", Title: "Interactive bash sets umask 027 or stricter (/etc/bash.bashrc, /etc/bashrc)", Severity: SeverityLow,
 			References:  References{CISDebian: "5.4.3.3", CISRHEL: "5.4.3.3", ComplianceAsCode: "accounts_umask_etc_bashrc"},
+			Offline:     "The umask set in /etc/bash.bashrc (Debian) or /etc/bashrc (RHEL) is 027 or stricter.",
 			Remediation: "Set `umask 027` in /etc/bash.bashrc (Debian, SUSE) or /etc/bashrc (RHEL), replacing weaker umask lines.",
 			Profiles:    comp,
 			Applies: Applicability{When: func(e *Env) (bool, string) {
@@ -242,6 +248,7 @@ func accountRules() []Rule {
 		{
 			ID: "no_empty_passwords_etc_shadow", Title: "No account has an empty password in /etc/shadow", Severity: SeverityCritical,
 			References:  References{CISDebian: "7.2.2", CISRHEL: "7.2.2", ComplianceAsCode: "no_empty_passwords_etc_shadow", PCIDSS: []string{"2.2.2", "8.3.1"}},
+			Offline:     "No /etc/shadow entry has an empty password field.",
 			Remediation: "Lock the accounts (`passwd -l NAME`) or give them a password.",
 			Profiles:    sec,
 			Eval: func(_ context.Context, e *Env) Outcome {
@@ -274,6 +281,7 @@ func accountRules() []Rule {
 		{
 			ID: "accounts_no_uid_except_zero", Title: "Only root has UID 0", Severity: SeverityCritical,
 			References:  References{CISDebian: "5.4.2.1", CISRHEL: "5.4.2.1", ComplianceAsCode: "accounts_no_uid_except_zero", PCIDSS: []string{"8.2.1"}},
+			Offline:     "Only root has UID 0 in /etc/passwd.",
 			Remediation: "Give the other UID 0 accounts their own UID, or remove them.",
 			Profiles:    sec,
 			Eval: func(_ context.Context, e *Env) Outcome {
@@ -300,6 +308,7 @@ func accountRules() []Rule {
 			// difference with OpenSCAP.
 			ID: "accounts_password_all_shadowed", Title: "All password hashes are in /etc/shadow", Severity: SeverityHigh,
 			References:  References{CISDebian: "7.2.1", CISRHEL: "7.2.1", ComplianceAsCode: "accounts_password_all_shadowed", PCIDSS: []string{"8.3.2"}},
+			Offline:     "Every /etc/passwd password field is x; a hash, *, ! or an empty field there fails.",
 			Remediation: "Run pwconv to move password hashes from /etc/passwd to /etc/shadow.",
 			Profiles:    sec,
 			Eval: func(_ context.Context, e *Env) Outcome {
@@ -330,6 +339,7 @@ func accountRules() []Rule {
 			ID: "account_unique_id", Title: "No two accounts share a UID", Severity: SeverityMedium,
 			// CIS RHEL 9 v2.0.0 numbers it 7.2.4 (its 7.2.5 is duplicate GIDs).
 			References:  References{CISDebian: "7.2.5", CISRHEL: "7.2.4", ComplianceAsCode: "account_unique_id", PCIDSS: []string{"8.2.1"}},
+			Offline:     "No UID appears twice in /etc/passwd.",
 			Remediation: "Give every account its own UID (usermod -u) and fix file ownership.",
 			Profiles:    sec,
 			Eval: func(_ context.Context, e *Env) Outcome {

@@ -33,6 +33,7 @@ func legacyRules() []Rule {
 			// prohibit-password and fails "no".
 			ID: "CIS-SSH-001", Title: "SSH root login with a password is not allowed (guestkit worker policy, laxer than CIS 5.1.20 PermitRootLogin no)", Severity: SeverityHigh, Legacy: true,
 			References:  References{},
+			Offline:     "sshd's effective PermitRootLogin (sshd_config, Include files, sshd_config.d; else the installed OpenSSH's default) is no, prohibit-password, without-password or forced-commands-only.",
 			Remediation: "Set `PermitRootLogin no` in /etc/ssh/sshd_config.",
 			Profiles:    []string{"security"}, Applies: sshd,
 			Eval: sshdCheck{"PermitRootLogin", "prohibit-password", func(v string) (bool, string) {
@@ -47,6 +48,7 @@ func legacyRules() []Rule {
 			// ComplianceAsCode, requires PasswordAuthentication no.
 			ID: "CIS-SSH-002", Title: "SSH password authentication is disabled (guestkit worker policy, not a CIS item)", Severity: SeverityMedium, Legacy: true,
 			References:  References{},
+			Offline:     "sshd's effective PasswordAuthentication (sshd_config, Include files, sshd_config.d; else OpenSSH's default yes) is no.",
 			Remediation: "Set `PasswordAuthentication no` in /etc/ssh/sshd_config and use keys.",
 			Profiles:    []string{"security"}, Applies: sshd,
 			Eval: sshdCheck{"PasswordAuthentication", "yes", equals("no")}.eval,
@@ -54,6 +56,7 @@ func legacyRules() []Rule {
 		{
 			ID: "CIS-FW-001", Title: "A host firewall is configured (guestkit worker check)", Severity: SeverityMedium, Legacy: true,
 			References:  References{ComplianceAsCode: "service_firewalld_enabled"},
+			Offline:     "Decided as host_firewall_enabled: one firewall installed, enabled at boot and with rules to load; /etc/ufw existing is not enough.",
 			Remediation: "Install and configure firewalld or ufw.",
 			Profiles:    []string{"security"},
 			// /etc/ufw existing is not a firewall: openssh-server ships
@@ -69,6 +72,7 @@ func legacyRules() []Rule {
 			// 2.2.4 (necessary services only) says nothing of SELinux.
 			ID: "CIS-1.6.1.1", Title: "SELinux is not disabled (guestkit worker check; CIS RHEL 9 1.3.1.4)", Severity: SeverityHigh, Legacy: true,
 			References:  References{CISRHEL: "1.3.1.4", ComplianceAsCode: "selinux_not_disabled"},
+			Offline:     "SELINUX in /etc/selinux/config is enforcing or permissive, and no boot entry has selinux=0.",
 			Remediation: "Enable SELinux in /etc/selinux/config (SELINUX=enforcing) and reboot.",
 			Profiles:    []string{"compliance"}, Applies: selinuxApplies(),
 			Eval: func(_ context.Context, e *Env) Outcome { return selinuxMode(e, true) },
@@ -80,6 +84,7 @@ func legacyRules() []Rule {
 			// controls): the cited benchmark wins, and 8.3.9 is no longer cited.
 			ID: "CIS-5.4.1.1", Title: "Password maximum age is 365 days or less (guestkit worker check, CIS 5.4.1.1)", Severity: SeverityMedium, Legacy: true,
 			References:  References{CISDebian: "5.4.1.1", CISRHEL: "5.4.1.1", ComplianceAsCode: "accounts_maximum_age_login_defs"},
+			Offline:     "PASS_MAX_DAYS in /etc/login.defs is 1 to 365; unset fails.",
 			Remediation: "Set PASS_MAX_DAYS to 365 or less in /etc/login.defs.",
 			Profiles:    []string{"compliance"},
 			Eval:        passMaxDays,
@@ -91,6 +96,7 @@ func legacyRules() []Rule {
 			// 2.2.4 (only necessary services enabled) does cover it.
 			ID: "CIS-2.2.1", Title: "No telnet, rsh, rlogin, tftp or vsftpd service is enabled (guestkit worker policy, not CIS 2.2.1)", Severity: SeverityMedium, Legacy: true,
 			References:  References{PCIDSS: []string{"2.2.4"}},
+			Offline:     "No telnet, rsh, rlogin, tftp or vsftpd unit is enabled (systemd wants links) and no such entry is active in an installed inetd or xinetd's configuration.",
 			Remediation: "Disable the service: systemctl disable <service>.",
 			Profiles:    []string{"hardening"},
 			Eval: networkServiceDisabled([]string{"telnet", "shell", "login", "tftp", "ftp"},
@@ -103,6 +109,7 @@ func legacyRules() []Rule {
 			// so it is not cited.
 			ID: "CIS-1.1.3", Title: "/tmp has the sticky bit (guestkit worker policy, /tmp only; not a CIS item)", Severity: SeverityInfo, Legacy: true,
 			References:  References{},
+			Offline:     "/tmp has the sticky bit: mode= of a tmpfs /tmp in /etc/fstab (default 1777), else the /tmp directory's own mode.",
 			Remediation: "Verify /tmp permissions: chmod 1777 /tmp.",
 			Profiles:    []string{"hardening"},
 			Eval:        tmpSticky,

@@ -296,6 +296,7 @@ func packageRules() []Rule {
 		{
 			ID: "ensure_gpgcheck_globally_activated", Title: "dnf/yum checks package signatures (gpgcheck=1 in [main])", Severity: SeverityHigh,
 			References:  References{CISRHEL: "1.2.1.2", ComplianceAsCode: "ensure_gpgcheck_globally_activated", PCIDSS: []string{"6.3.3"}},
+			Offline:     "gpgcheck in [main] of /etc/dnf/dnf.conf (or /etc/yum.conf) is on; unset (dnf's default off) fails.",
 			Remediation: "Set `gpgcheck=1` in the [main] section of /etc/dnf/dnf.conf.",
 			Profiles:    sec,
 			Applies:     Applicability{Families: []string{"rhel"}},
@@ -304,6 +305,7 @@ func packageRules() []Rule {
 		{
 			ID: "ensure_gpgcheck_never_disabled", Title: "No repository disables package signature checking (gpgcheck=0)", Severity: SeverityHigh,
 			References:  References{CISRHEL: "1.2.1.3", ComplianceAsCode: "ensure_gpgcheck_never_disabled", PCIDSS: []string{"6.3.3"}},
+			Offline:     "No repository in /etc/yum.repos.d/*.repo (or dnf.conf) sets gpgcheck off.",
 			Remediation: "Remove `gpgcheck=0` from the .repo files in /etc/yum.repos.d (or /etc/zypp/repos.d) and import the repository's key.",
 			Profiles:    sec,
 			Applies:     Applicability{Families: []string{"rhel", "suse"}},
@@ -312,6 +314,7 @@ func packageRules() []Rule {
 		{
 			ID: "apt_conf_disallow_unauthenticated", Title: "apt does not allow unauthenticated packages or insecure repositories", Severity: SeverityHigh,
 			References:  References{CISDebian: "1.2.1.2", ComplianceAsCode: "apt_conf_disallow_unauthenticated", PCIDSS: []string{"6.3.3"}},
+			Offline:     "No file of /etc/apt/apt.conf and apt.conf.d sets APT::Get::AllowUnauthenticated or Acquire::AllowInsecureRepositories true; apt's default refuses them.",
 			Remediation: "Remove APT::Get::AllowUnauthenticated, Acquire::AllowInsecureRepositories and Acquire::AllowDowngradeToInsecureRepositories from /etc/apt/apt.conf(.d).",
 			Profiles:    sec,
 			Applies:     Applicability{Families: []string{"debian"}},
@@ -320,6 +323,7 @@ func packageRules() []Rule {
 		{
 			ID: "apt_sources_no_trusted", Title: "No apt source skips signature checking ([trusted=yes])", Severity: SeverityHigh,
 			References:  References{CISDebian: "1.2.1.2", PCIDSS: []string{"6.3.3"}},
+			Offline:     "No source in /etc/apt/sources.list, sources.list.d/*.list or *.sources is marked trusted=yes or allow-insecure=yes.",
 			Remediation: "Remove [trusted=yes] (and Trusted: yes in .sources files) and install the repository's signing key with signed-by=.",
 			Profiles:    sec,
 			Applies:     Applicability{Families: []string{"debian"}},

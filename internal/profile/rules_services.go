@@ -684,19 +684,27 @@ func aideScheduled(_ context.Context, e *Env) Outcome {
 	return fail(note("no cron job (/etc/crontab, /etc/cron.d, cron.daily, cron.weekly, root's crontab) or timer runs AIDE"))
 }
 
+// serviceRules' CIS numbers are the items ComplianceAsCode's control files
+// map the same rule to (controls/cis_debian12.yml v1.1.0, cis_ubuntu2404.yml
+// and products/rhel9/controls/cis_rhel9.yml): e.g. Debian 12 2.1.2 "Ensure
+// avahi daemon services are not in use", 2.1.11 print server, 2.1.16 tftp
+// server, 2.1.19 xinetd; RHEL 9 6.3.1.1/6.3.1.4 auditd, 6.1.1/6.1.2 AIDE,
+// 2.1.15 telnet server (CIS Debian 12 has no telnet server item).
 func serviceRules() []Rule {
 	sec, comp, hard := []string{"security"}, []string{"compliance"}, []string{"hardening"}
 	return []Rule{
 		{
 			ID: "package_audit_installed", Title: "The audit daemon is installed", Severity: SeverityMedium,
-			References:  References{CISDebian: "6.2.1.1", CISRHEL: "6.2.1.1", ComplianceAsCode: "package_audit_installed", PCIDSS: []string{"10.2.1"}},
+			References:  References{CISDebian: "6.2.1.1", CISRHEL: "6.3.1.1", ComplianceAsCode: "package_audit_installed", PCIDSS: []string{"10.2.1"}},
+			Offline:     "The package database (dpkg, rpm, apk) lists auditd or audit.",
 			Remediation: "Install auditd (Debian: apt install auditd audispd-plugins; RHEL: dnf install audit).",
 			Profiles:    comp,
 			Eval:        pkgInstalled("auditd", "audit"),
 		},
 		{
 			ID: "service_auditd_enabled", Title: "The audit daemon starts at boot", Severity: SeverityMedium,
-			References:  References{CISDebian: "6.2.1.2", CISRHEL: "6.2.1.2", ComplianceAsCode: "service_auditd_enabled", PCIDSS: []string{"10.2.1", "10.3.1"}},
+			References:  References{CISDebian: "6.2.1.2", CISRHEL: "6.3.1.4", ComplianceAsCode: "service_auditd_enabled", PCIDSS: []string{"10.2.1", "10.3.1"}},
+			Offline:     "auditd.service is enabled: a link in a systemd *.wants directory under /etc/systemd/system; notapplicable when auditd is not installed.",
 			Remediation: "systemctl enable auditd",
 			Profiles:    comp,
 			Applies:     optionalPkgApplies("auditd", "audit"),
@@ -705,27 +713,31 @@ func serviceRules() []Rule {
 		{
 			ID: "host_firewall_enabled", Title: "A host firewall starts at boot (ufw, firewalld, nftables or iptables)", Severity: SeverityHigh,
 			References:  References{CISDebian: "4.2.1", CISRHEL: "4.1.2", ComplianceAsCode: "service_firewalld_enabled", PCIDSS: []string{"1.4.1"}},
+			Offline:     "One firewall is installed, enabled at boot (systemd wants links) and has rules to load: ufw with ENABLED=yes in /etc/ufw/ufw.conf, firewalld, nftables with a base chain in /etc/nftables.conf, or iptables-persistent/iptables-services with saved rules.",
 			Remediation: "Debian/Ubuntu: apt install ufw && ufw enable. RHEL: dnf install firewalld && systemctl enable firewalld.",
 			Profiles:    sec,
 			Eval:        firewallActive,
 		},
 		{
 			ID: "service_avahi-daemon_disabled", Title: "Avahi (mDNS) does not start at boot", Severity: SeverityMedium,
-			References:  References{CISDebian: "2.1.1", CISRHEL: "2.1.1", ComplianceAsCode: "service_avahi-daemon_disabled", PCIDSS: []string{"2.2.4"}},
+			References:  References{CISDebian: "2.1.2", CISRHEL: "2.1.2", ComplianceAsCode: "service_avahi-daemon_disabled", PCIDSS: []string{"2.2.4"}},
+			Offline:     "The avahi packages are absent, or no avahi-daemon .service/.socket unit is enabled (systemd wants links).",
 			Remediation: "systemctl disable --now avahi-daemon.service avahi-daemon.socket (or remove avahi-daemon).",
 			Profiles:    hard,
 			Eval:        unitsDisabled([]string{"avahi-daemon", "avahi"}, "avahi-daemon.service", "avahi-daemon.socket"),
 		},
 		{
 			ID: "service_cups_disabled", Title: "CUPS printing does not start at boot", Severity: SeverityLow,
-			References:  References{CISDebian: "2.1.12", CISRHEL: "2.1.12", ComplianceAsCode: "service_cups_disabled", PCIDSS: []string{"2.2.4"}},
+			References:  References{CISDebian: "2.1.11", CISRHEL: "2.1.11", ComplianceAsCode: "service_cups_disabled", PCIDSS: []string{"2.2.4"}},
+			Offline:     "The cups packages are absent, or no cups .service/.socket/.path unit is enabled (systemd wants links).",
 			Remediation: "systemctl disable --now cups.service cups.socket cups.path (or remove cups).",
 			Profiles:    hard,
 			Eval:        unitsDisabled([]string{"cups", "cups-daemon"}, "cups.service", "cups.socket", "cups.path"),
 		},
 		{
 			ID: "package_telnet-server_removed", Title: "No telnet server package is installed", Severity: SeverityHigh,
-			References:  References{CISDebian: "2.1.19", CISRHEL: "2.1.19", ComplianceAsCode: "package_telnet-server_removed", PCIDSS: []string{"2.2.4"}},
+			References:  References{CISRHEL: "2.1.15", ComplianceAsCode: "package_telnet-server_removed", PCIDSS: []string{"2.2.4"}},
+			Offline:     "The package database lists none of telnetd, inetutils-telnetd, telnetd-ssl, telnet-server.",
 			Remediation: "Remove the telnet server (apt purge telnetd inetutils-telnetd; dnf remove telnet-server).",
 			Profiles:    sec,
 			Eval:        pkgRemoved("telnetd", "inetutils-telnetd", "telnetd-ssl", "telnet-server"),
@@ -733,20 +745,23 @@ func serviceRules() []Rule {
 		{
 			ID: "package_rsh-server_removed", Title: "No rsh server package is installed", Severity: SeverityHigh,
 			References:  References{CISDebian: "2.2.2", CISRHEL: "2.2.2", ComplianceAsCode: "package_rsh-server_removed", PCIDSS: []string{"2.2.4"}},
+			Offline:     "The package database lists neither rsh-server nor rsh-redone-server.",
 			Remediation: "Remove the rsh server (apt purge rsh-server rsh-redone-server; dnf remove rsh-server).",
 			Profiles:    sec,
 			Eval:        pkgRemoved("rsh-server", "rsh-redone-server"),
 		},
 		{
 			ID: "package_tftp-server_removed", Title: "No TFTP server package is installed", Severity: SeverityMedium,
-			References:  References{CISDebian: "2.1.18", CISRHEL: "2.1.18", ComplianceAsCode: "package_tftp-server_removed", PCIDSS: []string{"2.2.4"}},
+			References:  References{CISDebian: "2.1.16", CISRHEL: "2.1.16", ComplianceAsCode: "package_tftp-server_removed", PCIDSS: []string{"2.2.4"}},
+			Offline:     "The package database lists none of tftpd-hpa, tftpd, atftpd, tftp-server.",
 			Remediation: "Remove the TFTP server (apt purge tftpd-hpa tftpd atftpd; dnf remove tftp-server).",
 			Profiles:    hard,
 			Eval:        pkgRemoved("tftpd-hpa", "tftpd", "atftpd", "tftp-server"),
 		},
 		{
 			ID: "package_xinetd_removed", Title: "No inetd super-server (xinetd, inetd) is installed", Severity: SeverityLow,
-			References:  References{CISDebian: "2.1.20", CISRHEL: "2.1.20", ComplianceAsCode: "package_xinetd_removed", PCIDSS: []string{"2.2.4"}},
+			References:  References{CISDebian: "2.1.19", CISRHEL: "2.1.19", ComplianceAsCode: "package_xinetd_removed", PCIDSS: []string{"2.2.4"}},
+			Offline:     "The package database lists none of xinetd, openbsd-inetd, inetutils-inetd, rlinetd.",
 			Remediation: "Remove xinetd and inetd (apt purge xinetd openbsd-inetd inetutils-inetd; dnf remove xinetd).",
 			Profiles:    hard,
 			Eval:        pkgRemoved("xinetd", "openbsd-inetd", "inetutils-inetd", "rlinetd"),
@@ -754,6 +769,7 @@ func serviceRules() []Rule {
 		{
 			ID: "package_telnet_removed", Title: "The telnet client is not installed", Severity: SeverityLow,
 			References:  References{CISDebian: "2.2.4", CISRHEL: "2.2.4", ComplianceAsCode: "package_telnet_removed", PCIDSS: []string{"2.2.4"}},
+			Offline:     "The package database lists neither telnet nor inetutils-telnet.",
 			Remediation: "Remove the telnet client (apt purge telnet inetutils-telnet; dnf remove telnet).",
 			Profiles:    hard,
 			Eval:        pkgRemoved("telnet", "inetutils-telnet"),
@@ -761,6 +777,7 @@ func serviceRules() []Rule {
 		{
 			ID: "package_rsh_removed", Title: "The rsh client is not installed", Severity: SeverityLow,
 			References:  References{CISDebian: "2.2.2", CISRHEL: "2.2.2", ComplianceAsCode: "package_rsh_removed", PCIDSS: []string{"2.2.4"}},
+			Offline:     "The package database lists none of rsh-client, rsh-redone-client, rsh.",
 			Remediation: "Remove the rsh client (apt purge rsh-client rsh-redone-client; dnf remove rsh).",
 			Profiles:    hard,
 			Eval:        pkgRemoved("rsh-client", "rsh-redone-client", "rsh"),
@@ -768,6 +785,7 @@ func serviceRules() []Rule {
 		{
 			ID: "service_telnet_disabled", Title: "No telnet service starts (systemd socket, inetd, xinetd)", Severity: SeverityHigh,
 			References:  References{ComplianceAsCode: "service_telnet_disabled", PCIDSS: []string{"2.2.4"}},
+			Offline:     "No telnet unit is enabled (systemd wants links) and no telnet entry is active in /etc/inetd.conf or /etc/xinetd.d of an installed super-server.",
 			Remediation: "Disable telnet: systemctl disable telnet.socket, comment it out of /etc/inetd.conf, set `disable = yes` in /etc/xinetd.d/telnet.",
 			Profiles:    sec,
 			Eval:        networkServiceDisabled([]string{"telnet"}, "telnet.socket", "telnetd.socket", "telnetd.service"),
@@ -775,6 +793,7 @@ func serviceRules() []Rule {
 		{
 			ID: "service_rsh_disabled", Title: "No rsh, rlogin or rexec service starts", Severity: SeverityHigh,
 			References:  References{ComplianceAsCode: "service_rsh_disabled", PCIDSS: []string{"2.2.4"}},
+			Offline:     "No rsh, rlogin or rexec unit is enabled and no shell, login or exec entry is active in /etc/inetd.conf or /etc/xinetd.d of an installed super-server.",
 			Remediation: "Disable rsh.socket, rlogin.socket and rexec.socket, and the shell, login and exec entries of inetd/xinetd.",
 			Profiles:    sec,
 			Eval:        networkServiceDisabled([]string{"shell", "login", "exec", "rsh", "rlogin", "rexec"}, "rsh.socket", "rlogin.socket", "rexec.socket"),
@@ -782,6 +801,7 @@ func serviceRules() []Rule {
 		{
 			ID: "service_tftp_disabled", Title: "No TFTP service starts", Severity: SeverityMedium,
 			References:  References{ComplianceAsCode: "service_tftp_disabled", PCIDSS: []string{"2.2.4"}},
+			Offline:     "No tftp unit is enabled and no tftp entry is active in /etc/inetd.conf or /etc/xinetd.d of an installed super-server.",
 			Remediation: "Disable tftp.socket, tftp.service, tftpd-hpa.service and the tftp entries of inetd/xinetd.",
 			Profiles:    hard,
 			Eval:        networkServiceDisabled([]string{"tftp"}, "tftp.socket", "tftp.service", "tftpd-hpa.service", "atftpd.service"),
@@ -789,6 +809,7 @@ func serviceRules() []Rule {
 		{
 			ID: "time_sync_configured", Title: "Time is synchronised (chrony, systemd-timesyncd or ntpd enabled with a source)", Severity: SeverityMedium,
 			References:  References{CISDebian: "2.3.1.1", CISRHEL: "2.3.1", ComplianceAsCode: "service_chronyd_or_ntpd_enabled", PCIDSS: []string{"10.6.1", "10.6.2"}},
+			Offline:     "chrony, systemd-timesyncd or ntpd is enabled at boot (systemd wants links) and its configuration (chrony.conf with its includes, timesyncd.conf, ntp.conf) names a time source.",
 			Remediation: "Install and enable chrony (or systemd-timesyncd) with at least one server or pool line.",
 			Profiles:    comp,
 			Eval:        timeSync,
@@ -796,6 +817,7 @@ func serviceRules() []Rule {
 		{
 			ID: "chronyd_specify_remote_server", Title: "chrony has at least one time source", Severity: SeverityMedium,
 			References:  References{CISDebian: "2.3.3.1", CISRHEL: "2.3.2", ComplianceAsCode: "chronyd_specify_remote_server", PCIDSS: []string{"10.6.2"}},
+			Offline:     "chrony.conf, following include, confdir and sourcedir as chronyd does, has a server, pool, peer or refclock line; notapplicable without chrony.",
 			Remediation: "Add `pool 2.pool.ntp.org iburst` (or your servers) to chrony.conf or a file in its sourcedir/confdir.",
 			Profiles:    comp,
 			Applies: Applicability{When: whenInstalledOrFile("chrony", []string{"chrony"},
@@ -816,14 +838,16 @@ func serviceRules() []Rule {
 		},
 		{
 			ID: "package_aide_installed", Title: "AIDE (file integrity monitoring) is installed", Severity: SeverityMedium,
-			References:  References{CISDebian: "6.3.1", CISRHEL: "6.3.1", ComplianceAsCode: "package_aide_installed", PCIDSS: []string{"11.5.2"}},
+			References:  References{CISDebian: "6.3.1", CISRHEL: "6.1.1", ComplianceAsCode: "package_aide_installed", PCIDSS: []string{"11.5.2"}},
+			Offline:     "The package database lists aide.",
 			Remediation: "Install AIDE (apt install aide aide-common; dnf install aide) and initialise its database.",
 			Profiles:    comp,
 			Eval:        pkgInstalled("aide"),
 		},
 		{
 			ID: "aide_periodic_cron_checking", Title: "AIDE runs periodically", Severity: SeverityMedium,
-			References:  References{CISDebian: "6.3.2", CISRHEL: "6.3.2", ComplianceAsCode: "aide_periodic_cron_checking", PCIDSS: []string{"11.5.2"}},
+			References:  References{CISDebian: "6.3.2", CISRHEL: "6.1.2", ComplianceAsCode: "aide_periodic_cron_checking", PCIDSS: []string{"11.5.2"}},
+			Offline:     "An AIDE timer (dailyaidecheck, aidecheck) is enabled, or /etc/crontab, /etc/cron.d, cron.daily, cron.weekly or root's crontab runs aide; notapplicable without AIDE.",
 			Remediation: "Schedule `aide --check` daily, in /etc/cron.d or with dailyaidecheck.timer.",
 			Profiles:    comp,
 			Applies: Applicability{When: whenInstalledOrFile("AIDE", []string{"aide"},

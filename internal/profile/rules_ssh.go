@@ -470,8 +470,11 @@ func sshRules() []Rule {
 			References{CISDebian: "5.1.11", CISRHEL: "5.1.13", PCIDSS: []string{"2.2.6"}},
 			sshdCheck{"IgnoreRhosts", "yes", equals("yes")},
 			"Set `IgnoreRhosts yes` in /etc/ssh/sshd_config."},
+		// ComplianceAsCode's rule is linux_os/guide/services/ssh/ssh_server/
+		// disable_host_auth (no sshd_ prefix); CIS Debian 12 v1.1.0 5.1.10 and
+		// RHEL 9 5.1.12 map to it in CaC's controls.
 		{"sshd_disable_host_auth", "SSH host-based authentication is disabled", SeverityMedium,
-			References{CISDebian: "5.1.10", CISRHEL: "5.1.12", PCIDSS: []string{"2.2.6"}},
+			References{CISDebian: "5.1.10", CISRHEL: "5.1.12", ComplianceAsCode: "disable_host_auth", PCIDSS: []string{"2.2.6"}},
 			sshdCheck{"HostbasedAuthentication", "no", equals("no")},
 			"Set `HostbasedAuthentication no` in /etc/ssh/sshd_config."},
 		{"sshd_set_idle_timeout", "SSH idle sessions time out (ClientAliveInterval 1-300s)", SeverityMedium,
@@ -523,10 +526,13 @@ func sshRules() []Rule {
 	}
 	var out []Rule
 	for _, d := range defs {
-		d.refs.ComplianceAsCode = d.id
+		if d.refs.ComplianceAsCode == "" {
+			d.refs.ComplianceAsCode = d.id
+		}
 		out = append(out, Rule{
 			ID: d.id, Title: d.title, Severity: d.sev, References: d.refs, Applies: sshdApplies(),
 			Remediation: d.fix, Profiles: sec, Eval: d.check.eval,
+			Offline: sshdOffline(d.check.keyword, d.title),
 		})
 	}
 	out = append(out, Rule{
@@ -534,6 +540,7 @@ func sshRules() []Rule {
 		References: References{CISDebian: "5.1.1", CISRHEL: "5.1.1", ComplianceAsCode: "file_permissions_sshd_config", PCIDSS: []string{"2.2.6"}},
 		Applies:    sshdApplies(), Profiles: sec,
 		Remediation: "chown root:root /etc/ssh/sshd_config && chmod 0600 /etc/ssh/sshd_config",
+		Offline:     "The inode of /etc/ssh/sshd_config: mode 0600 or stricter, owner root; a missing file fails while sshd is installed.",
 		Eval: func(_ context.Context, e *Env) Outcome {
 			// sshd is installed (sshdApplies): a missing sshd_config fails.
 			// SSG's file_permissions_sshd_config requires the file (template
@@ -545,4 +552,9 @@ func sshRules() []Rule {
 		},
 	})
 	return out
+}
+
+// sshdOffline is the Offline text of an sshd_config keyword rule.
+func sshdOffline(keyword, title string) string {
+	return "sshd's effective " + keyword + ": /etc/ssh/sshd_config, its Include files and sshd_config.d/*.conf (first value wins, Match blocks aside), else the installed OpenSSH release's default; passes when " + strings.ToLower(title[:1]) + title[1:] + "."
 }

@@ -60,6 +60,8 @@ func (sp sysctlSpec) rule() Rule {
 		References: References{CISDebian: sp.cisU, CISRHEL: sp.cisR, ComplianceAsCode: sp.id, PCIDSS: sp.pci},
 		Remediation: fmt.Sprintf("Set `%s = %s` in a file in /etc/sysctl.d/ and remove conflicting settings that are read later (/etc/sysctl.conf is read last).",
 			sp.key, sp.want),
+		Offline: fmt.Sprintf("The last %s line in systemd-sysctl's order (sysctl.d/*.conf in /etc, /run, /usr/local/lib, /usr/lib and /lib by file name, then /etc/sysctl.conf) must set %s; unset fails whatever the kernel default.",
+			sp.key, sp.want),
 		Profiles: []string{"hardening"},
 		Eval: func(_ context.Context, e *Env) Outcome {
 			s, err := e.Sysctl()
@@ -172,6 +174,7 @@ func sysctlRules() []Rule {
 		Rule{
 			ID: "disable_users_coredumps", Title: "Users cannot dump core (* hard core 0)", Severity: SeverityMedium,
 			References:  References{CISDebian: "1.5.3", CISRHEL: "1.5.4", ComplianceAsCode: "disable_users_coredumps", PCIDSS: []string{"3.3.1.1"}},
+			Offline:     "The winning `* hard core` line of /etc/security/limits.conf and limits.d/*.conf is 0.",
 			Remediation: "Add `* hard core 0` to /etc/security/limits.conf or a file in /etc/security/limits.d/.",
 			Profiles:    hard,
 			Eval:        func(_ context.Context, e *Env) Outcome { return limitsCore(e) },
@@ -179,6 +182,7 @@ func sysctlRules() []Rule {
 		Rule{
 			ID: "coredump_disable_storage", Title: "systemd-coredump stores no core dumps (Storage=none)", Severity: SeverityMedium,
 			References:  References{CISDebian: "1.5.3", CISRHEL: "1.5.4", ComplianceAsCode: "coredump_disable_storage", PCIDSS: []string{"3.3.1.1"}},
+			Offline:     "Storage= in /etc/systemd/coredump.conf and its coredump.conf.d drop-ins is none; unset (external) fails.",
 			Remediation: "Set `Storage=none` in the [Coredump] section of /etc/systemd/coredump.conf (or a drop-in in /etc/systemd/coredump.conf.d/).",
 			Profiles:    hard,
 			Applies:     coredumpApplies(),
@@ -186,7 +190,8 @@ func sysctlRules() []Rule {
 		},
 		Rule{
 			ID: "coredump_disable_backtraces", Title: "systemd-coredump processes no core dumps (ProcessSizeMax=0)", Severity: SeverityLow,
-			References:  References{CISDebian: "1.5.3", CISRHEL: "1.5.4", ComplianceAsCode: "coredump_disable_backtraces", PCIDSS: []string{"3.3.1.1"}},
+			References:  References{CISDebian: "1.5.3", CISRHEL: "1.5.3", ComplianceAsCode: "coredump_disable_backtraces", PCIDSS: []string{"3.3.1.1"}},
+			Offline:     "ProcessSizeMax= in /etc/systemd/coredump.conf and its coredump.conf.d drop-ins is 0; unset (1G) fails.",
 			Remediation: "Set `ProcessSizeMax=0` in the [Coredump] section of /etc/systemd/coredump.conf.",
 			Profiles:    hard,
 			Applies:     coredumpApplies(),

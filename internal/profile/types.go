@@ -150,6 +150,10 @@ type Rule struct {
 	References  References
 	Applies     Applicability
 	Remediation string
+	// Offline says in one sentence how the rule is decided from files on
+	// a powered-off disk: which files are read and what passes. The README
+	// rule table is rendered from it (TestReadmeRuleTable).
+	Offline string
 	// Profiles lists the profiles that hold the rule.
 	Profiles []string
 	// Legacy marks the guestkit worker's compatible checks.
