@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"time"
 )
 
 // OpenDevice is Open for an image that is not a file: its bytes are read
@@ -20,37 +19,13 @@ import (
 // A failed read of dev reaches qemu as EIO; the Disk's read error then
 // wraps dev's error (errors.Is finds it) rather than ErrCorrupt.
 func OpenDevice(ctx context.Context, dev Device, format string, opts Options) (*Disk, error) {
-	if opts.CacheBytes == 0 && format != "raw" {
-		opts.CacheBytes = 32 << 20
-	}
-	if opts.Timeout <= 0 {
-		opts.Timeout = 30 * time.Second
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	start := time.Now()
-	var d *Disk
-	var err error
-	switch format {
-	case "raw":
-		d = rawDevice(dev)
-	case "qcow2", "vmdk", "vdi", "vhdx", "vpc":
-		if err := checkImage(dev, dev.Size(), format); err != nil {
-			return nil, fmt.Errorf("open device (%s): %w", format, err)
-		}
-		d, err = openDeviceDaemon(ctx, dev, format, opts)
-	default:
-		return nil, fmt.Errorf("open device: format %q: %w", printable(format), ErrUnsupported)
-	}
-	if err != nil {
-		return nil, err
-	}
-	if opts.CacheBytes > 0 {
-		d.cache = newChunkCache(opts.CacheBytes)
-	}
-	d.startup = time.Since(start)
-	return d, nil
+	return open(ctx, format, opts, "open device", func() (*Disk, error) { return rawDevice(dev), nil },
+		func(opts Options) (*Disk, error) {
+			if err := checkImage(dev, dev.Size(), format); err != nil {
+				return nil, fmt.Errorf("open device (%s): %w", format, err)
+			}
+			return openDeviceDaemon(ctx, dev, format, opts)
+		})
 }
 
 func rawDevice(dev Device) *Disk {

@@ -88,6 +88,18 @@ const largeRead = 1 << 20
 // unix socket and read over NBD. ctx bounds the Disk's whole life: when it
 // ends, the daemon is killed and reads fail. Close the Disk to release it.
 func Open(ctx context.Context, path, format string, opts Options) (*Disk, error) {
+	return open(ctx, format, opts, "open "+path, func() (*Disk, error) { return openRaw(path) },
+		func(opts Options) (*Disk, error) {
+			if err := preflight(path, format); err != nil {
+				return nil, err
+			}
+			return openDaemon(ctx, path, format, opts)
+		})
+}
+
+// open is Open's and OpenDevice's common part: the defaults, the format's
+// reader (raw, or a daemon for the others), the cache.
+func open(ctx context.Context, format string, opts Options, what string, raw func() (*Disk, error), daemon func(Options) (*Disk, error)) (*Disk, error) {
 	if opts.CacheBytes == 0 && format != "raw" {
 		opts.CacheBytes = 32 << 20
 	}
@@ -102,14 +114,11 @@ func Open(ctx context.Context, path, format string, opts Options) (*Disk, error)
 	var err error
 	switch format {
 	case "raw":
-		d, err = openRaw(path)
+		d, err = raw()
 	case "qcow2", "vmdk", "vdi", "vhdx", "vpc":
-		if err := preflight(path, format); err != nil {
-			return nil, err
-		}
-		d, err = openDaemon(ctx, path, format, opts)
+		d, err = daemon(opts)
 	default:
-		return nil, fmt.Errorf("open %s: format %q: %w", path, printable(format), ErrUnsupported)
+		return nil, fmt.Errorf("%s: format %q: %w", what, printable(format), ErrUnsupported)
 	}
 	if err != nil {
 		return nil, err

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"guestkit.io/batch/internal/controller"
+	"guestkit.io/batch/internal/intake"
 	"guestkit.io/batch/internal/metrics"
 	"guestkit.io/batch/internal/policy"
 	"guestkit.io/batch/internal/result"
@@ -138,17 +139,8 @@ func TestRealRunnerBucketSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, err := os.ReadFile(image)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// Uploaded with its sha256, which the bucket keeps and attests.
-	obj, err := store.Upload(ctx, st, "images/debian.qcow2", bytes.NewReader(data), int64(len(data)), store.UploadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(data)
-	digest := hex.EncodeToString(sum[:])
+	obj, digest := uploadImage(t, st, "images/debian.qcow2", image)
 	e := putSpec(t, st, "jobs/prof.json", map[string]any{
 		"version": "1.0", "job_id": "prof", "kind": "VMOperation", "operation": "guestkit.profile",
 		"execution": map[string]any{"max_attempts": 1, "timeout_seconds": 900},
@@ -159,24 +151,7 @@ func TestRealRunnerBucketSettings(t *testing.T) {
 		}},
 	})
 
-	log := testLog(t)
-	m2 := metrics.New()
-	x, err := New(ctx, Config{
-		Runner: runner, Store: st, Stores: &store.Stores{Home: bucketURL}, Results: controller.NewResults(st, "test", log, m2),
-		ExtraEnv: []string{"LIBGUESTFS_BACKEND=direct"}, Log: log, Metrics: m2,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := x.Launch(ctx, e); err != nil {
-		t.Fatal(err)
-	}
-	wctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
-	defer cancel()
-	if err := x.Wait(wctx); err != nil {
-		t.Fatal(err)
-	}
-	r := resulttest.Read(t, st, e.ResultKey)
+	r := runSpec(t, runner, bucketURL, st, e)
 	if r.Status != result.StatusCompleted || r.Runner.Name != "guestkit-runner" || r.Image == nil || r.Image.URI != "s3://"+m.Bucket+"/images/debian.qcow2" {
 		t.Fatalf("prof: %s by %s, image %+v, error %+v: want the runner's completed profile naming the spec's image", r.Status, r.Runner.Name, r.Image, r.Error)
 	}
@@ -190,7 +165,7 @@ func TestRealRunnerBucketSettings(t *testing.T) {
 	if obj.SHA256 != "" {
 		wantMethod = result.VerifiedStoreChecksum
 	}
-	if len(data) <= 16<<20 {
+	if obj.Size <= 16<<20 {
 		// A small image is read whole at open: hashing what was read
 		// beats any attestation, and costs nothing.
 		wantMethod = result.VerifiedWholeObject
@@ -247,21 +222,11 @@ func TestRealRunnerAttestedImage(t *testing.T) {
 	m := testenv.StartMinIO(t)
 	m.SetEnv(t)
 	bucketURL := "minio://" + m.Bucket
-	ctx := t.Context()
-	st, err := store.Open(ctx, bucketURL)
+	st, err := store.Open(t.Context(), bucketURL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, err := os.ReadFile(image)
-	if err != nil {
-		t.Fatal(err)
-	}
-	obj, err := store.Upload(ctx, st, "images/rpm.qcow2", bytes.NewReader(data), int64(len(data)), store.UploadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(data)
-	digest := hex.EncodeToString(sum[:])
+	obj, digest := uploadImage(t, st, "images/rpm.qcow2", image)
 	e := putSpec(t, st, "jobs/rpm.json", map[string]any{
 		"version": "1.0", "job_id": "rpm", "kind": "VMOperation", "operation": "guestkit.inspect",
 		"execution": map[string]any{"max_attempts": 1, "timeout_seconds": 900},
@@ -269,24 +234,7 @@ func TestRealRunnerAttestedImage(t *testing.T) {
 			"image": map[string]any{"uri": "minio://" + m.Bucket + "/images/rpm.qcow2", "format": "qcow2", "checksum": "sha256:" + digest},
 		}},
 	})
-	log := testLog(t)
-	m2 := metrics.New()
-	x, err := New(ctx, Config{
-		Runner: runner, Store: st, Stores: &store.Stores{Home: bucketURL}, Results: controller.NewResults(st, "test", log, m2),
-		ExtraEnv: []string{"LIBGUESTFS_BACKEND=direct"}, Log: log, Metrics: m2,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := x.Launch(ctx, e); err != nil {
-		t.Fatal(err)
-	}
-	wctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
-	defer cancel()
-	if err := x.Wait(wctx); err != nil {
-		t.Fatal(err)
-	}
-	r := resulttest.Read(t, st, e.ResultKey)
+	r := runSpec(t, runner, bucketURL, st, e)
 	if r.Status != result.StatusCompleted || r.Image == nil {
 		t.Fatalf("rpm: %s, error %+v", r.Status, r.Error)
 	}
@@ -301,4 +249,45 @@ func TestRealRunnerAttestedImage(t *testing.T) {
 	if img.Access != result.AccessStream || img.ETag != obj.ETag || img.Fetch == nil || img.Fetch.Fraction > 0.1 {
 		t.Errorf("image %+v, fetch %+v: want streamed, pinned to %s, a small part fetched", img, img.Fetch, obj.ETag)
 	}
+}
+
+// uploadImage stores the image file with store.Upload (so the bucket keeps
+// its sha256 and a sidecar) and returns the object and its digest.
+func uploadImage(t *testing.T, st store.Store, key, path string) (store.Object, string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj, err := store.Upload(t.Context(), st, key, bytes.NewReader(data), int64(len(data)), store.UploadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	return obj, hex.EncodeToString(sum[:])
+}
+
+// runSpec runs one spec through the local executor and the real runner,
+// and returns its stored result.
+func runSpec(t *testing.T, runner, bucketURL string, st store.Store, e *intake.Entry) *result.Result {
+	t.Helper()
+	ctx := t.Context()
+	log := testLog(t)
+	m := metrics.New()
+	x, err := New(ctx, Config{
+		Runner: runner, Store: st, Stores: &store.Stores{Home: bucketURL}, Results: controller.NewResults(st, "test", log, m),
+		ExtraEnv: []string{"LIBGUESTFS_BACKEND=direct"}, Log: log, Metrics: m,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Launch(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
+	defer cancel()
+	if err := x.Wait(wctx); err != nil {
+		t.Fatal(err)
+	}
+	return resulttest.Read(t, st, e.ResultKey)
 }
