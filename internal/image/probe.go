@@ -278,8 +278,7 @@ func ParseChecksum(s string) (string, error) {
 // VerifySHA256 hashes the file and compares it with the checksum
 // ("sha256:<hex>"). It returns the computed digest.
 func VerifySHA256(ctx context.Context, path, checksum string) (string, error) {
-	want, err := ParseChecksum(checksum)
-	if err != nil {
+	if _, err := ParseChecksum(checksum); err != nil {
 		return "", &Error{Code: result.CodeImageChecksum, Path: path, Msg: "cannot verify", Err: err}
 	}
 	f, err := os.Open(path)
@@ -287,16 +286,26 @@ func VerifySHA256(ctx context.Context, path, checksum string) (string, error) {
 		return "", &Error{Code: result.CodeImageUnreadable, Path: path, Msg: "open for checksum", Err: err}
 	}
 	defer f.Close()
+	return VerifySHA256Reader(ctx, f, path, checksum)
+}
+
+// VerifySHA256Reader is VerifySHA256 for the image's bytes read from r (a
+// streamed object, read in order); name is the image in errors.
+func VerifySHA256Reader(ctx context.Context, r io.Reader, name, checksum string) (string, error) {
+	want, err := ParseChecksum(checksum)
+	if err != nil {
+		return "", &Error{Code: result.CodeImageChecksum, Path: name, Msg: "cannot verify", Err: err}
+	}
 	h := sha256.New()
-	if _, err := io.Copy(h, &ctxReader{ctx: ctx, r: f}); err != nil {
+	if _, err := io.Copy(h, &ctxReader{ctx: ctx, r: r}); err != nil {
 		if ctx.Err() != nil {
 			return "", ctx.Err()
 		}
-		return "", &Error{Code: result.CodeImageUnreadable, Path: path, Msg: "read for checksum", Err: err}
+		return "", &Error{Code: result.CodeImageUnreadable, Path: name, Msg: "read for checksum", Err: err}
 	}
 	got := hex.EncodeToString(h.Sum(nil))
 	if got != want {
-		return got, newErr(result.CodeImageChecksum, path, "sha256 is %s, spec says %s", got, want)
+		return got, newErr(result.CodeImageChecksum, name, "sha256 is %s, spec says %s", got, want)
 	}
 	return got, nil
 }

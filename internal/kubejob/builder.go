@@ -2,6 +2,7 @@ package kubejob
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -190,12 +191,12 @@ const DefaultDownloadLimit = 4 << 30
 func (c *BuilderConfig) ScratchFor(img spec.ImageSource, objectSize int64) (scratch, download int64) {
 	download = -1
 	switch {
-	case img.Kind == spec.ImageBucket && c.ImageAccess == "download":
+	case img.Kind == spec.ImageBucket && c.ImageAccess == runnerenv.AccessDownload:
 		download = objectSize
 		if download <= 0 {
 			download = c.DownloadLimit
 		}
-	case img.Kind == spec.ImageHTTP && c.ImageAccess != "stream":
+	case img.Kind == spec.ImageHTTP && c.ImageAccess != runnerenv.AccessStream:
 		download = c.DownloadLimit
 	}
 	if download <= 0 {
@@ -387,19 +388,13 @@ func (c *BuilderConfig) checkKVM(bad reportFunc) {
 	default:
 		bad("accel %q: want auto, kvm or tcg", c.Accel)
 	}
-	switch c.ImageAccess {
-	case "":
-		c.ImageAccess = "auto"
-	case "auto", "stream", "download":
-	default:
-		bad("image access %q: want auto, stream or download", c.ImageAccess)
+	c.ImageAccess = cmp.Or(c.ImageAccess, runnerenv.AccessAuto)
+	if !slices.Contains(runnerenv.ImageAccesses(), c.ImageAccess) {
+		bad("image access %q: want %s", c.ImageAccess, strings.Join(runnerenv.ImageAccesses(), ", "))
 	}
-	switch c.Verify {
-	case "":
-		c.Verify = "auto"
-	case "auto", "full", "attested":
-	default:
-		bad("verify %q: want auto, full or attested", c.Verify)
+	c.Verify = cmp.Or(c.Verify, runnerenv.VerifyAuto)
+	if !slices.Contains(runnerenv.Verifies(), c.Verify) {
+		bad("verify %q: want %s", c.Verify, strings.Join(runnerenv.Verifies(), ", "))
 	}
 	if c.DownloadLimit == 0 {
 		c.DownloadLimit = DefaultDownloadLimit

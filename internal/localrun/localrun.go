@@ -24,6 +24,7 @@
 package localrun
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -42,6 +43,7 @@ import (
 	"guestkit.io/batch/internal/intake"
 	"guestkit.io/batch/internal/metrics"
 	"guestkit.io/batch/internal/result"
+	"guestkit.io/batch/internal/runnerenv"
 	"guestkit.io/batch/internal/spec"
 	"guestkit.io/batch/internal/store"
 )
@@ -165,12 +167,8 @@ func New(stop context.Context, cfg Config) (*Executor, error) {
 	default:
 		return nil, fmt.Errorf("local executor: accel %q: want auto, kvm or tcg", cfg.Accel)
 	}
-	if cfg.ImageAccess == "" {
-		cfg.ImageAccess = "auto"
-	}
-	if cfg.Verify == "" {
-		cfg.Verify = "auto"
-	}
+	cfg.ImageAccess = cmp.Or(cfg.ImageAccess, runnerenv.AccessAuto)
+	cfg.Verify = cmp.Or(cfg.Verify, runnerenv.VerifyAuto)
 	if cfg.Backend == "" {
 		cfg.Backend = spec.BackendAuto
 	}

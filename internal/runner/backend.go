@@ -88,7 +88,7 @@ func inspectWith(ctx context.Context, job *spec.Job, cfg *Config, img imageFile,
 			return data, false, fmt.Errorf("reading the image: %w", rerr)
 		}
 		if choice == spec.BackendDirect {
-			return data, false, directFailure(img.name(), fallback)
+			return data, false, directFailure(img.src.name, fallback)
 		}
 		res.Backend.Fallback = fallback.Error()
 		// The direct attempt counts as one phase; its inspection's
@@ -101,8 +101,8 @@ func inspectWith(ctx context.Context, job *spec.Job, cfg *Config, img imageFile,
 	res.Backend.Used = spec.BackendAppliance
 	*phase = result.PhaseLaunch
 	done := timer(res, "launch")
-	opts := libguestfs.Options{Image: img.path, Format: img.format, VirtualSize: img.virtualSize, Accel: cfg.Accel, MemoryMB: cfg.MemoryMB, Log: cfg.Log}
-	if img.src != nil && img.src.dev != nil {
+	opts := libguestfs.Options{Image: img.src.path, Format: img.format, VirtualSize: img.virtualSize, Accel: cfg.Accel, MemoryMB: cfg.MemoryMB, Log: cfg.Log}
+	if img.src.dev != nil {
 		// qemu reads the streamed object's blocks through the runner's
 		// own NBD export, with the format given, never guessed.
 		e, err := img.src.nbd(ctx)
@@ -133,28 +133,20 @@ func inspectWith(ctx context.Context, job *spec.Job, cfg *Config, img imageFile,
 	return inspectImage(ctx, job, app, prof, res)
 }
 
-// imageFile is the probed image: a local file (path), or a streamed one
-// (src.dev).
+// imageFile is the probed image: a local file (src.path), or a streamed
+// one (src.dev).
 type imageFile struct {
-	path, format string
-	src          *source
-	virtualSize  int64
+	src         *source
+	format      string
+	virtualSize int64
 }
 
 func (f imageFile) direct() DirectImage {
-	d := DirectImage{Path: f.path, Format: f.format}
-	if f.path == "" && f.src != nil && f.src.dev != nil {
+	d := DirectImage{Path: f.src.path, Format: f.format}
+	if f.src.path == "" {
 		d.Device = f.src.dev
 	}
 	return d
-}
-
-// name is the image in errors.
-func (f imageFile) name() string {
-	if f.src != nil {
-		return f.src.name
-	}
-	return f.path
 }
 
 // inspectDirect runs the inspection on the direct backend. fallback is

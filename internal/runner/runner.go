@@ -22,6 +22,7 @@ import (
 	"guestkit.io/batch/internal/libguestfs"
 	"guestkit.io/batch/internal/remote"
 	"guestkit.io/batch/internal/result"
+	"guestkit.io/batch/internal/runnerenv"
 	"guestkit.io/batch/internal/spec"
 	"guestkit.io/batch/internal/store"
 )
@@ -65,9 +66,9 @@ type Config struct {
 	// Attested is the digest the image's store vouches for (its own
 	// checksum or a sidecar), as the dispatcher read it.
 	Attested store.Attestation
-	// ImageAccess is AccessAuto (default), AccessStream or AccessDownload.
+	// ImageAccess is one of runnerenv.ImageAccesses (default auto).
 	ImageAccess string
-	// Verify is VerifyAuto (default), VerifyFull or VerifyAttested.
+	// Verify is one of runnerenv.Verifies (default auto).
 	Verify string
 	// DownloadLimit bounds a download to scratch (0: the virtual size
 	// limit only; <0: no downloads).
@@ -111,10 +112,10 @@ func (c *Config) defaults() {
 		c.MaxVirtualSize = DefaultMaxVirtualSize
 	}
 	if c.ImageAccess == "" {
-		c.ImageAccess = AccessAuto
+		c.ImageAccess = runnerenv.AccessAuto
 	}
 	if c.Verify == "" {
-		c.Verify = VerifyAuto
+		c.Verify = runnerenv.VerifyAuto
 	}
 }
 
@@ -262,10 +263,9 @@ func run(ctx context.Context, job *spec.Job, cfg *Config, res *result.Result, lo
 	if err != nil {
 		return nil, false, err
 	}
-	data, noncompliant, err := inspectWith(ctx, job, cfg, imageFile{path: src.path, src: src, format: facts.Format, virtualSize: facts.VirtualSize}, res, log, phase)
+	data, noncompliant, err := inspectWith(ctx, job, cfg, imageFile{src: src, format: facts.Format, virtualSize: facts.VirtualSize}, res, log, phase)
 	if rerr := src.readErr(); rerr != nil {
-		if f := remoteFailure(rerr); f != nil {
-			f.phase = *phase
+		if f := remoteFailure(rerr, *phase); f != nil {
 			if errors.Is(rerr, remote.ErrChanged) {
 				// Blocks of two objects: nothing of it may be reported.
 				data = nil
@@ -347,8 +347,7 @@ func probe(ctx context.Context, job *spec.Job, cfg *Config, src *source, res *re
 		if rerr := src.readErr(); rerr != nil {
 			// qemu-img said EIO, or the header read failed: the cause is
 			// the network or the object, not the image.
-			if f := remoteFailure(rerr); f != nil {
-				f.phase = result.PhaseProbe
+			if f := remoteFailure(rerr, result.PhaseProbe); f != nil {
 				return nil, f
 			}
 		}

@@ -19,40 +19,10 @@ import (
 	"guestkit.io/batch/internal/netguard"
 	"guestkit.io/batch/internal/remote"
 	"guestkit.io/batch/internal/result"
+	"guestkit.io/batch/internal/runnerenv"
 	"guestkit.io/batch/internal/spec"
 	"guestkit.io/batch/internal/store"
 )
-
-// How the runner reaches a remote image (Config.ImageAccess).
-const (
-	// AccessAuto streams, and downloads (bounded by DownloadLimit) only
-	// from a server that does not honour Range.
-	AccessAuto = "auto"
-	// AccessStream never downloads: a server without Range fails the job.
-	AccessStream = "stream"
-	// AccessDownload copies the whole object to scratch first, as before
-	// streaming existed, and hashes that copy.
-	AccessDownload = "download"
-)
-
-// ImageAccesses lists the values of Config.ImageAccess.
-func ImageAccesses() []string { return []string{AccessAuto, AccessStream, AccessDownload} }
-
-// How the spec's checksum of a streamed image is verified (Config.Verify).
-const (
-	// VerifyAuto takes what the store attests (its full-object sha256,
-	// else a sidecar), and hashes the whole object, read in order beside
-	// the inspection, only when nothing is attested.
-	VerifyAuto = "auto"
-	// VerifyFull always hashes every byte of the object.
-	VerifyFull = "full"
-	// VerifyAttested takes what the store attests and, when nothing is,
-	// reports the image as not verified rather than read it whole.
-	VerifyAttested = "attested"
-)
-
-// Verifies lists the values of Config.Verify.
-func Verifies() []string { return []string{VerifyAuto, VerifyFull, VerifyAttested} }
 
 // source is the job's image where the runner reads it: a local file (on
 // the node, mounted, or downloaded), or a remote object read by range
@@ -99,7 +69,7 @@ func (s *source) nbd(ctx context.Context) (*block.Exported, error) {
 // failure, the object changed), which no report may hide: readers above
 // may have taken it for a corrupt structure, and qemu reports it as EIO.
 func (s *source) readErr() error {
-	if s == nil || s.dev == nil {
+	if s.dev == nil {
 		return nil
 	}
 	return s.dev.Err()
@@ -215,7 +185,7 @@ func openSource(ctx context.Context, job *spec.Job, cfg *Config, log *logrus.Ent
 			return &source{name: store.Redact(uri), path: at.local, access: result.AccessLocal}, nil
 		}
 	}
-	if cfg.ImageAccess == AccessDownload {
+	if cfg.ImageAccess == runnerenv.AccessDownload {
 		return download(ctx, job, cfg, at, "--image-access download")
 	}
 	obj, err := remote.Open(ctx, at.url, remote.Options{
@@ -232,9 +202,9 @@ func openSource(ctx context.Context, job *spec.Job, cfg *Config, log *logrus.Ent
 		WholeBelow: wholeBelow,
 		Log:        log,
 	})
-	if errors.Is(err, remote.ErrNoRange) && cfg.ImageAccess != AccessStream {
+	if errors.Is(err, remote.ErrNoRange) && cfg.ImageAccess != runnerenv.AccessStream {
 		log.WithField("reason", err.Error()).Warn("the image's server does not serve byte ranges; downloading the whole image to scratch")
-		at.tried = &remote.Stats{Requests: 1} // its body was closed unread
+		at.probes = 1 // the ranged GET whose body was closed unread
 		return download(ctx, job, cfg, at, err.Error())
 	}
 	if err != nil {
@@ -290,8 +260,8 @@ type remoteAt struct {
 	pin      remote.Identity
 	attested store.Attestation
 	refresh  func(ctx context.Context) (string, error)
-	local    string        // a file store's object: read in place
-	tried    *remote.Stats // a stream attempt's, before a download
+	local    string // a file store's object: read in place
+	probes   int64  // requests of a stream attempt, before a download
 }
 
 // sign replaces a bucket URI with a presigned GET made with the runner's
@@ -366,15 +336,7 @@ func download(ctx context.Context, job *spec.Job, cfg *Config, at remoteAt, why 
 		return nil, fetchFailure(at, err)
 	}
 	src.etag = o.ETag
-	src.downloaded = &result.Fetch{Bytes: o.Size, Requests: 1, Fraction: 1}
-	if at.tried != nil {
-		st := at.tried
-		src.downloaded.Bytes += st.BytesFetched
-		src.downloaded.Requests += st.Requests
-		if o.Size > 0 {
-			src.downloaded.Fraction = float64(src.downloaded.Bytes) / float64(o.Size)
-		}
-	}
+	src.downloaded = &result.Fetch{Bytes: o.Size, Requests: 1 + at.probes, Fraction: 1}
 	return src, nil
 }
 
@@ -399,18 +361,17 @@ func fetchFailure(at remoteAt, err error) error {
 		return &failure{status: result.StatusFailed, code: result.CodeImageUnreadable, phase: result.PhaseFetch,
 			err: fmt.Errorf("image %s: its server does not serve byte ranges, and --image-access stream never downloads: %w", store.Redact(at.uri), err)}
 	}
-	if f := remoteFailure(err); f != nil {
-		f.phase = result.PhaseFetch
+	if f := remoteFailure(err, result.PhaseFetch); f != nil {
 		return f
 	}
 	return fail(result.StatusFailed, result.CodeInfrastructure, true)
 }
 
-// remoteFailure classifies an error of a streamed image's reads, at any
-// phase; nil when err is none of them.
-func remoteFailure(err error) *failure {
+// remoteFailure classifies an error of a streamed image's reads, met
+// during phase; nil when err is none of them.
+func remoteFailure(err error, phase result.Phase) *failure {
 	f := func(code result.Code, retry bool, e error) *failure {
-		return &failure{status: result.StatusFailed, code: code, phase: result.PhaseInspect, retryable: retry, err: e}
+		return &failure{status: result.StatusFailed, code: code, phase: phase, retryable: retry, err: e}
 	}
 	switch {
 	case errors.Is(err, remote.ErrChanged):

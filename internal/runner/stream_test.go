@@ -24,6 +24,7 @@ import (
 	"guestkit.io/batch/internal/inspect/inspecttest"
 	"guestkit.io/batch/internal/result"
 	"guestkit.io/batch/internal/runner"
+	"guestkit.io/batch/internal/runnerenv"
 	"guestkit.io/batch/internal/spec"
 	"guestkit.io/batch/internal/store"
 	"guestkit.io/batch/internal/testenv"
@@ -296,7 +297,7 @@ func TestStreamFallsBackToDownload(t *testing.T) {
 		t.Errorf("the download was left in scratch: %v", left)
 	}
 
-	res = runner.Execute(context.Background(), job, nil, runner.Config{Version: "test", Backend: spec.BackendDirect, ScratchDir: scratch, ImageAccess: runner.AccessStream})
+	res = runner.Execute(context.Background(), job, nil, runner.Config{Version: "test", Backend: spec.BackendDirect, ScratchDir: scratch, ImageAccess: runnerenv.AccessStream})
 	if res.Status != result.StatusFailed || codeOf(res) != string(result.CodeImageUnreadable) || !strings.Contains(res.Error.Message, "range") {
 		t.Errorf("stream only from a server without ranges: %s %s %+v", res.Status, codeOf(res), res.Error)
 	}
@@ -369,11 +370,11 @@ func TestStreamChecksum(t *testing.T) {
 		}
 	}
 
-	res = run("images/plain.raw", "sha256:"+digest, func(c *runner.Config) { c.Verify = runner.VerifyAttested })
+	res = run("images/plain.raw", "sha256:"+digest, func(c *runner.Config) { c.Verify = runnerenv.VerifyAttested })
 	if res.Status != result.StatusCompleted || res.Image.Verification == nil || res.Image.Verification.Method != result.NotVerified || res.Image.SHA256 != "" || len(res.Warnings) == 0 {
 		t.Errorf("attested only, nothing attested: %s %+v sha256 %q warnings %q", res.Status, res.Image.Verification, res.Image.SHA256, res.Warnings)
 	}
-	res = run("images/uploaded.raw", "sha256:"+digest, func(c *runner.Config) { c.Verify = runner.VerifyFull })
+	res = run("images/uploaded.raw", "sha256:"+digest, func(c *runner.Config) { c.Verify = runnerenv.VerifyFull })
 	if res.Status != result.StatusCompleted || res.Image.Verification == nil || res.Image.Verification.Method != result.VerifiedWholeObject {
 		t.Errorf("full: %s %+v", res.Status, res.Image.Verification)
 	}

@@ -2,16 +2,14 @@ package runner
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/sirupsen/logrus"
 
 	"guestkit.io/batch/internal/image"
 	"guestkit.io/batch/internal/result"
+	"guestkit.io/batch/internal/runnerenv"
 	"guestkit.io/batch/internal/spec"
 )
 
@@ -44,7 +42,7 @@ func verify(ctx context.Context, job *spec.Job, cfg *Config, src *source, res *r
 		res.Image.Verification = &result.Verification{Method: result.VerifiedWholeObject, SHA256: sum}
 		return none, nil
 	}
-	if a := src.attested; a.SHA256 != "" && cfg.Verify != VerifyFull {
+	if a := src.attested; a.SHA256 != "" && cfg.Verify != runnerenv.VerifyFull {
 		if a.SHA256 != want {
 			return none, phased(result.PhaseProbe, &image.Error{Code: result.CodeImageChecksum, Path: src.name,
 				Msg: fmt.Sprintf("sha256 is %s by %s (%s), spec says %s", a.SHA256, a.Method, a.Source, want)})
@@ -53,7 +51,7 @@ func verify(ctx context.Context, job *spec.Job, cfg *Config, src *source, res *r
 		res.Image.Verification = &result.Verification{Method: a.Method, SHA256: a.SHA256, Source: a.Source}
 		return none, nil
 	}
-	if cfg.Verify == VerifyAttested {
+	if cfg.Verify == runnerenv.VerifyAttested {
 		why := "the store attests no sha256 of this object, and --verify attested reads no whole object"
 		res.Image.Verification = &result.Verification{Method: result.NotVerified, Source: why}
 		res.Warnings = append(res.Warnings, "payload.data.image.checksum not verified: "+why)
@@ -70,23 +68,17 @@ func verify(ctx context.Context, job *spec.Job, cfg *Config, src *source, res *r
 	go func() {
 		// Only the hash here: res is the inspection's until wait.
 		start := time.Now()
-		h := sha256.New()
-		_, err := io.Copy(h, src.obj.Reader(ctx))
-		out <- hashed{sum: hex.EncodeToString(h.Sum(nil)), err: err, took: time.Since(start)}
+		sum, err := image.VerifySHA256Reader(ctx, src.obj.Reader(ctx), src.name, checksum)
+		out <- hashed{sum: sum, err: err, took: time.Since(start)}
 	}()
 	return func() error {
 		r := <-out
 		observe(res, "checksum", r.took)
 		if r.err != nil {
-			if f := remoteFailure(r.err); f != nil {
-				f.phase = result.PhaseProbe
-				return f
+			if f := remoteFailure(r.err, result.PhaseProbe); f != nil {
+				return f // the network or the object, not the image
 			}
-			return phased(result.PhaseProbe, &image.Error{Code: result.CodeImageUnreadable, Path: src.name, Msg: "read for checksum", Err: r.err})
-		}
-		if r.sum != want {
-			return phased(result.PhaseProbe, &image.Error{Code: result.CodeImageChecksum, Path: src.name,
-				Msg: fmt.Sprintf("sha256 is %s, spec says %s", r.sum, want)})
+			return phased(result.PhaseProbe, r.err)
 		}
 		res.Image.SHA256 = r.sum
 		res.Image.Verification = &result.Verification{Method: result.VerifiedWholeObject, SHA256: r.sum}

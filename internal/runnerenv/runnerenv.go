@@ -38,6 +38,37 @@ const (
 	JobName      = "JOB_NAME"
 )
 
+// Values of ImageAccess: how a runner reaches a bucket or http(s) image.
+const (
+	// AccessAuto streams, and downloads (bounded by DownloadLimit) only
+	// from a server that does not honour Range.
+	AccessAuto = "auto"
+	// AccessStream never downloads: a server without Range fails the job.
+	AccessStream = "stream"
+	// AccessDownload copies the whole object to scratch first and hashes
+	// that copy.
+	AccessDownload = "download"
+)
+
+// ImageAccesses lists the values of ImageAccess.
+func ImageAccesses() []string { return []string{AccessAuto, AccessStream, AccessDownload} }
+
+// Values of Verify: how a runner checks a spec's checksum of a streamed
+// image.
+const (
+	// VerifyAuto takes what the store attests (its full-object sha256,
+	// else a sidecar), and hashes the whole object only when nothing is.
+	VerifyAuto = "auto"
+	// VerifyFull always hashes every byte of the object.
+	VerifyFull = "full"
+	// VerifyAttested takes what the store attests and, when nothing is,
+	// reports the image as not verified rather than read it whole.
+	VerifyAttested = "attested"
+)
+
+// Verifies lists the values of Verify.
+func Verifies() []string { return []string{VerifyAuto, VerifyFull, VerifyAttested} }
+
 // The runner's network guard for the spec's own http(s) image URL
 // (guestkit-runner run --net-guard, --net-allow); every executor turns it
 // on, with the networks the operator allowed.

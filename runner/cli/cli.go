@@ -15,6 +15,7 @@ import (
 	"guestkit.io/batch/internal/profile/names"
 	"guestkit.io/batch/internal/result"
 	"guestkit.io/batch/internal/runner"
+	"guestkit.io/batch/internal/runnerenv"
 	"guestkit.io/batch/internal/spec"
 )
 
@@ -136,8 +137,8 @@ func Vars() kong.Vars {
 		"profiles":         strings.Join(names.All(), ", "),
 		"default_profiles": strings.Join(names.Defaults(), ","),
 		"backends":         strings.Join(spec.Backends(), ","),
-		"accesses":         strings.Join(runner.ImageAccesses(), ","),
-		"verifies":         strings.Join(runner.Verifies(), ","),
+		"accesses":         strings.Join(runnerenv.ImageAccesses(), ","),
+		"verifies":         strings.Join(runnerenv.Verifies(), ","),
 	}
 }
 
