@@ -25,19 +25,39 @@ func (s *Session) Roots(ctx context.Context) ([]string, error) {
 		roots, err = g.Inspect_os()
 		return err
 	})
+	if err != nil {
+		return nil, err
+	}
+	names := make(map[string]string, len(roots))
+	for i, r := range roots {
+		roots[i] = userName(r)
+		names[roots[i]] = r
+	}
+	s.roots.Store(&names)
 	sort.Strings(roots)
-	return roots, err
+	return roots, nil
+}
+
+// applianceName is the name libguestfs gave the root the caller names.
+func (s *Session) applianceName(root string) string {
+	if m := s.roots.Load(); m != nil {
+		if r, ok := (*m)[root]; ok {
+			return r
+		}
+	}
+	return root
 }
 
 // OSFacts gathers what virt-inspector prints for a root, except
 // applications, which need the root mounted.
 func (s *Session) OSFacts(ctx context.Context, root string) (inspect.OS, error) {
 	os := inspect.OS{Root: root}
+	name := s.applianceName(root)
 	err := s.call(ctx, "inspect_get", func(g *guestfs.Guestfs) error {
 		for _, read := range []func(*guestfs.Guestfs, string, *inspect.OS) error{
 			osStrings, osVersionAndFlags, windowsFacts, osMountpoints, osFilesystems,
 		} {
-			if err := read(g, root, &os); err != nil {
+			if err := read(g, name, &os); err != nil {
 				return err
 			}
 		}
@@ -123,7 +143,7 @@ func osMountpoints(g *guestfs.Guestfs, root string, os *inspect.OS) error {
 		return err
 	}
 	for p, dev := range mps {
-		os.Mountpoints = append(os.Mountpoints, inspect.Mountpoint{Path: p, Device: dev})
+		os.Mountpoints = append(os.Mountpoints, inspect.Mountpoint{Path: p, Device: userName(dev)})
 	}
 	sort.Slice(os.Mountpoints, func(i, j int) bool {
 		a, b := os.Mountpoints[i].Path, os.Mountpoints[j].Path
@@ -150,7 +170,7 @@ func osFilesystems(g *guestfs.Guestfs, root string, os *inspect.OS) error {
 // filesystem reads type, label and UUID with one blkid call instead of
 // three vfs_* calls; both read the same superblock fields.
 func filesystem(g *guestfs.Guestfs, dev string) inspect.Filesystem {
-	fs := inspect.Filesystem{Device: dev}
+	fs := inspect.Filesystem{Device: userName(dev)}
 	if tags, err := g.Blkid(dev); err == nil {
 		fs.Type, fs.Label, fs.UUID = tags["TYPE"], tags["LABEL"], tags["UUID"]
 	} else if t, err := g.Vfs_type(dev); err == nil {
@@ -163,7 +183,7 @@ func filesystem(g *guestfs.Guestfs, dev string) inspect.Filesystem {
 func (s *Session) Mount(ctx context.Context, root string) (guest.FS, []inspect.Problem, error) {
 	var probs []inspect.Problem
 	err := s.call(ctx, "mount", func(g *guestfs.Guestfs) error {
-		mps, err := g.Inspect_get_mountpoints(root)
+		mps, err := g.Inspect_get_mountpoints(s.applianceName(root))
 		if err != nil {
 			return err
 		}
@@ -343,7 +363,23 @@ func userDevice(name string) string {
 	if !ok || rest == "" || rest[0] < 'a' || rest[0] > 'z' {
 		return name
 	}
-	return "/dev/sda" + strings.TrimLeft(rest, "abcdefghijklmnopqrstuvwxyz")
+	part := strings.TrimLeft(rest, "abcdefghijklmnopqrstuvwxyz")
+	if strings.Trim(part, "0123456789") != "" {
+		return name // not a disk or partition: /dev/sdvg/root is an LV
+	}
+	return "/dev/sda" + part
+}
+
+// userName is userDevice for any device name libguestfs returns,
+// including a btrfs subvolume's "btrfsvol:DEVICE/SUBVOLUME", which
+// inspect_os does not translate either.
+func userName(name string) string {
+	rest, ok := strings.CutPrefix(name, "btrfsvol:/dev/")
+	if !ok {
+		return userDevice(name)
+	}
+	dev, sub, _ := strings.Cut(rest, "/")
+	return "btrfsvol:" + userDevice("/dev/"+dev) + "/" + sub
 }
 
 // lvmInfo lists PVs, VGs and LVs; nil when the disk has no LVM.

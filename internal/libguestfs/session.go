@@ -62,6 +62,8 @@ type Session struct {
 	size  int64
 	log   logrus.FieldLogger
 	stop  func() bool
+	// roots maps the root names Roots returned to libguestfs's own.
+	roots atomic.Pointer[map[string]string]
 }
 
 // LaunchError is a failure to start the appliance.

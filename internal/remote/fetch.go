@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -185,6 +186,12 @@ func (o *Object) request(ctx context.Context, off, n int64, first bool) (io.Read
 		}
 		if ctx.Err() != nil {
 			return nil, 0, ctx.Err()
+		}
+		// A client's own ResponseHeaderTimeout (netguard's) can fire
+		// before ours: the same failure, so the same words.
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return nil, 0, retry(fmt.Errorf("%w: %v", errHeaderTimeout, bareURLError(err)))
 		}
 		if errors.Is(err, netguard.ErrRefused) || errors.Is(err, netguard.ErrRedirect) {
 			// The client's policy, not the network: no retry changes it.

@@ -225,7 +225,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Object, error) {
 	}
 	o := &Object{opts: opts, client: opts.Client, log: opts.Log, url: rawURL, inflight: map[int64]*fetchOp{}}
 	if o.client == nil {
-		o.client = defaultClient(opts.HeaderTimeout)
+		o.client = defaultClient()
 	}
 	if o.log == nil {
 		l := logrus.New()
@@ -264,9 +264,10 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Object, error) {
 	return o, nil
 }
 
-func defaultClient(headerTimeout time.Duration) *http.Client {
+// defaultClient has no ResponseHeaderTimeout: fetch's own timer bounds
+// the headers for every client alike.
+func defaultClient() *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.ResponseHeaderTimeout = headerTimeout
 	t.MaxResponseHeaderBytes = 64 << 10
 	t.DisableCompression = true
 	return &http.Client{Transport: t, CheckRedirect: func(*http.Request, []*http.Request) error {
