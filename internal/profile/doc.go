@@ -51,9 +51,18 @@
 //     GRUB password and grub.cfg permissions, cramfs, crontab permissions,
 //     sticky bits, unneeded services and packages, and the worker's
 //     CIS-2.2.1 and CIS-1.1.3.
-//   - cis-level1-server: every non-legacy rule with a CIS Debian/Ubuntu or
-//     RHEL reference (derived from References).
-//   - pci-dss: every non-legacy rule with a PCI-DSS v4.0.1 reference.
+//   - cis-level1-server: every non-legacy rule citing a Level 1 - Server
+//     item of CIS Debian 12 v1.1.0 (Ubuntu 24.04 numbers them alike) or
+//     CIS RHEL 9 (derived from References.CISLevel).
+//   - cis-level2-server: Level 1 and Level 2 - Server items, as OpenSCAP's
+//     cis_level2_server extends cis_level1_server.
+//   - pci-dss: every non-legacy rule with a PCI-DSS v4.0.1 reference, and
+//     accounts_password_max_age_90_days (8.3.9), which is in no seed
+//     profile: its 90 days contradicts CIS 5.4.1.1's 365.
+//
+// Citations follow ComplianceAsCode's control files (cis_debian12.yml,
+// cis_ubuntu2404.yml, rhel9's cis_rhel9.yml); TestCISCitations checks
+// every number, level and mapping against rows taken from them.
 //
 // Without Options.Profiles the three seed profiles run. Profiles() lists
 // the exact rule ids of each profile. The legacy rules keep the ids of the

@@ -242,7 +242,8 @@ func profileInfo() []Profile {
 		{Name: names.Security, Title: "Security", Description: "Exposure and access: sshd, accounts and passwords, sensitive file permissions, SUID and world-writable files, host firewall, package signatures, insecure network services."},
 		{Name: names.Compliance, Title: "Compliance", Description: "Policy controls auditors ask for: password ageing and quality, account lockout, umask, MAC (SELinux/AppArmor), auditd, time synchronisation, file integrity (AIDE), cron access."},
 		{Name: names.Hardening, Title: "Hardening", Description: "Attack-surface reduction: kernel parameters, core dumps, /tmp mount options, boot loader, kernel modules, cron permissions, unneeded services and packages."},
-		{Name: names.CISLevel1Server, Title: "CIS Level 1 Server (Debian/Ubuntu and RHEL)", Description: "Every rule mapped to a CIS Level 1 Server recommendation of the CIS Ubuntu 24.04 / Debian 12 or RHEL 9 benchmarks."},
+		{Name: names.CISLevel1Server, Title: "CIS Level 1 Server (Debian/Ubuntu and RHEL)", Description: "Every rule mapped to a Level 1 - Server recommendation of the CIS Debian 12 (same numbers in Ubuntu 24.04) or RHEL 9 benchmarks."},
+		{Name: names.CISLevel2Server, Title: "CIS Level 2 Server (Debian/Ubuntu and RHEL)", Description: "Every rule mapped to a Level 1 or Level 2 - Server recommendation of the CIS Debian 12 (same numbers in Ubuntu 24.04) or RHEL 9 benchmarks; Level 2 extends Level 1, as OpenSCAP's cis_level2_server profile does."},
 		{Name: names.PCIDSS, Title: "PCI-DSS v4.0.1", Description: "Every rule mapped to a PCI-DSS v4.0.1 requirement."},
 	}
 }
@@ -276,18 +277,27 @@ func Rules() []Rule {
 	return out
 }
 
-// derivedProfiles adds cis-level1-server and pci-dss from the references;
-// legacy rules stay in the seed profiles only.
+// derivedProfiles adds the CIS and PCI-DSS profiles from the references:
+// a Level 1 item is in cis-level1-server and cis-level2-server, a Level 2
+// item in cis-level2-server only. Legacy rules stay in the seed profiles.
 func derivedProfiles(r Rule) []string {
 	ps := slices.Clone(r.Profiles)
 	if r.Legacy {
 		return ps
 	}
-	if (r.References.CISDebian != "" || r.References.CISRHEL != "") && !slices.Contains(ps, names.CISLevel1Server) {
-		ps = append(ps, names.CISLevel1Server)
+	add := func(p string) {
+		if !slices.Contains(ps, p) {
+			ps = append(ps, p)
+		}
 	}
-	if len(r.References.PCIDSS) > 0 && !slices.Contains(ps, names.PCIDSS) {
-		ps = append(ps, names.PCIDSS)
+	if r.References.CISDebian != "" || r.References.CISRHEL != "" {
+		if r.References.CISLevel == 1 {
+			add(names.CISLevel1Server)
+		}
+		add(names.CISLevel2Server)
+	}
+	if len(r.References.PCIDSS) > 0 {
+		add(names.PCIDSS)
 	}
 	return ps
 }

@@ -1,9 +1,12 @@
 package profile
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
+
+	"guestkit.io/batch/internal/profile/names"
 )
 
 // Fixtures for issue 14's findings 1-3: small in-memory guests, each with
@@ -221,4 +224,70 @@ func TestServiceRulesOfOptionalPackages(t *testing.T) {
 			expect(t, c.id, debGuest(dangling), StatusFail, c.unit+" | enabled")
 		})
 	}
+}
+
+// PCI-DSS v4.0.1 8.3.9: passwords changed at least every 90 days, in
+// login.defs and for every existing account with a password; the CIS
+// 365-day rule shares the login.defs parser and keeps its own threshold.
+func TestPCIPasswordMaxAge(t *testing.T) {
+	const id = "accounts_password_max_age_90_days"
+	shadow := func(max string) *fstest.MapFile {
+		return txtMode("root:$6$salt$hash:19700:1:"+max+":7:::\ndaemon:*:19700:0:99999:7:::\nlocked:!$6$x$y:19700:0:99999:7:::\n", 0o640, 0, 42)
+	}
+	defs := func(n string) *fstest.MapFile {
+		return txt("# login.defs\nPASS_MAX_DAYS\t" + n + "\nPASS_MIN_DAYS 1\n")
+	}
+	for _, c := range []struct {
+		name     string
+		files    fstest.MapFS
+		want     Status
+		evidence []string
+	}{
+		{"90 everywhere", fstest.MapFS{"etc/login.defs": defs("90"), "etc/shadow": shadow("90")}, StatusPass,
+			[]string{"/etc/login.defs:2 | PASS_MAX_DAYS 90 | want 1-90", "1 accounts with a password, each with a maximum age of 90 days or less"}},
+		{"CIS 365 in login.defs", fstest.MapFS{"etc/login.defs": defs("365"), "etc/shadow": shadow("90")}, StatusFail,
+			[]string{"PASS_MAX_DAYS 365 | want 1-90", "dynamic analysis of each account's security posture", "cannot be seen on a powered-off disk"}},
+		{"existing account never expires", fstest.MapFS{"etc/login.defs": defs("90"), "etc/shadow": shadow("")}, StatusFail,
+			[]string{"/etc/shadow:1 | root max days (unset) | the password never expires", "dynamic analysis"}},
+		{"existing account 99999", fstest.MapFS{"etc/login.defs": defs("60"), "etc/shadow": shadow("99999")}, StatusFail,
+			[]string{"/etc/shadow:1 | root max days 99999 | want 1-90"}},
+		{"no shadow", fstest.MapFS{"etc/login.defs": defs("90")}, StatusNotChecked, []string{"/etc/shadow does not exist"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			tg := debGuest(c.files)
+			expect(t, id, tg, c.want, c.evidence...)
+			out := runRule(t, id, tg)
+			for _, e := range out.Evidence {
+				if strings.Contains(e.Value+e.Note, "$6$") {
+					t.Errorf("evidence shows a hash: %+v", e)
+				}
+			}
+		})
+	}
+	// The CIS rule is unchanged by the PCI threshold: 365 passes there.
+	expect(t, "accounts_maximum_age_login_defs", debGuest(fstest.MapFS{"etc/login.defs": defs("365")}), StatusPass, "PASS_MAX_DAYS 365")
+	for _, r := range Rules() {
+		if r.ID == id && (slices.Contains(r.Profiles, names.CISLevel1Server) || slices.Contains(r.Profiles, names.Compliance) || !slices.Contains(r.Profiles, names.PCIDSS)) {
+			t.Errorf("%s is in %v, want pci-dss only", id, r.Profiles)
+		}
+	}
+}
+
+// CIS Debian 12 4.1.1 / RHEL 9 4.1.2 and Debian 12 2.3.1.1 want a single
+// firewall utility and a single time daemon in use.
+func TestSingleFirewallAndTimeDaemon(t *testing.T) {
+	ufwOn := merge(enabledUnit("ufw.service", "[Unit]\n"), fstest.MapFS{"etc/ufw/ufw.conf": txt("ENABLED=yes\n")})
+	nftOn := merge(enabledUnit("nftables.service", "[Service]\nExecStart=/usr/sbin/nft -f /etc/nftables.conf\n"),
+		fstest.MapFS{"etc/nftables.conf": txt("table inet filter {\n\tchain input {\n\t\ttype filter hook input priority filter; policy drop;\n\t}\n}\n")})
+	expect(t, "host_firewall_enabled", debGuest(ufwOn, "ufw", "nftables"), StatusPass, "ufw is installed, enabled at boot and has rules")
+	expect(t, "host_firewall_enabled", debGuest(merge(ufwOn, nftOn), "ufw", "nftables"), StatusFail,
+		"ufw, nftables are all installed, enabled at boot and have rules", "single firewall configuration utility")
+	// The worker's CIS-FW-001 cites no CIS item: two firewalls still pass.
+	expect(t, "CIS-FW-001", debGuest(merge(ufwOn, nftOn), "ufw", "nftables"), StatusPass)
+
+	chrony := merge(enabledUnit("chrony.service", "[Unit]\n"), fstest.MapFS{"etc/chrony/chrony.conf": txt("pool 2.debian.pool.ntp.org iburst\n")})
+	timesyncd := enabledUnit("systemd-timesyncd.service", "[Unit]\n")
+	expect(t, "time_sync_configured", debGuest(chrony, "chrony"), StatusPass, "pool 2.debian.pool.ntp.org iburst")
+	expect(t, "time_sync_configured", debGuest(merge(chrony, timesyncd), "chrony", "systemd-timesyncd"), StatusFail,
+		"chrony.service", "systemd-timesyncd.service", "2 time synchronisation daemons are enabled; CIS 2.3.1.1 wants a single one")
 }

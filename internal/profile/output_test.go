@@ -242,7 +242,7 @@ func TestReportJSON(t *testing.T) {
 		}
 	}
 	s := string(data)
-	for _, k := range []string{`"by_status":{"pass":`, `"failed_by_severity":{"critical":2`, `"pass_rate":`, `"cis_debian":"5.1.20"`,
+	for _, k := range []string{`"by_status":{"pass":`, `"failed_by_severity":{"critical":2`, `"pass_rate":`, `"cis_debian":"5.1.20","cis_rhel":"5.1.20","cis_level":1,`,
 		`"complianceascode":"sshd_disable_root_login"`, `"pci_dss":["2.2.6","8.2.2"]`, `"evidence":[{"file":"/etc/ssh/sshd_config.d/50-cloud-init.conf","line":2,"value":"PermitRootLogin yes"`,
 		`"family":"debian"`, `"schema":"guestkit.io/profile/v1"`} {
 		if !strings.Contains(s, k) {

@@ -364,7 +364,7 @@ func bootRules() []Rule {
 	return []Rule{
 		{
 			ID: "grub2_password", Title: "GRUB requires a password to edit boot entries", Severity: SeverityHigh,
-			References:  References{CISDebian: "1.4.1", CISRHEL: "1.4.1", ComplianceAsCode: "grub2_password", PCIDSS: []string{"2.2.6"}},
+			References:  References{CISDebian: "1.4.1", CISRHEL: "1.4.1", CISLevel: 1, ComplianceAsCode: "grub2_password", PCIDSS: []string{"2.2.6"}},
 			Offline:     "grub.cfg (or user.cfg) sets superusers and a password_pbkdf2 for one of them; notapplicable without GRUB.",
 			Remediation: "Debian: add `set superusers=\"root\"` and `password_pbkdf2 root <grub-mkpasswd-pbkdf2 hash>` to /etc/grub.d/40_custom and run update-grub. RHEL: grub2-setpassword.",
 			Profiles:    hard,
@@ -373,7 +373,7 @@ func bootRules() []Rule {
 		},
 		{
 			ID: "file_permissions_grub2_cfg", Title: "grub.cfg is mode 0600 and owned by root", Severity: SeverityMedium,
-			References:  References{CISDebian: "1.4.2", CISRHEL: "1.4.2", ComplianceAsCode: "file_permissions_grub2_cfg", PCIDSS: []string{"2.2.6"}},
+			References:  References{CISDebian: "1.4.2", CISRHEL: "1.4.2", CISLevel: 1, ComplianceAsCode: "file_permissions_grub2_cfg", PCIDSS: []string{"2.2.6"}},
 			Offline:     "The inode of every generated grub.cfg: mode 0600 or stricter, owner root; notapplicable without GRUB.",
 			Remediation: "chown root:root grub.cfg && chmod 0600 grub.cfg (/boot/grub/grub.cfg or /boot/grub2/grub.cfg); update-grub on Debian writes 0444 again unless fixed after each run.",
 			Profiles:    hard,
@@ -396,8 +396,12 @@ func bootRules() []Rule {
 			},
 		},
 		{
+			// CIS RHEL 9 1.3.1.5 "Ensure the SELinux mode is enforcing" is
+			// Level 2; 1.3.1.3 "Ensure SELinux policy is configured" Level 1.
+			// The Debian 12 benchmark has no SELinux item (its 1.3.1.x are
+			// AppArmor's), so no CISDebian is cited.
 			ID: "selinux_state", Title: "SELinux is enforcing", Severity: SeverityHigh,
-			References:  References{CISDebian: "1.3.1.5", CISRHEL: "1.3.1.5", ComplianceAsCode: "selinux_state", PCIDSS: []string{"2.2.1"}},
+			References:  References{CISRHEL: "1.3.1.5", CISLevel: 2, ComplianceAsCode: "selinux_state", PCIDSS: []string{"2.2.1"}},
 			Offline:     "SELINUX=enforcing in /etc/selinux/config, and no boot entry's kernel command line has selinux=0 or enforcing=0.",
 			Remediation: "Set `SELINUX=enforcing` in /etc/selinux/config, remove selinux=0/enforcing=0 from the kernel command line, and relabel (touch /.autorelabel).",
 			Profiles:    comp,
@@ -406,7 +410,7 @@ func bootRules() []Rule {
 		},
 		{
 			ID: "selinux_policytype", Title: "SELinux uses the targeted (or mls) policy", Severity: SeverityMedium,
-			References:  References{CISDebian: "1.3.1.3", CISRHEL: "1.3.1.3", ComplianceAsCode: "selinux_policytype", PCIDSS: []string{"2.2.1"}},
+			References:  References{CISRHEL: "1.3.1.3", CISLevel: 1, ComplianceAsCode: "selinux_policytype", PCIDSS: []string{"2.2.1"}},
 			Offline:     "SELINUXTYPE in /etc/selinux/config is targeted or mls.",
 			Remediation: "Set `SELINUXTYPE=targeted` in /etc/selinux/config.",
 			Profiles:    comp,
@@ -428,7 +432,7 @@ func bootRules() []Rule {
 		},
 		{
 			ID: "apparmor_configured", Title: "AppArmor is installed and enabled on the kernel command line (apparmor=1 security=apparmor)", Severity: SeverityHigh,
-			References:  References{CISDebian: "1.3.1.2", ComplianceAsCode: "grub2_enable_apparmor", PCIDSS: []string{"2.2.1"}},
+			References:  References{CISDebian: "1.3.1.2", CISLevel: 1, ComplianceAsCode: "grub2_enable_apparmor", PCIDSS: []string{"2.2.1"}},
 			Offline:     "AppArmor is installed and every linux line of grub.cfg (or BLS entry) has apparmor=1 and security=apparmor; without them /etc/default/grub's GRUB_CMDLINE_LINUX decides.",
 			Remediation: "Install apparmor (apt install apparmor apparmor-utils), add `apparmor=1 security=apparmor` to GRUB_CMDLINE_LINUX in /etc/default/grub (removing apparmor=0 or another security=), then update-grub.",
 			Profiles:    comp,
@@ -437,7 +441,7 @@ func bootRules() []Rule {
 		},
 		{
 			ID: "kernel_module_cramfs_disabled", Title: "The cramfs module cannot be loaded", Severity: SeverityLow,
-			References:  References{CISDebian: "1.1.1.1", CISRHEL: "1.1.1.1", ComplianceAsCode: "kernel_module_cramfs_disabled"},
+			References:  References{CISDebian: "1.1.1.1", CISRHEL: "1.1.1.1", CISLevel: 1, ComplianceAsCode: "kernel_module_cramfs_disabled"},
 			Offline:     "modprobe.d (/etc, /run, /usr/lib, /lib) has `install cramfs /bin/false` (or /bin/true) and `blacklist cramfs`.",
 			Remediation: "Create /etc/modprobe.d/cramfs.conf with `install cramfs /bin/false` and `blacklist cramfs`.",
 			Profiles:    hard,

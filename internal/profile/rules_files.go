@@ -137,7 +137,7 @@ func fileRules() []Rule {
 	return []Rule{
 		{
 			ID: "file_permissions_etc_passwd", Title: "/etc/passwd is mode 0644 or stricter and owned by root", Severity: SeverityMedium,
-			References:  References{CISDebian: "7.1.1", CISRHEL: "7.1.1", ComplianceAsCode: "file_permissions_etc_passwd", PCIDSS: []string{"2.2.6"}},
+			References:  References{CISDebian: "7.1.1", CISRHEL: "7.1.1", CISLevel: 1, ComplianceAsCode: "file_permissions_etc_passwd", PCIDSS: []string{"2.2.6"}},
 			Offline:     "The inode of /etc/passwd: mode 0644 or stricter, owner root.",
 			Remediation: "chown root:root /etc/passwd && chmod 0644 /etc/passwd",
 			Profiles:    sec,
@@ -150,7 +150,7 @@ func fileRules() []Rule {
 		},
 		{
 			ID: "file_permissions_etc_group", Title: "/etc/group is mode 0644 or stricter and owned by root", Severity: SeverityMedium,
-			References:  References{CISDebian: "7.1.3", CISRHEL: "7.1.3", ComplianceAsCode: "file_permissions_etc_group", PCIDSS: []string{"2.2.6"}},
+			References:  References{CISDebian: "7.1.3", CISRHEL: "7.1.3", CISLevel: 1, ComplianceAsCode: "file_permissions_etc_group", PCIDSS: []string{"2.2.6"}},
 			Offline:     "The inode of /etc/group: mode 0644 or stricter, owner root.",
 			Remediation: "chown root:root /etc/group && chmod 0644 /etc/group",
 			Profiles:    sec,
@@ -162,7 +162,7 @@ func fileRules() []Rule {
 		},
 		{
 			ID: "file_permissions_etc_shadow", Title: "/etc/shadow is not readable by others (0640 root:shadow on Debian/SUSE, 0000 on RHEL)", Severity: SeverityHigh,
-			References:  References{CISDebian: "7.1.5", CISRHEL: "7.1.5", ComplianceAsCode: "file_permissions_etc_shadow", PCIDSS: []string{"2.2.6", "8.3.2"}},
+			References:  References{CISDebian: "7.1.5", CISRHEL: "7.1.5", CISLevel: 1, ComplianceAsCode: "file_permissions_etc_shadow", PCIDSS: []string{"2.2.6", "8.3.2"}},
 			Offline:     "The inode of /etc/shadow: no permission for others (0640 root:shadow on Debian/SUSE, 0000 on RHEL), owner root.",
 			Remediation: "Debian/Ubuntu/SUSE: chown root:shadow /etc/shadow && chmod 0640 /etc/shadow. RHEL: chown root:root /etc/shadow && chmod 0000 /etc/shadow.",
 			Profiles:    sec,
@@ -181,7 +181,7 @@ func fileRules() []Rule {
 		},
 		{
 			ID: "file_permissions_unauthorized_world_writable", Title: "No world-writable files", Severity: SeverityMedium,
-			References:  References{CISDebian: "7.1.11", CISRHEL: "7.1.11", ComplianceAsCode: "file_permissions_unauthorized_world_writable", PCIDSS: []string{"2.2.6"}},
+			References:  References{CISDebian: "7.1.11", CISRHEL: "7.1.11", CISLevel: 1, ComplianceAsCode: "file_permissions_unauthorized_world_writable", PCIDSS: []string{"2.2.6"}},
 			Offline:     "A bounded walk of the local filesystems (pseudo and network mounts skipped) finds no world-writable regular file; notchecked when the bound is hit.",
 			Remediation: "Remove write permission for others: chmod o-w FILE.",
 			Profiles:    sec,
@@ -200,7 +200,7 @@ func fileRules() []Rule {
 		},
 		{
 			ID: "dir_perms_world_writable_sticky_bits", Title: "World-writable directories have the sticky bit", Severity: SeverityMedium,
-			References:  References{CISDebian: "7.1.11", CISRHEL: "7.1.11", ComplianceAsCode: "dir_perms_world_writable_sticky_bits", PCIDSS: []string{"2.2.6"}},
+			References:  References{CISDebian: "7.1.11", CISRHEL: "7.1.11", CISLevel: 1, ComplianceAsCode: "dir_perms_world_writable_sticky_bits", PCIDSS: []string{"2.2.6"}},
 			Offline:     "A bounded walk of the local filesystems finds no world-writable directory without the sticky bit; notchecked when the bound is hit.",
 			Remediation: "chmod +t DIR on every world-writable directory (or remove o+w).",
 			Profiles:    []string{"hardening"},
@@ -218,8 +218,12 @@ func fileRules() []Rule {
 			},
 		},
 		{
+			// No CIS item: 7.1.13 "Ensure SUID and SGID files are reviewed"
+			// (Debian 12, Ubuntu 24.04, RHEL 9) is Manual, a review that the
+			// benchmark does not score, and CaC maps no rule to it. The
+			// verdict is CaC's file_permissions_unauthorized_suid/_sgid.
 			ID: "file_permissions_unauthorized_suid", Title: "Every SUID program belongs to a package", Severity: SeverityHigh,
-			References:  References{CISDebian: "7.1.13", CISRHEL: "7.1.13", ComplianceAsCode: "file_permissions_unauthorized_suid", PCIDSS: []string{"2.2.6"}},
+			References:  References{ComplianceAsCode: "file_permissions_unauthorized_suid", PCIDSS: []string{"2.2.6"}},
 			Offline:     "A bounded walk finds SUID files and each must be listed in the package database (dpkg, rpm, apk file lists); notchecked without one.",
 			Remediation: "Remove the SUID bit (chmod u-s FILE) from programs no package installed, or remove them.",
 			Profiles:    sec,
@@ -227,7 +231,7 @@ func fileRules() []Rule {
 		},
 		{
 			ID: "file_permissions_unauthorized_sgid", Title: "Every SGID program belongs to a package", Severity: SeverityMedium,
-			References:  References{CISDebian: "7.1.13", CISRHEL: "7.1.13", ComplianceAsCode: "file_permissions_unauthorized_sgid", PCIDSS: []string{"2.2.6"}},
+			References:  References{ComplianceAsCode: "file_permissions_unauthorized_sgid", PCIDSS: []string{"2.2.6"}},
 			Offline:     "A bounded walk finds SGID files and each must be listed in the package database (dpkg, rpm, apk file lists); notchecked without one.",
 			Remediation: "Remove the SGID bit (chmod g-s FILE) from programs no package installed, or remove them.",
 			Profiles:    sec,
@@ -235,7 +239,7 @@ func fileRules() []Rule {
 		},
 		{
 			ID: "file_permissions_crontab", Title: "/etc/crontab is mode 0600 and owned by root", Severity: SeverityMedium,
-			References:  References{CISDebian: "2.4.1.2", CISRHEL: "2.4.1.2", ComplianceAsCode: "file_permissions_crontab"},
+			References:  References{CISDebian: "2.4.1.2", CISRHEL: "2.4.1.2", CISLevel: 1, ComplianceAsCode: "file_permissions_crontab"},
 			Offline:     "The inode of /etc/crontab: mode 0600 or stricter, owner root; notapplicable without cron.",
 			Remediation: "chown root:root /etc/crontab && chmod 0600 /etc/crontab",
 			Profiles:    []string{"hardening"},
@@ -252,7 +256,7 @@ func fileRules() []Rule {
 		},
 		{
 			ID: "file_cron_allow_exists", Title: "/etc/cron.allow exists, restricts cron to listed users, and is root-owned 0640", Severity: SeverityMedium,
-			References:  References{CISDebian: "2.4.1.8", CISRHEL: "2.4.1.8", ComplianceAsCode: "file_cron_allow_exists"},
+			References:  References{CISDebian: "2.4.1.8", CISRHEL: "2.4.1.8", CISLevel: 1, ComplianceAsCode: "file_cron_allow_exists"},
 			Offline:     "/etc/cron.allow exists, mode 0640 or stricter, owner root (group root or crontab); notapplicable without cron.",
 			Remediation: "Create /etc/cron.allow listing the users allowed to use cron; chown root:root, chmod 0640.",
 			Profiles:    []string{"compliance"},

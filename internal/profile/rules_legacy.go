@@ -55,7 +55,7 @@ func legacyRules() []Rule {
 		},
 		{
 			ID: "CIS-FW-001", Title: "A host firewall is configured (guestkit worker check)", Severity: SeverityMedium, Legacy: true,
-			References:  References{ComplianceAsCode: "service_firewalld_enabled"},
+			References:  References{ComplianceAsCode: "service_ufw_enabled"},
 			Offline:     "Decided as host_firewall_enabled: one firewall installed, enabled at boot and with rules to load; /etc/ufw existing is not enough.",
 			Remediation: "Install and configure firewalld or ufw.",
 			Profiles:    []string{"security"},
@@ -71,7 +71,7 @@ func legacyRules() []Rule {
 			// /etc/selinux/config); selinux_state wants enforcing, and PCI-DSS
 			// 2.2.4 (necessary services only) says nothing of SELinux.
 			ID: "CIS-1.6.1.1", Title: "SELinux is not disabled (guestkit worker check; CIS RHEL 9 1.3.1.4)", Severity: SeverityHigh, Legacy: true,
-			References:  References{CISRHEL: "1.3.1.4", ComplianceAsCode: "selinux_not_disabled"},
+			References:  References{CISRHEL: "1.3.1.4", CISLevel: 1, ComplianceAsCode: "selinux_not_disabled"},
 			Offline:     "SELINUX in /etc/selinux/config is enforcing or permissive, and no boot entry has selinux=0.",
 			Remediation: "Enable SELinux in /etc/selinux/config (SELINUX=enforcing) and reboot.",
 			Profiles:    []string{"compliance"}, Applies: selinuxApplies(),
@@ -83,7 +83,7 @@ func legacyRules() []Rule {
 			// less (var_accounts_maximum_age_login_defs=365 in CaC's CIS
 			// controls): the cited benchmark wins, and 8.3.9 is no longer cited.
 			ID: "CIS-5.4.1.1", Title: "Password maximum age is 365 days or less (guestkit worker check, CIS 5.4.1.1)", Severity: SeverityMedium, Legacy: true,
-			References:  References{CISDebian: "5.4.1.1", CISRHEL: "5.4.1.1", ComplianceAsCode: "accounts_maximum_age_login_defs"},
+			References:  References{CISDebian: "5.4.1.1", CISRHEL: "5.4.1.1", CISLevel: 1, ComplianceAsCode: "accounts_maximum_age_login_defs"},
 			Offline:     "PASS_MAX_DAYS in /etc/login.defs is 1 to 365; unset fails.",
 			Remediation: "Set PASS_MAX_DAYS to 365 or less in /etc/login.defs.",
 			Profiles:    []string{"compliance"},

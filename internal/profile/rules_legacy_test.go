@@ -74,8 +74,8 @@ func TestLegacyReferences(t *testing.T) {
 	want := map[string]References{
 		"CIS-SSH-001": {},
 		"CIS-SSH-002": {},
-		"CIS-1.6.1.1": {CISRHEL: "1.3.1.4", ComplianceAsCode: "selinux_not_disabled"},
-		"CIS-5.4.1.1": {CISDebian: "5.4.1.1", CISRHEL: "5.4.1.1", ComplianceAsCode: "accounts_maximum_age_login_defs"},
+		"CIS-1.6.1.1": {CISRHEL: "1.3.1.4", CISLevel: 1, ComplianceAsCode: "selinux_not_disabled"},
+		"CIS-5.4.1.1": {CISDebian: "5.4.1.1", CISRHEL: "5.4.1.1", CISLevel: 1, ComplianceAsCode: "accounts_maximum_age_login_defs"},
 		"CIS-2.2.1":   {PCIDSS: []string{"2.2.4"}},
 		"CIS-1.1.3":   {},
 	}
@@ -85,7 +85,7 @@ func TestLegacyReferences(t *testing.T) {
 			continue
 		}
 		got := r.References
-		if got.CISDebian != w.CISDebian || got.CISRHEL != w.CISRHEL || got.ComplianceAsCode != w.ComplianceAsCode || !slices.Equal(got.PCIDSS, w.PCIDSS) {
+		if got.CISDebian != w.CISDebian || got.CISRHEL != w.CISRHEL || got.CISLevel != w.CISLevel || got.ComplianceAsCode != w.ComplianceAsCode || !slices.Equal(got.PCIDSS, w.PCIDSS) {
 			t.Errorf("%s references %+v, want %+v", r.ID, got, w)
 		}
 		if w.CISDebian == "" && w.CISRHEL == "" && !strings.Contains(r.Title, "policy") && !strings.Contains(r.Title, "CIS RHEL 9") {

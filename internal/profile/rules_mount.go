@@ -88,7 +88,7 @@ func mountRules() []Rule {
 	hard := []string{"hardening"}
 	out := []Rule{{
 		ID: "partition_for_tmp", Title: "/tmp is a separate mount", Severity: SeverityLow,
-		References:  References{CISDebian: "1.1.2.1.1", CISRHEL: "1.1.2.1.1", ComplianceAsCode: "partition_for_tmp"},
+		References:  References{CISDebian: "1.1.2.1.1", CISRHEL: "1.1.2.1.1", CISLevel: 1, ComplianceAsCode: "partition_for_tmp"},
 		Remediation: "Mount /tmp separately: a tmpfs line in /etc/fstab, or `systemctl enable tmp.mount`.",
 		Offline:     "/etc/fstab has a /tmp line, or tmp.mount is enabled (systemd wants links) with its drop-ins.",
 		Profiles:    hard,
@@ -107,7 +107,7 @@ func mountRules() []Rule {
 	} {
 		out = append(out, Rule{
 			ID: "mount_option_tmp_" + o.opt, Title: "/tmp is mounted " + o.opt + " (" + o.why + ")", Severity: SeverityMedium,
-			References:  References{CISDebian: o.cis, CISRHEL: o.cis, ComplianceAsCode: "mount_option_tmp_" + o.opt},
+			References:  References{CISDebian: o.cis, CISRHEL: o.cis, CISLevel: 1, ComplianceAsCode: "mount_option_tmp_" + o.opt},
 			Remediation: fmt.Sprintf("Add %s to the options of /tmp in /etc/fstab (or to Options= of tmp.mount via a drop-in in /etc/systemd/system/tmp.mount.d/).", o.opt),
 			Offline:     "The options of /tmp in /etc/fstab, else of an enabled tmp.mount and its drop-ins, include " + o.opt + "; notapplicable when /tmp is not separate.",
 			Profiles:    hard,

@@ -179,7 +179,7 @@ func pamRules() []Rule {
 	return []Rule{
 		{
 			ID: "no_empty_passwords", Title: "PAM does not accept empty passwords (no nullok)", Severity: SeverityHigh,
-			References:  References{CISDebian: "5.3.3.4.1", CISRHEL: "5.3.3.4.1", ComplianceAsCode: "no_empty_passwords", PCIDSS: []string{"2.2.2", "8.3.1"}},
+			References:  References{CISDebian: "5.3.3.4.1", CISRHEL: "5.3.3.4.1", CISLevel: 1, ComplianceAsCode: "no_empty_passwords", PCIDSS: []string{"2.2.2", "8.3.1"}},
 			Offline:     "No pam_unix line of the shared PAM stacks (/etc/pam.d/common-* on Debian, system-auth and password-auth on RHEL) has nullok.",
 			Remediation: "Remove nullok from pam_unix lines in /etc/pam.d/common-* (Debian: pam-auth-update) or system-auth/password-auth (RHEL: authselect).",
 			Profiles:    sec,
@@ -188,7 +188,7 @@ func pamRules() []Rule {
 		},
 		{
 			ID: "accounts_password_pam_minlen", Title: "Passwords are at least 14 characters (pam_pwquality minlen)", Severity: SeverityMedium,
-			References:  References{CISDebian: "5.3.3.2.2", CISRHEL: "5.3.3.2.2", ComplianceAsCode: "accounts_password_pam_minlen", PCIDSS: []string{"8.3.6"}},
+			References:  References{CISDebian: "5.3.3.2.2", CISRHEL: "5.3.3.2.2", CISLevel: 1, ComplianceAsCode: "accounts_password_pam_minlen", PCIDSS: []string{"8.3.6"}},
 			Offline:     "The effective pam_pwquality minlen (pwquality.conf.d/*.conf, pwquality.conf, then the PAM line's minlen=) is 14 or more.",
 			Remediation: "Install libpam-pwquality (Debian) and set `minlen = 14` in /etc/security/pwquality.conf or a file in pwquality.conf.d/.",
 			Profiles:    comp,
@@ -197,7 +197,7 @@ func pamRules() []Rule {
 		},
 		{
 			ID: "accounts_passwords_pam_faillock_deny", Title: "Accounts lock after at most 5 failed logins (pam_faillock deny)", Severity: SeverityMedium,
-			References:  References{CISDebian: "5.3.3.1.1", CISRHEL: "5.3.3.1.1", ComplianceAsCode: "accounts_passwords_pam_faillock_deny", PCIDSS: []string{"8.3.4"}},
+			References:  References{CISDebian: "5.3.3.1.1", CISRHEL: "5.3.3.1.1", CISLevel: 1, ComplianceAsCode: "accounts_passwords_pam_faillock_deny", PCIDSS: []string{"8.3.4"}},
 			Offline:     "pam_faillock is in the shared PAM stacks and its deny (faillock.conf, overridden by the module's deny=) is 1 to 5.",
 			Remediation: "Enable pam_faillock (Debian: pam-auth-update --enable faillock; RHEL: authselect enable-feature with-faillock) and set `deny = 5` in /etc/security/faillock.conf.",
 			Profiles:    comp,

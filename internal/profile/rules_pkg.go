@@ -45,7 +45,9 @@ func dnfMainGPGCheck(_ context.Context, e *Env) Outcome {
 // repoGPGCheck fails on any repository with gpgcheck off. No repository
 // file is a pass, as in SSG's ensure_gpgcheck_never_disabled (its OVAL
 // wants no "gpgcheck=0" line to exist in /etc/yum.repos.d/*.repo) and CIS
-// RHEL 9 1.2.1.3: a repository without gpgcheck inherits [main], which
+// RHEL 9 1.2.1.2 "Ensure gpgcheck is globally activated", which CaC maps to
+// both gpgcheck rules (1.2.1.3 is repo_gpgcheck, a Level 2 Manual item): a
+// repository without gpgcheck inherits [main], which
 // ensure_gpgcheck_globally_activated checks.
 func repoGPGCheck(_ context.Context, e *Env) Outcome {
 	var files []string
@@ -200,8 +202,10 @@ func parseAptConf(s string) []aptOption {
 // aptDisallowUnauthenticated passes when no apt.conf file allows
 // unauthenticated packages: apt's built-in default refuses them, and both
 // SSG's apt_conf_disallow_unauthenticated (no "AllowUnauthenticated true"
-// may exist in /etc/apt/apt.conf.d) and CIS Debian 12 1.2.1.2 accept the
-// default, so absent files pass.
+// may exist in /etc/apt/apt.conf.d) accepts the default, so absent files
+// pass. No CIS item is cited: Debian 12 1.2.1.2 "Ensure package manager
+// repositories are configured" is Manual (not scored) and CaC maps no rule
+// to it.
 func aptDisallowUnauthenticated(_ context.Context, e *Env) Outcome {
 	files := []string{"etc/apt/apt.conf"}
 	more, err := aptConfFiles(e, "etc/apt/apt.conf.d")
@@ -295,7 +299,7 @@ func packageRules() []Rule {
 	return []Rule{
 		{
 			ID: "ensure_gpgcheck_globally_activated", Title: "dnf/yum checks package signatures (gpgcheck=1 in [main])", Severity: SeverityHigh,
-			References:  References{CISRHEL: "1.2.1.2", ComplianceAsCode: "ensure_gpgcheck_globally_activated", PCIDSS: []string{"6.3.3"}},
+			References:  References{CISRHEL: "1.2.1.2", CISLevel: 1, ComplianceAsCode: "ensure_gpgcheck_globally_activated", PCIDSS: []string{"6.3.3"}},
 			Offline:     "gpgcheck in [main] of /etc/dnf/dnf.conf (or /etc/yum.conf) is on; unset (dnf's default off) fails.",
 			Remediation: "Set `gpgcheck=1` in the [main] section of /etc/dnf/dnf.conf.",
 			Profiles:    sec,
@@ -304,7 +308,7 @@ func packageRules() []Rule {
 		},
 		{
 			ID: "ensure_gpgcheck_never_disabled", Title: "No repository disables package signature checking (gpgcheck=0)", Severity: SeverityHigh,
-			References:  References{CISRHEL: "1.2.1.3", ComplianceAsCode: "ensure_gpgcheck_never_disabled", PCIDSS: []string{"6.3.3"}},
+			References:  References{CISRHEL: "1.2.1.2", CISLevel: 1, ComplianceAsCode: "ensure_gpgcheck_never_disabled", PCIDSS: []string{"6.3.3"}},
 			Offline:     "No repository in /etc/yum.repos.d/*.repo (or dnf.conf) sets gpgcheck off.",
 			Remediation: "Remove `gpgcheck=0` from the .repo files in /etc/yum.repos.d (or /etc/zypp/repos.d) and import the repository's key.",
 			Profiles:    sec,
@@ -313,7 +317,7 @@ func packageRules() []Rule {
 		},
 		{
 			ID: "apt_conf_disallow_unauthenticated", Title: "apt does not allow unauthenticated packages or insecure repositories", Severity: SeverityHigh,
-			References:  References{CISDebian: "1.2.1.2", ComplianceAsCode: "apt_conf_disallow_unauthenticated", PCIDSS: []string{"6.3.3"}},
+			References:  References{ComplianceAsCode: "apt_conf_disallow_unauthenticated", PCIDSS: []string{"6.3.3"}},
 			Offline:     "No file of /etc/apt/apt.conf and apt.conf.d sets APT::Get::AllowUnauthenticated or Acquire::AllowInsecureRepositories true; apt's default refuses them.",
 			Remediation: "Remove APT::Get::AllowUnauthenticated, Acquire::AllowInsecureRepositories and Acquire::AllowDowngradeToInsecureRepositories from /etc/apt/apt.conf(.d).",
 			Profiles:    sec,
@@ -322,7 +326,7 @@ func packageRules() []Rule {
 		},
 		{
 			ID: "apt_sources_no_trusted", Title: "No apt source skips signature checking ([trusted=yes])", Severity: SeverityHigh,
-			References:  References{CISDebian: "1.2.1.2", PCIDSS: []string{"6.3.3"}},
+			References:  References{PCIDSS: []string{"6.3.3"}},
 			Offline:     "No source in /etc/apt/sources.list, sources.list.d/*.list or *.sources is marked trusted=yes or allow-insecure=yes.",
 			Remediation: "Remove [trusted=yes] (and Trusted: yes in .sources files) and install the repository's signing key with signed-by=.",
 			Profiles:    sec,

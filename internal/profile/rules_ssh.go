@@ -439,46 +439,50 @@ func sshRules() []Rule {
 	}
 	defs := []def{
 		{"sshd_disable_root_login", "SSH root login is disabled", SeverityHigh,
-			References{CISDebian: "5.1.20", CISRHEL: "5.1.20", PCIDSS: []string{"2.2.6", "8.2.2"}},
+			References{CISDebian: "5.1.20", CISRHEL: "5.1.20", CISLevel: 1, PCIDSS: []string{"2.2.6", "8.2.2"}},
 			sshdCheck{"PermitRootLogin", "prohibit-password", equals("no")},
 			"Set `PermitRootLogin no` in /etc/ssh/sshd_config (before any Include that sets it, since the first value wins)."},
 		{"sshd_disable_empty_passwords", "SSH refuses empty passwords", SeverityHigh,
-			References{CISDebian: "5.1.19", CISRHEL: "5.1.19", PCIDSS: []string{"2.2.2", "8.3.1"}},
+			References{CISDebian: "5.1.19", CISRHEL: "5.1.19", CISLevel: 1, PCIDSS: []string{"2.2.2", "8.3.1"}},
 			sshdCheck{"PermitEmptyPasswords", "no", equals("no")},
 			"Set `PermitEmptyPasswords no` in /etc/ssh/sshd_config."},
 		{"sshd_set_max_auth_tries", "SSH MaxAuthTries is 4 or less", SeverityMedium,
-			References{CISDebian: "5.1.16", CISRHEL: "5.1.16", PCIDSS: []string{"2.2.6"}},
+			References{CISDebian: "5.1.16", CISRHEL: "5.1.16", CISLevel: 1, PCIDSS: []string{"2.2.6"}},
 			sshdCheck{"MaxAuthTries", "6", intAtMost(4)},
 			"Set `MaxAuthTries 4` in /etc/ssh/sshd_config."},
+		// No CIS item: CIS Debian 12 5.1.8 and RHEL 9 5.1.10 are "Ensure
+		// sshd DisableForwarding is enabled" (Level 2, CaC
+		// sshd_disable_forwarding), which also forbids agent, TCP and
+		// stream-local forwarding; X11Forwarding no alone does not meet it.
 		{"sshd_disable_x11_forwarding", "SSH X11 forwarding is disabled", SeverityMedium,
-			References{CISDebian: "5.1.8", CISRHEL: "5.1.10", PCIDSS: []string{"2.2.6"}},
+			References{PCIDSS: []string{"2.2.6"}},
 			sshdCheck{"X11Forwarding", "no", equals("no")},
 			"Set `X11Forwarding no` (or `DisableForwarding yes`) in /etc/ssh/sshd_config."},
 		{"sshd_use_strong_ciphers", "SSH uses only strong ciphers", SeverityMedium,
-			References{CISDebian: "5.1.6", CISRHEL: "5.1.4", PCIDSS: []string{"2.2.7", "4.2.1"}},
+			References{CISDebian: "5.1.6", CISRHEL: "5.1.4", CISLevel: 1, PCIDSS: []string{"2.2.7", "4.2.1"}},
 			sshdCheck{"Ciphers", defaultCiphers, algList(strongCiphers, "")},
 			"Set `Ciphers chacha20-poly1305@openssh.com,aes256-gcm@openssh.com,aes128-gcm@openssh.com,aes256-ctr,aes192-ctr,aes128-ctr`."},
 		{"sshd_use_strong_macs", "SSH uses only strong MACs", SeverityMedium,
-			References{CISDebian: "5.1.15", CISRHEL: "5.1.6", PCIDSS: []string{"2.2.7", "4.2.1"}},
+			References{CISDebian: "5.1.15", CISRHEL: "5.1.6", CISLevel: 1, PCIDSS: []string{"2.2.7", "4.2.1"}},
 			sshdCheck{"MACs", defaultMACs, algList(strongMACs, "")},
 			"Set `MACs hmac-sha2-512-etm@openssh.com,hmac-sha2-256-etm@openssh.com,umac-128-etm@openssh.com,hmac-sha2-512,hmac-sha2-256`; OpenSSH's default list includes hmac-sha1 and umac-64."},
 		{"sshd_use_strong_kex", "SSH uses no SHA-1 key exchange", SeverityMedium,
-			References{CISDebian: "5.1.12", CISRHEL: "5.1.5", PCIDSS: []string{"2.2.7", "4.2.1"}},
+			References{CISDebian: "5.1.12", CISRHEL: "5.1.5", CISLevel: 1, PCIDSS: []string{"2.2.7", "4.2.1"}},
 			sshdCheck{"KexAlgorithms", defaultKex, algList("", weakKex)},
 			"Remove diffie-hellman-group1-sha1, diffie-hellman-group14-sha1 and diffie-hellman-group-exchange-sha1 from KexAlgorithms."},
 		{"sshd_disable_rhosts", "SSH ignores .rhosts files", SeverityMedium,
-			References{CISDebian: "5.1.11", CISRHEL: "5.1.13", PCIDSS: []string{"2.2.6"}},
+			References{CISDebian: "5.1.11", CISRHEL: "5.1.13", CISLevel: 1, PCIDSS: []string{"2.2.6"}},
 			sshdCheck{"IgnoreRhosts", "yes", equals("yes")},
 			"Set `IgnoreRhosts yes` in /etc/ssh/sshd_config."},
 		// ComplianceAsCode's rule is linux_os/guide/services/ssh/ssh_server/
 		// disable_host_auth (no sshd_ prefix); CIS Debian 12 v1.1.0 5.1.10 and
 		// RHEL 9 5.1.12 map to it in CaC's controls.
 		{"sshd_disable_host_auth", "SSH host-based authentication is disabled", SeverityMedium,
-			References{CISDebian: "5.1.10", CISRHEL: "5.1.12", ComplianceAsCode: "disable_host_auth", PCIDSS: []string{"2.2.6"}},
+			References{CISDebian: "5.1.10", CISRHEL: "5.1.12", CISLevel: 1, ComplianceAsCode: "disable_host_auth", PCIDSS: []string{"2.2.6"}},
 			sshdCheck{"HostbasedAuthentication", "no", equals("no")},
 			"Set `HostbasedAuthentication no` in /etc/ssh/sshd_config."},
 		{"sshd_set_idle_timeout", "SSH idle sessions time out (ClientAliveInterval 1-300s)", SeverityMedium,
-			References{CISDebian: "5.1.7", CISRHEL: "5.1.9", PCIDSS: []string{"8.2.8"}},
+			References{CISDebian: "5.1.7", CISRHEL: "5.1.9", CISLevel: 1, PCIDSS: []string{"8.2.8"}},
 			sshdCheck{"ClientAliveInterval", "0", func(v string) (bool, string) {
 				n, ok := sshdSeconds(v)
 				if !ok {
@@ -491,7 +495,7 @@ func sshRules() []Rule {
 			}},
 			"Set `ClientAliveInterval 300` (or less) in /etc/ssh/sshd_config."},
 		{"sshd_set_keepalive", "SSH ClientAliveCountMax is 1-3", SeverityLow,
-			References{CISDebian: "5.1.7", CISRHEL: "5.1.9", PCIDSS: []string{"8.2.8"}},
+			References{CISDebian: "5.1.7", CISRHEL: "5.1.9", CISLevel: 1, PCIDSS: []string{"8.2.8"}},
 			sshdCheck{"ClientAliveCountMax", "3", func(v string) (bool, string) {
 				n, err := strconv.Atoi(v)
 				if err != nil || n < 1 || n > 3 {
@@ -501,11 +505,11 @@ func sshRules() []Rule {
 			}},
 			"Set `ClientAliveCountMax 3` (or less, but not 0) in /etc/ssh/sshd_config."},
 		{"sshd_do_not_permit_user_env", "SSH does not let users set environment options", SeverityMedium,
-			References{CISDebian: "5.1.21", CISRHEL: "5.1.21", PCIDSS: []string{"2.2.6"}},
+			References{CISDebian: "5.1.21", CISRHEL: "5.1.21", CISLevel: 1, PCIDSS: []string{"2.2.6"}},
 			sshdCheck{"PermitUserEnvironment", "no", equals("no")},
 			"Set `PermitUserEnvironment no` in /etc/ssh/sshd_config."},
 		{"sshd_set_loglevel_info", "SSH LogLevel is INFO or VERBOSE", SeverityLow,
-			References{CISDebian: "5.1.14", CISRHEL: "5.1.15", PCIDSS: []string{"10.2.1"}},
+			References{CISDebian: "5.1.14", CISRHEL: "5.1.15", CISLevel: 1, PCIDSS: []string{"10.2.1"}},
 			sshdCheck{"LogLevel", "info", func(v string) (bool, string) {
 				if v == "info" || v == "verbose" {
 					return true, ""
@@ -514,7 +518,7 @@ func sshRules() []Rule {
 			}},
 			"Set `LogLevel VERBOSE` (or INFO) in /etc/ssh/sshd_config."},
 		{"sshd_set_login_grace_time", "SSH LoginGraceTime is 60 seconds or less", SeverityLow,
-			References{CISDebian: "5.1.13", CISRHEL: "5.1.14", PCIDSS: []string{"2.2.6"}},
+			References{CISDebian: "5.1.13", CISRHEL: "5.1.14", CISLevel: 1, PCIDSS: []string{"2.2.6"}},
 			sshdCheck{"LoginGraceTime", "120", func(v string) (bool, string) {
 				n, ok := sshdSeconds(v)
 				if !ok || n < 1 || n > 60 {
@@ -537,7 +541,7 @@ func sshRules() []Rule {
 	}
 	out = append(out, Rule{
 		ID: "file_permissions_sshd_config", Title: "/etc/ssh/sshd_config is mode 0600 and owned by root", Severity: SeverityMedium,
-		References: References{CISDebian: "5.1.1", CISRHEL: "5.1.1", ComplianceAsCode: "file_permissions_sshd_config", PCIDSS: []string{"2.2.6"}},
+		References: References{CISDebian: "5.1.1", CISRHEL: "5.1.1", CISLevel: 1, ComplianceAsCode: "file_permissions_sshd_config", PCIDSS: []string{"2.2.6"}},
 		Applies:    sshdApplies(), Profiles: sec,
 		Remediation: "chown root:root /etc/ssh/sshd_config && chmod 0600 /etc/ssh/sshd_config",
 		Offline:     "The inode of /etc/ssh/sshd_config: mode 0600 or stricter, owner root; a missing file fails while sshd is installed.",

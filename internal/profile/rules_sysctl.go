@@ -19,6 +19,10 @@ type sysctlSpec struct {
 	ipv6                         bool
 }
 
+// sysctlSpecs' CIS items are those CaC's control files map the same rule
+// to. fs.suid_dumpable is Debian 12 1.5.3 "Ensure core dumps are
+// restricted"; the RHEL 9 benchmark has no such item (its 1.5.3 and 1.5.4
+// are systemd-coredump's ProcessSizeMax and Storage), so it cites none.
 func sysctlSpecs() []sysctlSpec {
 	net := []string{"1.4.3", "1.4.5"}
 	return []sysctlSpec{
@@ -33,7 +37,7 @@ func sysctlSpecs() []sysctlSpec {
 		{"sysctl_net_ipv4_conf_default_rp_filter", "net.ipv4.conf.default.rp_filter", "1", "0", "Strict reverse-path filtering (new interfaces)", SeverityMedium, "3.3.7", "3.3.7", net, false},
 		{"sysctl_net_ipv4_tcp_syncookies", "net.ipv4.tcp_syncookies", "1", "1", "TCP SYN cookies are enabled", SeverityMedium, "3.3.10", "3.3.10", net, false},
 		{"sysctl_kernel_randomize_va_space", "kernel.randomize_va_space", "2", "2", "Full address space layout randomisation", SeverityMedium, "1.5.1", "1.5.1", []string{"3.3.1.1"}, false},
-		{"sysctl_fs_suid_dumpable", "fs.suid_dumpable", "0", "0", "SUID programs do not dump core", SeverityMedium, "1.5.3", "1.5.4", []string{"3.3.1.1"}, false},
+		{"sysctl_fs_suid_dumpable", "fs.suid_dumpable", "0", "0", "SUID programs do not dump core", SeverityMedium, "1.5.3", "", []string{"3.3.1.1"}, false},
 	}
 }
 
@@ -57,7 +61,7 @@ func ipv6Disabled(e *Env) (bool, string) {
 func (sp sysctlSpec) rule() Rule {
 	r := Rule{
 		ID: sp.id, Title: sp.title + " (" + sp.key + " = " + sp.want + ")", Severity: sp.sev,
-		References: References{CISDebian: sp.cisU, CISRHEL: sp.cisR, ComplianceAsCode: sp.id, PCIDSS: sp.pci},
+		References: References{CISDebian: sp.cisU, CISRHEL: sp.cisR, CISLevel: 1, ComplianceAsCode: sp.id, PCIDSS: sp.pci},
 		Remediation: fmt.Sprintf("Set `%s = %s` in a file in /etc/sysctl.d/ and remove conflicting settings that are read later (/etc/sysctl.conf is read last).",
 			sp.key, sp.want),
 		Offline: fmt.Sprintf("The last %s line in systemd-sysctl's order (sysctl.d/*.conf in /etc, /run, /usr/local/lib, /usr/lib and /lib by file name, then /etc/sysctl.conf) must set %s; unset fails whatever the kernel default.",
@@ -173,15 +177,19 @@ func sysctlRules() []Rule {
 	out = append(out,
 		Rule{
 			ID: "disable_users_coredumps", Title: "Users cannot dump core (* hard core 0)", Severity: SeverityMedium,
-			References:  References{CISDebian: "1.5.3", CISRHEL: "1.5.4", ComplianceAsCode: "disable_users_coredumps", PCIDSS: []string{"3.3.1.1"}},
+			References:  References{CISDebian: "1.5.3", CISLevel: 1, ComplianceAsCode: "disable_users_coredumps", PCIDSS: []string{"3.3.1.1"}},
 			Offline:     "The winning `* hard core` line of /etc/security/limits.conf and limits.d/*.conf is 0.",
 			Remediation: "Add `* hard core 0` to /etc/security/limits.conf or a file in /etc/security/limits.d/.",
 			Profiles:    hard,
 			Eval:        func(_ context.Context, e *Env) Outcome { return limitsCore(e) },
 		},
+		// Debian 12 1.5.3 covers systemd-coredump too: its remediation sets
+		// Storage=none and ProcessSizeMax=0 when systemd-coredump is
+		// installed (CaC maps only the limits and sysctl rules there); RHEL 9
+		// splits them into 1.5.4 (Storage) and 1.5.3 (ProcessSizeMax).
 		Rule{
 			ID: "coredump_disable_storage", Title: "systemd-coredump stores no core dumps (Storage=none)", Severity: SeverityMedium,
-			References:  References{CISDebian: "1.5.3", CISRHEL: "1.5.4", ComplianceAsCode: "coredump_disable_storage", PCIDSS: []string{"3.3.1.1"}},
+			References:  References{CISDebian: "1.5.3", CISRHEL: "1.5.4", CISLevel: 1, ComplianceAsCode: "coredump_disable_storage", PCIDSS: []string{"3.3.1.1"}},
 			Offline:     "Storage= in /etc/systemd/coredump.conf and its coredump.conf.d drop-ins is none; unset (external) fails.",
 			Remediation: "Set `Storage=none` in the [Coredump] section of /etc/systemd/coredump.conf (or a drop-in in /etc/systemd/coredump.conf.d/).",
 			Profiles:    hard,
@@ -190,7 +198,7 @@ func sysctlRules() []Rule {
 		},
 		Rule{
 			ID: "coredump_disable_backtraces", Title: "systemd-coredump processes no core dumps (ProcessSizeMax=0)", Severity: SeverityLow,
-			References:  References{CISDebian: "1.5.3", CISRHEL: "1.5.3", ComplianceAsCode: "coredump_disable_backtraces", PCIDSS: []string{"3.3.1.1"}},
+			References:  References{CISDebian: "1.5.3", CISRHEL: "1.5.3", CISLevel: 1, ComplianceAsCode: "coredump_disable_backtraces", PCIDSS: []string{"3.3.1.1"}},
 			Offline:     "ProcessSizeMax= in /etc/systemd/coredump.conf and its coredump.conf.d drop-ins is 0; unset (1G) fails.",
 			Remediation: "Set `ProcessSizeMax=0` in the [Coredump] section of /etc/systemd/coredump.conf.",
 			Profiles:    hard,

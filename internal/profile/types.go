@@ -91,10 +91,19 @@ type Evidence struct {
 
 // References ties a rule to benchmarks.
 type References struct {
-	// CISDebian is the CIS Ubuntu Linux 24.04 / Debian 12 recommendation.
+	// CISDebian is the item of the CIS Debian Linux 12 Benchmark v1.1.0,
+	// as ComplianceAsCode's controls/cis_debian12.yml numbers and titles
+	// it. CIS Ubuntu Linux 24.04 (controls/cis_ubuntu2404.yml) gives every
+	// item cited here the same number and title (TestCISCitations). The
+	// JSON key keeps its old name.
 	CISDebian string `json:"cis_debian,omitempty"`
-	// CISRHEL is the CIS Red Hat Enterprise Linux 9 recommendation.
+	// CISRHEL is the item of the CIS Red Hat Enterprise Linux 9 Benchmark
+	// (ComplianceAsCode's products/rhel9/controls/cis_rhel9.yml).
 	CISRHEL string `json:"cis_rhel,omitempty"`
+	// CISLevel is the CIS server profile of the cited items: 1 (Level 1 -
+	// Server) or 2 (Level 2 - Server, which includes Level 1); 0 when no
+	// CIS item is cited. Every cited item has this level in its benchmark.
+	CISLevel int `json:"cis_level,omitempty"`
 	// ComplianceAsCode is the ComplianceAsCode (SCAP Security Guide) rule id.
 	ComplianceAsCode string `json:"complianceascode,omitempty"`
 	// PCIDSS lists PCI-DSS v4.0.1 requirements.

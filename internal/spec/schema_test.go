@@ -171,3 +171,46 @@ func TestSchemaNamesEveryBucketScheme(t *testing.T) {
 		t.Errorf("found %d scheme patterns in the schema, want the bucket and the dot-segment ones", n)
 	}
 }
+
+// The published schema is a static file and cannot read the profile
+// registry: its enum of profile names must be names.All(), in order.
+func TestSchemaNamesEveryProfile(t *testing.T) {
+	var root map[string]any
+	if err := json.Unmarshal(JobSchema(), &root); err != nil {
+		t.Fatal(err)
+	}
+	var enums [][]string
+	var walk func(v any)
+	walk = func(v any) {
+		switch n := v.(type) {
+		case map[string]any:
+			if p, ok := n["profiles"].(map[string]any); ok {
+				if items, ok := p["items"].(map[string]any); ok {
+					if e, ok := items["enum"].([]any); ok {
+						var s []string
+						for _, x := range e {
+							s = append(s, x.(string))
+						}
+						enums = append(enums, s)
+					}
+				}
+			}
+			for _, c := range n {
+				walk(c)
+			}
+		case []any:
+			for _, c := range n {
+				walk(c)
+			}
+		}
+	}
+	walk(root)
+	if len(enums) == 0 {
+		t.Fatal("no enum of profile names in the schema")
+	}
+	for _, e := range enums {
+		if !slices.Equal(e, KnownProfiles()) {
+			t.Errorf("schema lists profiles %v, the registry (names.All) %v", e, KnownProfiles())
+		}
+	}
+}

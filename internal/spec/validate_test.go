@@ -132,7 +132,11 @@ func validationCases() []validationCase {
 		{name: "profiles for inspect warn", base: in, edit: func(d doc) { d.set("payload.data.profiles", []any{"security"}) },
 			warn: []string{"payload.data.profiles: applies to guestkit.profile only; ignored for guestkit.inspect"}},
 		{name: "all profiles", base: pr, edit: func(d doc) {
-			d.set("payload.data.profiles", []any{"security", "compliance", "hardening", "cis-level1-server", "pci-dss"})
+			var all []any
+			for _, p := range KnownProfiles() {
+				all = append(all, p)
+			}
+			d.set("payload.data.profiles", all)
 		}},
 		{name: "worker pool allowed", base: in, edit: func(d doc) {
 			d.set("routing.worker_pool", "b").set("constraints.allowed_worker_pools", []any{"a", "b"})
@@ -332,13 +336,13 @@ func validationCases() []validationCase {
 
 		// Profiles and options.
 		{name: "profiles missing", base: pr, edit: func(d doc) { d.set("payload.data.profiles", nil) },
-			want: []problem{{"payload.data.profiles", "", "required: at least one of security, compliance, hardening, cis-level1-server, pci-dss"}}},
+			want: []problem{{"payload.data.profiles", "", "required: at least one of " + strings.Join(KnownProfiles(), ", ")}}},
 		{name: "profiles empty", base: pr, edit: func(d doc) { d.set("payload.data.profiles", []any{}) },
 			want: []problem{{"payload.data.profiles", "", "required: at least one of"}}},
 		{name: "profiles duplicate", base: pr, edit: func(d doc) { d.set("payload.data.profiles", []any{"security", "hardening", "security"}) },
 			want: []problem{{"payload.data.profiles[2]", "security", "duplicate of profiles[0]"}}},
 		{name: "profile unknown", base: pr, edit: func(d doc) { d.set("payload.data.profiles", []any{"security", "stig"}) },
-			want: []problem{{"payload.data.profiles[1]", "stig", "unknown profile; known: security, compliance, hardening, cis-level1-server, pci-dss"}}},
+			want: []problem{{"payload.data.profiles[1]", "stig", "unknown profile; known: " + strings.Join(KnownProfiles(), ", ")}}},
 		{name: "severity unknown", base: pr, edit: func(d doc) { d.set("payload.data.options.severity_threshold", "urgent") },
 			want: []problem{{"payload.data.options.severity_threshold", "urgent", "must be one of none, info, low, medium, high, critical"}}},
 		{name: "include_remediation conflict", base: pr, edit: func(d doc) {

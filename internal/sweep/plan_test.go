@@ -317,7 +317,7 @@ func TestSpecsErrors(t *testing.T) {
 		{"time", "2026-03-02T00:00:00Z", nil, nil, `want YYYY-MM-DD`},
 		{"no clock", "2026-03-02", nil, func(o *Options) { o.CreatedAt = time.Time{} }, "CreatedAt is required"},
 		{"no profiles", "2026-03-02", nil, func(o *Options) { o.Profiles = nil }, "no profiles"},
-		{"unknown profile", "2026-03-02", nil, func(o *Options) { o.Profiles = []string{"security", "stig"} }, `unknown profile "stig" (known: security, compliance, hardening, cis-level1-server, pci-dss)`},
+		{"unknown profile", "2026-03-02", nil, func(o *Options) { o.Profiles = []string{"security", "stig"} }, `unknown profile "stig" (known: ` + strings.Join(spec.KnownProfiles(), ", ") + `)`},
 		{"duplicate profile", "2026-03-02", nil, func(o *Options) { o.Profiles = []string{"security", "security"} }, `profile "security" listed twice`},
 		{"fractional timeout", "2026-03-02", nil, func(o *Options) { o.Timeout = 1500 * time.Millisecond }, "timeout 1.5s is not a whole number of seconds"},
 		{"threshold", "2026-03-02", nil, func(o *Options) { o.SeverityThreshold = "severe" }, `payload.data.options.severity_threshold "severe": must be one of`},
