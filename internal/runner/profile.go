@@ -7,7 +7,6 @@ import (
 	"guestkit.io/batch/internal/guest"
 	"guestkit.io/batch/internal/guestconf"
 	"guestkit.io/batch/internal/inspect"
-	"guestkit.io/batch/internal/pkgversion"
 	"guestkit.io/batch/internal/profile"
 	"guestkit.io/batch/internal/spec"
 )
@@ -67,7 +66,7 @@ func (p *profiler) visit(ctx context.Context, os *inspect.OS, fsys guest.FS) err
 	if len(os.Applications) > 0 {
 		t.Packages = make([]guestconf.Package, 0, len(os.Applications))
 		for _, a := range os.Applications {
-			t.Packages = append(t.Packages, guestconf.Package{Name: a.Name, Version: packageVersion(os.PackageFormat, a), Arch: a.Arch})
+			t.Packages = append(t.Packages, guestconf.Package{Name: a.Name, Version: a.PackageVersion(os.PackageFormat), Arch: a.Arch})
 		}
 	}
 	rep, err := profile.Evaluate(ctx, t, p.opts)
@@ -76,15 +75,6 @@ func (p *profiler) visit(ctx context.Context, os *inspect.OS, fsys guest.FS) err
 	}
 	p.reports = append(p.reports, RootProfile{Root: os.Root, Report: rep})
 	return nil
-}
-
-// packageVersion is the version as the package manager writes it
-// ([epoch:]version[-release]; version-rN for apk), which is what the rules
-// read from a dpkg or apk database themselves. libguestfs splits it into
-// three fields at the first hyphen and drops apk's "r": joining them again
-// gives the original string back.
-func packageVersion(format string, a inspect.Application) string {
-	return pkgversion.Version{Epoch: a.Epoch, Version: a.Version, Release: a.Release}.String(pkgversion.Format(format))
 }
 
 func (p *profiler) data(rep *inspect.Report) *ProfileData {
