@@ -45,8 +45,16 @@ type Report struct {
 	APIVersion string `json:"api_version"`
 	Date       string `json:"date"`
 	// Prefix is the image prefix the sweep listed.
-	Prefix     string         `json:"prefix"`
-	Profiles   []string       `json:"profiles"`
+	Prefix   string   `json:"prefix"`
+	Profiles []string `json:"profiles"`
+	// SeverityThreshold is the specs' severity_threshold ("" when the
+	// spec default applied); a carried result must have used the same.
+	SeverityThreshold string `json:"severity_threshold,omitempty"`
+	// RulesetVersion is the dispatcher's profile.RulesetVersion(): the
+	// rules a fresh read evaluates, which a carried result must match.
+	RulesetVersion string `json:"ruleset_version"`
+	// Full is true when the sweep was forced to read every image (--full).
+	Full       bool           `json:"full"`
 	StartedAt  time.Time      `json:"started_at"`
 	FinishedAt time.Time      `json:"finished_at"`
 	Totals     Totals         `json:"totals"`
@@ -59,8 +67,12 @@ type Report struct {
 type Totals struct {
 	// Images counts planned images, whatever their status; Skipped counts
 	// skipped objects.
-	Images   int          `json:"images"`
-	Skipped  int          `json:"skipped"`
+	Images  int `json:"images"`
+	Skipped int `json:"skipped"`
+	// Carried counts images whose earlier result was carried forward (not
+	// read again); Read counts images given a job this sweep.
+	Carried  int          `json:"carried"`
+	Read     int          `json:"read"`
 	ByStatus StatusCounts `json:"by_status"`
 	// Findings sums the images' findings.
 	Findings profile.SeverityCounts `json:"findings"`
@@ -95,6 +107,25 @@ type ImageReport struct {
 	// FailedRules are the rules with status fail, once per (id, root),
 	// sorted by id then root.
 	FailedRules []FailedRule `json:"failed_rules"`
+	// CarriedFrom is the date of the sweep that really read the image when
+	// its result was carried forward; JobID and ResultKey are then that
+	// sweep's. Empty when the image was read this sweep.
+	CarriedFrom string `json:"carried_from,omitempty"`
+	// Identity is the image object as planned; an unchanged identity is
+	// what lets the next sweep carry the result.
+	Identity *ImageIdentity `json:"identity,omitempty"`
+	// RulesetVersion is the result's ruleset_version (the runner's rules).
+	RulesetVersion string `json:"ruleset_version,omitempty"`
+	// Packages counts the packages of all the image's OS roots.
+	Packages int `json:"packages"`
+}
+
+// ImageIdentity names one version of an image object: its ETag and
+// version id when the store gives them, and its size.
+type ImageIdentity struct {
+	ETag      string `json:"etag,omitempty"`
+	VersionID string `json:"version_id,omitempty"`
+	Size      int64  `json:"size"`
 }
 
 // ImageError says why an image has no profile report.
@@ -123,6 +154,9 @@ type Changes struct {
 	GoneImages []string `json:"gone_images"`
 	// Images has one entry per image in both sweeps, sorted by key.
 	Images []ImageChange `json:"images"`
+	// Packages are the package changes across the fleet, sorted by images
+	// (descending) then name, arch, kind, from and to.
+	Packages []FleetPackageChange `json:"packages"`
 }
 
 // ImageChange compares one image's findings with the previous sweep's.
@@ -140,6 +174,49 @@ type ImageChange struct {
 	Resolved []FailedRule `json:"resolved"`
 	// Undecided failed before and are now notchecked or error.
 	Undecided []FailedRule `json:"undecided"`
+	// Packages are the package changes, when both sweeps have the image's
+	// packages and its OS roots are the same.
+	Packages *PackageDiff `json:"packages,omitempty"`
+}
+
+// PackageDiff compares one image's packages, keyed by (root, name, arch).
+// Versions are the package manager's full form ([epoch:]version[-release]).
+type PackageDiff struct {
+	Added   []PackageRef    `json:"added"`
+	Removed []PackageRef    `json:"removed"`
+	Changed []PackageChange `json:"changed"`
+}
+
+// PackageRef is one installed package of an OS root.
+type PackageRef struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	Arch    string `json:"arch"`
+	Root    string `json:"root"`
+}
+
+// PackageChange is a package whose version changed on one OS root.
+type PackageChange struct {
+	Name string `json:"name"`
+	Arch string `json:"arch"`
+	Root string `json:"root"`
+	From string `json:"from"`
+	To   string `json:"to"`
+}
+
+// FleetPackageChange counts the images with one package change: for
+// example openssl 3.0.13 to 3.0.15 (kind changed) on 412 images.
+type FleetPackageChange struct {
+	Name string `json:"name"`
+	Arch string `json:"arch"`
+	// Kind is added, removed or changed; From is empty when added, To
+	// when removed.
+	Kind   string `json:"kind"`
+	From   string `json:"from"`
+	To     string `json:"to"`
+	Images int    `json:"images"`
+	// ImageKeys are the first MaxFleetImageKeys image keys, sorted.
+	ImageKeys []string `json:"image_keys"`
 }
 
 // BuildInput is what Build reads.
@@ -391,7 +468,7 @@ func addSeverity(c *profile.SeverityCounts, s profile.Severity) {
 func hasProfileReport(s Status) bool { return s == StatusCompleted || s == StatusNoncompliant }
 
 func changes(cur, prev *Report, undecided map[string]map[ruleRoot]bool) Changes {
-	c := Changes{NewImages: []string{}, GoneImages: []string{}, Images: []ImageChange{}}
+	c := Changes{NewImages: []string{}, GoneImages: []string{}, Images: []ImageChange{}, Packages: []FleetPackageChange{}}
 	if prev == nil {
 		return c
 	}
@@ -496,3 +573,6 @@ func truncate(s string, n int) string {
 	// A rune cut in half is invalid UTF-8, which ToValidUTF8 drops.
 	return strings.ToValidUTF8(s[:n], "") + "…"
 }
+
+// MaxFleetImageKeys bounds FleetPackageChange.ImageKeys.
+const MaxFleetImageKeys = 20

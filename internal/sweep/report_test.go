@@ -315,6 +315,7 @@ func TestChanges(t *testing.T) {
 			{ImageKey: "vms/e.img", Reason: "not comparable: OS roots changed from /dev/sda1 to /dev/sda2", NewFailures: empty, Resolved: empty, Undecided: empty},
 			{ImageKey: "vms/same.img", Comparable: true, NewFailures: empty, Resolved: empty, Undecided: empty},
 		},
+		Packages: []FleetPackageChange{},
 	}
 	if !reflect.DeepEqual(cur.Changes, want) {
 		t.Errorf("changes:\n got %s\nwant %s", js(cur.Changes), js(want))
