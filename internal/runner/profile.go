@@ -18,6 +18,9 @@ type ProfileData struct {
 	Profiles []RootProfile `json:"profile_reports"`
 	// Noncompliant is true when any root is noncompliant.
 	Noncompliant bool `json:"noncompliant"`
+	// RulesetVersion is profile.RulesetVersion() of this runner: a sweep
+	// carries the result forward only while the dispatcher's is the same.
+	RulesetVersion string `json:"ruleset_version"`
 }
 
 // RootProfile is the profile report of one OS root.
@@ -78,7 +81,7 @@ func (p *profiler) visit(ctx context.Context, os *inspect.OS, fsys guest.FS) err
 }
 
 func (p *profiler) data(rep *inspect.Report) *ProfileData {
-	return &ProfileData{Report: rep, Profiles: p.reports, Noncompliant: p.noncompliant()}
+	return &ProfileData{Report: rep, Profiles: p.reports, Noncompliant: p.noncompliant(), RulesetVersion: profile.RulesetVersion()}
 }
 
 func (p *profiler) noncompliant() bool {
