@@ -560,5 +560,14 @@ func sshRules() []Rule {
 
 // sshdOffline is the Offline text of an sshd_config keyword rule.
 func sshdOffline(keyword, title string) string {
-	return "sshd's effective " + keyword + ": /etc/ssh/sshd_config, its Include files and sshd_config.d/*.conf (first value wins, Match blocks aside), else the installed OpenSSH release's default; passes when " + strings.ToLower(title[:1]) + title[1:] + "."
+	return "sshd's effective " + keyword + ": /etc/ssh/sshd_config, its Include files and sshd_config.d/*.conf (first value wins, Match blocks aside), else the installed OpenSSH release's default; passes when " + lowerFirst(title) + "."
+}
+
+// lowerFirst lowers a title's first letter for use mid-sentence, but not an
+// acronym's ("SSH root login ...").
+func lowerFirst(title string) string {
+	if len(title) > 1 && title[1] >= 'A' && title[1] <= 'Z' {
+		return title
+	}
+	return strings.ToLower(title[:1]) + title[1:]
 }
