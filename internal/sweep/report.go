@@ -185,6 +185,9 @@ type PackageDiff struct {
 	Added   []PackageRef    `json:"added"`
 	Removed []PackageRef    `json:"removed"`
 	Changed []PackageChange `json:"changed"`
+	// Omitted counts the entries left out of the lists (MaxPackageDiff
+	// per list).
+	Omitted int `json:"omitted,omitempty"`
 }
 
 // PackageRef is one installed package of an OS root.
@@ -233,6 +236,19 @@ type BuildInput struct {
 	Results map[string]*result.Result
 	// Previous is the previous sweep's report, or nil.
 	Previous *Report
+	// SeverityThreshold is the specs' ("" for the spec default),
+	// RulesetVersion the dispatcher's profile.RulesetVersion(), Full the
+	// --full flag: the report records them for the next sweep's Carry.
+	SeverityThreshold string
+	RulesetVersion    string
+	Full              bool
+	// Carried are the previous reports of the images not read this sweep,
+	// by image key (what Carry returned); their Results are not looked at.
+	Carried map[string]ImageReport
+	// PreviousPackages are the packages of the previous sweep's results,
+	// by result key (ResultPackages), for the images read this sweep; an
+	// image without an entry gets no package diff.
+	PreviousPackages map[string][]PackageRef
 }
 
 // maxMessage bounds an error message copied from a result.
@@ -245,10 +261,14 @@ func Build(in BuildInput) *Report {
 		Date:       in.Date,
 		Prefix:     in.Prefix,
 		Profiles:   nonNil(slices.Clone(in.Profiles)),
-		StartedAt:  in.StartedAt,
-		FinishedAt: in.FinishedAt,
-		Images:     []ImageReport{},
-		Skipped:    nonNil(slices.Clone(in.Skipped)),
+		// The threshold as applied, so that "" and "medium" compare equal.
+		SeverityThreshold: threshold(in.SeverityThreshold),
+		RulesetVersion:    in.RulesetVersion,
+		Full:              in.Full,
+		StartedAt:         in.StartedAt,
+		FinishedAt:        in.FinishedAt,
+		Images:            []ImageReport{},
+		Skipped:           nonNil(slices.Clone(in.Skipped)),
 	}
 	slices.SortFunc(r.Skipped, func(a, b SkippedImage) int { return strings.Compare(a.Key, b.Key) })
 
@@ -257,16 +277,49 @@ func Build(in BuildInput) *Report {
 	// undecided holds, per image, the (id, root) pairs now notchecked or
 	// error; the diff needs them and the report does not keep them.
 	undecided := map[string]map[ruleRoot]bool{}
+	// packages holds the packages of the images read with a profile
+	// report; carried images are not in it (they are unchanged).
+	packages := map[string][]PackageRef{}
 	for _, p := range planned {
-		img, und := imageReport(p, in.Results[p.Job.JobID])
+		var img ImageReport
+		if old, ok := in.Carried[p.ImageKey]; ok && in.Previous != nil {
+			img = carriedImage(p, old, in.Previous.Date)
+			r.Totals.Carried++
+		} else {
+			var und map[ruleRoot]bool
+			var pkgs []PackageRef
+			img, und, pkgs = imageReport(p, in.Results[p.Job.JobID])
+			undecided[img.ImageKey] = und
+			if pkgs != nil {
+				packages[img.ImageKey] = pkgs
+			}
+			r.Totals.Read++
+		}
 		r.Images = append(r.Images, img)
-		undecided[img.ImageKey] = und
 		r.Totals.count(img)
 	}
 	r.Totals.Images = len(r.Images)
 	r.Totals.Skipped = len(r.Skipped)
-	r.Changes = changes(r, in.Previous, undecided)
+	r.Changes = changes(r, in.Previous, undecided, packageSides{now: packages, before: in.PreviousPackages})
 	return r
+}
+
+// carriedImage is old, the previous sweep's report of p's image, carried
+// forward: the same job, result and findings, dated by the sweep that
+// read it.
+func carriedImage(p Planned, old ImageReport, prevDate string) ImageReport {
+	img := old
+	if img.CarriedFrom == "" {
+		img.CarriedFrom = prevDate
+	}
+	img.Identity = identityOf(p.Image)
+	img.Roots = nonNil(slices.Clone(old.Roots))
+	img.FailedRules = nonNil(slices.Clone(old.FailedRules))
+	if old.ExitCode != nil {
+		code := *old.ExitCode
+		img.ExitCode = &code
+	}
+	return img
 }
 
 func (t *Totals) count(img ImageReport) {
@@ -301,8 +354,10 @@ type ruleRoot struct{ id, root string }
 // runner's ProfileData) that a sweep reads. It is declared here so that
 // the dispatcher does not link the runner and libguestfs.
 type profileData struct {
-	Reports      []rootReport `json:"profile_reports"`
-	Noncompliant bool         `json:"noncompliant"`
+	OperatingSystems []osPackages `json:"operating_systems"`
+	Reports          []rootReport `json:"profile_reports"`
+	Noncompliant     bool         `json:"noncompliant"`
+	RulesetVersion   string       `json:"ruleset_version"`
 }
 
 // rootReport is the runner's RootProfile.
@@ -312,8 +367,9 @@ type rootReport struct {
 }
 
 // imageReport reads one job's result. The map holds the rules now
-// notchecked or error.
-func imageReport(p Planned, res *result.Result) (ImageReport, map[ruleRoot]bool) {
+// notchecked or error; the packages are those of an image with a profile
+// report (nil otherwise).
+func imageReport(p Planned, res *result.Result) (ImageReport, map[ruleRoot]bool, []PackageRef) {
 	img := ImageReport{
 		ImageKey:    p.ImageKey,
 		JobID:       p.Job.JobID,
@@ -321,14 +377,15 @@ func imageReport(p Planned, res *result.Result) (ImageReport, map[ruleRoot]bool)
 		Status:      StatusMissing,
 		Roots:       []string{},
 		FailedRules: []FailedRule{},
+		Identity:    identityOf(p.Image),
 	}
 	if res == nil {
-		return img, nil
+		return img, nil, nil
 	}
 	code := res.ExitCode
 	img.ExitCode = &code
 	if msg := resultMismatch(p, res); msg != "" {
-		return invalidImage(img, msg), nil
+		return invalidImage(img, msg), nil, nil
 	}
 	switch res.Status {
 	case result.StatusFailed, result.StatusTimeout, result.StatusRejected:
@@ -337,17 +394,24 @@ func imageReport(p Planned, res *result.Result) (ImageReport, map[ruleRoot]bool)
 		if e := res.Error; e != nil {
 			img.Error = &ImageError{Code: string(e.Code), Message: truncate(e.Message, maxMessage), Phase: string(e.Phase)}
 		}
-		return img, nil
+		return img, nil, nil
 	case result.StatusCompleted:
 	default:
-		return invalidImage(img, fmt.Sprintf("unknown status %q", res.Status)), nil
+		return invalidImage(img, fmt.Sprintf("unknown status %q", res.Status)), nil, nil
 	}
 	data, msg := profileReports(res.Data)
 	if msg != "" {
-		return invalidImage(img, msg), nil
+		return invalidImage(img, msg), nil, nil
 	}
-	return completedImage(img, data, res.ExitCode)
+	img, und := completedImage(img, data, res.ExitCode)
+	pkgs := packagesOf(data.OperatingSystems)
+	img.Packages = len(pkgs)
+	img.RulesetVersion = truncate(data.RulesetVersion, maxRulesetVersion)
+	return img, und, pkgs
 }
+
+// maxRulesetVersion bounds a ruleset_version copied from a result.
+const maxRulesetVersion = 64
 
 // invalidImage marks img as having a result a sweep cannot use.
 func invalidImage(img ImageReport, msg string) ImageReport {
@@ -467,7 +531,11 @@ func addSeverity(c *profile.SeverityCounts, s profile.Severity) {
 // hasProfileReport says whether an image's findings can be compared.
 func hasProfileReport(s Status) bool { return s == StatusCompleted || s == StatusNoncompliant }
 
-func changes(cur, prev *Report, undecided map[string]map[ruleRoot]bool) Changes {
+// packageSides are the packages compared: of the images read now by image
+// key, and of the previous results by result key.
+type packageSides struct{ now, before map[string][]PackageRef }
+
+func changes(cur, prev *Report, undecided map[string]map[ruleRoot]bool, pkgs packageSides) Changes {
 	c := Changes{NewImages: []string{}, GoneImages: []string{}, Images: []ImageChange{}, Packages: []FleetPackageChange{}}
 	if prev == nil {
 		return c
@@ -478,6 +546,7 @@ func changes(cur, prev *Report, undecided map[string]map[ruleRoot]bool) Changes 
 		before[img.ImageKey] = img
 	}
 	now := map[string]bool{}
+	fleet := fleetTally{}
 	for _, img := range cur.Images {
 		now[img.ImageKey] = true
 		old, ok := before[img.ImageKey]
@@ -485,8 +554,14 @@ func changes(cur, prev *Report, undecided map[string]map[ruleRoot]bool) Changes 
 			c.NewImages = append(c.NewImages, img.ImageKey)
 			continue
 		}
-		c.Images = append(c.Images, imageChange(old, img, prev, cur, undecided[img.ImageKey]))
+		ch := imageChange(old, img, prev, cur, undecided[img.ImageKey])
+		if d := packageDiff(old, img, pkgs); d != nil {
+			fleet.add(img.ImageKey, *d)
+			ch.Packages = bounded(*d)
+		}
+		c.Images = append(c.Images, ch)
 	}
+	c.Packages = fleet.list()
 	for _, img := range prev.Images {
 		if !now[img.ImageKey] {
 			c.GoneImages = append(c.GoneImages, img.ImageKey)
@@ -542,6 +617,29 @@ func imageChange(old, cur ImageReport, prev, rep *Report, undecided map[ruleRoot
 	slices.SortFunc(ch.Resolved, compareRules)
 	slices.SortFunc(ch.Undecided, compareRules)
 	return ch
+}
+
+// packageDiff compares an image's packages with the previous sweep's,
+// or is nil when they cannot be compared: either side has no profile
+// report or no package list, or the OS roots changed.
+func packageDiff(old, cur ImageReport, pkgs packageSides) *PackageDiff {
+	if !hasProfileReport(old.Status) || !hasProfileReport(cur.Status) || !slices.Equal(sorted(old.Roots), sorted(cur.Roots)) {
+		return nil
+	}
+	if cur.CarriedFrom != "" && cur.ResultKey == old.ResultKey {
+		// The same result as before: nothing changed.
+		return &PackageDiff{Added: []PackageRef{}, Removed: []PackageRef{}, Changed: []PackageChange{}}
+	}
+	now, ok := pkgs.now[cur.ImageKey]
+	if !ok {
+		return nil
+	}
+	before, ok := pkgs.before[old.ResultKey]
+	if !ok {
+		return nil
+	}
+	d := diffPackages(before, now)
+	return &d
 }
 
 // describe names an image's status and error for a reason.

@@ -169,6 +169,7 @@ func TestBuild(t *testing.T) {
 		w.ResultKey = "results/" + w.JobID + ".json"
 		w.Roots = nonNil(w.Roots)
 		w.FailedRules = nonNil(w.FailedRules)
+		w.Identity = &ImageIdentity{Size: 1 << 30}
 		if w.ImageKey == "vms/h.vhd" {
 			// The decoder's wording is not ours to pin down.
 			if g := r.Images[i].Error; g == nil || !strings.HasPrefix(g.Message, "data is not a profile report: ") {
@@ -182,7 +183,7 @@ func TestBuild(t *testing.T) {
 	}
 
 	wantTotals := Totals{
-		Images: 9, Skipped: 1,
+		Images: 9, Skipped: 1, Read: 9,
 		ByStatus: StatusCounts{Completed: 1, Noncompliant: 1, Failed: 2, Timeout: 1, Rejected: 1, Missing: 1, Invalid: 2},
 		Findings: profile.SeverityCounts{Critical: 1, High: 2, Medium: 1, Low: 1, Info: 1},
 	}
