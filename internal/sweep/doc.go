@@ -7,6 +7,10 @@
 //   - Build turns the plan and the results into a Report; Encode, Decode
 //     and Markdown write and read it.
 //   - Previous finds the report of the latest earlier sweep.
+//   - HTML renders the report as a self-contained page (no external
+//     resources; a Content-Security-Policy that admits only its own
+//     style and script, by hash) with the evidence of failed rules read
+//     from the results, and a chart of the nights History reads.
 //
 // # Keys
 //
@@ -14,6 +18,7 @@
 //	results/<job_id>.json              their results (the runner's usual place)
 //	sweeps/<date>/report.json          the Report (ReportKey)
 //	sweeps/<date>/report.md            its Markdown summary (MarkdownKey)
+//	sweeps/<date>/report.html          its HTML page (HTMLKey)
 //
 // Dates are YYYY-MM-DD. A job_id is "sweep-<date>-<readable>-<hash>" (see
 // Specs): a new one every night, so each night's result is kept; images are
