@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"time"
 
+	"sync"
+
 	"github.com/sirupsen/logrus"
 
 	"guestkit.io/batch/internal/controller"
+	"guestkit.io/batch/internal/profile"
 	"guestkit.io/batch/internal/result"
 	"guestkit.io/batch/internal/spec"
 	"guestkit.io/batch/internal/store"
@@ -27,6 +30,7 @@ type SweepCmd struct {
 	MaxAttempts        int           `name:"max-attempts" help:"Attempts per image (0: the spec default)." default:"0" env:"GUESTKIT_SWEEP_MAX_ATTEMPTS"`
 	FailOnNoncompliant bool          `name:"fail-on-noncompliant" help:"Exit 2 when an image is noncompliant." env:"GUESTKIT_FAIL_ON_NONCOMPLIANT"`
 	Progress           string        `help:"Progress line on stderr: auto, always or never." enum:"auto,always,never" default:"auto" env:"GUESTKIT_PROGRESS"`
+	Full               bool          `help:"Read every image again: by default an image whose object (ETag or version id, and size) is unchanged since the previous sweep, swept then with the same profiles, threshold and ruleset, keeps its previous result (carried forward, no job)." env:"GUESTKIT_SWEEP_FULL"`
 }
 
 // Run plans one profile spec per image, runs them as once does, and writes
@@ -60,30 +64,46 @@ func (c *SweepCmd) Run(ctx context.Context, deps Deps) error {
 	for _, s := range skipped {
 		log.WithFields(logrus.Fields{"key": s.Key, "reason": s.Reason}).Info("not an image; skipped")
 	}
-	log.WithFields(logrus.Fields{"date": date, "images": len(planned), "skipped": len(skipped)}).Info("sweep planned")
-	for _, p := range planned {
-		if err := submitPlanned(ctx, st, p); err != nil {
-			return err
-		}
-	}
-	if len(planned) > 0 {
-		if _, err := runOnce(ctx, en, newProgress(deps, c.Progress)); err != nil {
-			return err
-		}
-	}
-
-	results := readResults(ctx, st, planned, log)
+	statImages(ctx, st, planned, log)
 	prev, err := sweep.Previous(ctx, st, date)
 	if errors.Is(err, sweep.ErrCorruptReport) {
-		log.WithError(err).Warn("the previous sweep report is unreadable; this report has no changes section")
+		log.WithError(err).Warn("the previous sweep report is unreadable; this report has no changes section and carries nothing")
 		prev, err = nil, nil
 	}
 	if err != nil {
 		return err
 	}
+	ruleset := profile.RulesetVersion()
+	carried := sweep.Carry(planned, prev, sweep.CarryOptions{
+		Profiles: c.Profiles, SeverityThreshold: c.SeverityThreshold, RulesetVersion: ruleset, Full: c.Full,
+	})
+	var toRead []sweep.Planned
+	for _, p := range planned {
+		if _, ok := carried[p.ImageKey]; !ok {
+			toRead = append(toRead, p)
+		}
+	}
+	log.WithFields(logrus.Fields{
+		"date": date, "images": len(planned), "skipped": len(skipped), "read": len(toRead), "carried": len(carried),
+		"full": c.Full, "ruleset_version": ruleset,
+	}).Info("sweep planned")
+	for _, p := range toRead {
+		if err := submitPlanned(ctx, st, p); err != nil {
+			return err
+		}
+	}
+	if len(toRead) > 0 {
+		if _, err := runOnce(ctx, en, newProgress(deps, c.Progress)); err != nil {
+			return err
+		}
+	}
+
+	results := readResults(ctx, st, toRead, log)
 	rep := sweep.Build(sweep.BuildInput{
 		Date: date, Prefix: c.Images, Profiles: c.Profiles, StartedAt: started, FinishedAt: time.Now().UTC(),
 		Planned: planned, Skipped: skipped, Results: results, Previous: prev,
+		SeverityThreshold: c.SeverityThreshold, RulesetVersion: ruleset, Full: c.Full, Carried: carried,
+		PreviousPackages: previousPackages(ctx, st, prev, toRead, log),
 	})
 	data, err := sweep.Encode(rep)
 	if err != nil {
@@ -153,5 +173,85 @@ func readResults(ctx context.Context, st store.Store, planned []sweep.Planned, l
 			out[p.Job.JobID] = r
 		}
 	}
+	return out
+}
+
+// statImages adds what a listing lacks to the planned images' identity:
+// the version id of a versioned bucket (and the ETag, should the listing
+// not give it). A failed Stat leaves the listing's identity, which can
+// only make the next sweep read the image again.
+func statImages(ctx context.Context, st store.Store, planned []sweep.Planned, log *logrus.Entry) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, statParallel)
+	for i := range planned {
+		p := &planned[i]
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			o, err := st.Stat(ctx, p.ImageKey)
+			if err != nil {
+				log.WithError(err).WithField("image", p.ImageKey).Warn("stat a sweep image")
+				return
+			}
+			if o.Size != p.Image.Size {
+				// Changed since the listing: the runner reads the new one,
+				// which the result's size check will tell.
+				return
+			}
+			if p.Image.ETag == "" {
+				p.Image.ETag = o.ETag
+			}
+			if o.ETag == p.Image.ETag {
+				p.Image.VersionID = o.VersionID
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// statParallel bounds the concurrent Stat and previous-result reads.
+const statParallel = 16
+
+// previousPackages reads the packages of the previous sweep's results of
+// the images read now that had a profile report then, by result key, for
+// the package diff. Each result is read (at most result.MaxSize bytes),
+// reduced to its package list and dropped, so that a few at a time are
+// held whole. An unreadable one is logged; that image gets no diff.
+func previousPackages(ctx context.Context, st store.Store, prev *sweep.Report, toRead []sweep.Planned, log *logrus.Entry) map[string][]sweep.PackageRef {
+	out := map[string][]sweep.PackageRef{}
+	if prev == nil {
+		return out
+	}
+	now := map[string]bool{}
+	for _, p := range toRead {
+		now[p.ImageKey] = true
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, statParallel)
+	for _, img := range prev.Images {
+		if !now[img.ImageKey] || (img.Status != sweep.StatusCompleted && img.Status != sweep.StatusNoncompliant) {
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			res, err := controller.ReadResult(ctx, st, img.ResultKey)
+			var pkgs []sweep.PackageRef
+			if err == nil {
+				pkgs, err = sweep.ResultPackages(img, res)
+			}
+			if err != nil {
+				log.WithError(err).WithFields(logrus.Fields{"image": img.ImageKey, "result": img.ResultKey}).Warn("no previous packages for a sweep image")
+				return
+			}
+			mu.Lock()
+			out[img.ResultKey] = pkgs
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
 	return out
 }
