@@ -5,9 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
-
 	"sync"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
