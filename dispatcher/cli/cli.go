@@ -51,13 +51,14 @@ type Globals struct {
 // CLI is the root command.
 type CLI struct {
 	Globals
-	Watch   WatchCmd   `cmd:"" help:"Dispatch specs as they arrive, until stopped (the Deployment)."`
-	Once    OnceCmd    `cmd:"" help:"Dispatch everything pending, wait for the results, print a summary."`
-	Sweep   SweepCmd   `cmd:"" help:"Profile every disk image under a prefix and write a sweep report (the nightly CronJob)."`
-	Submit  SubmitCmd  `cmd:"" help:"Validate job specs and upload them to the bucket."`
-	Upload  UploadCmd  `cmd:"" help:"Upload a disk image with its sha256, which the store verifies, and a KEY.sha256 sidecar."`
-	Status  StatusCmd  `cmd:"" help:"Show specs, their Jobs and their results."`
-	Version VersionCmd `cmd:"" help:"Print the version."`
+	Watch     WatchCmd     `cmd:"" help:"Dispatch specs as they arrive, until stopped (the Deployment)."`
+	Once      OnceCmd      `cmd:"" help:"Dispatch everything pending, wait for the results, print a summary."`
+	Sweep     SweepCmd     `cmd:"" help:"Profile every disk image under a prefix and write a sweep report (the nightly CronJob)."`
+	Submit    SubmitCmd    `cmd:"" help:"Validate job specs and upload them to the bucket."`
+	Upload    UploadCmd    `cmd:"" help:"Upload a disk image with its sha256, which the store verifies, and a KEY.sha256 sidecar."`
+	Status    StatusCmd    `cmd:"" help:"Show specs, their Jobs and their results."`
+	Inventory InventoryCmd `cmd:"" help:"Ask the fleet, from the latest sweep: which images have a package (in a version range), the OS distribution, which images failed a rule."`
+	Version   VersionCmd   `cmd:"" help:"Print the version."`
 }
 
 // ExitError carries a process exit code out of Run.
