@@ -10,7 +10,7 @@
 // container, as Trivy writes a VM image), SPDX's described package (purpose
 // CONTAINER), with its sha256 when the runner verified one. The operating
 // system is a component of its own (CycloneDX operating-system; SPDX
-// purpose OPERATING-SYSTEM, SPDXRef-OperatingSystem-*, the prefix Trivy's
+// purpose OPERATING_SYSTEM, SPDXRef-OperatingSystem-*, the prefix Trivy's
 // reader keys on), named by its family as Trivy names it (debian, ubuntu,
 // alpine, redhat, rocky, ...). Every package is a component (library) with
 // its purl, linked to the OS (CycloneDX dependencies; SPDX CONTAINS), and

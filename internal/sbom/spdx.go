@@ -66,9 +66,12 @@ func spdxDocument(r root, opts Options) *spdx.Document {
 		image.PackageComment = "guestkit job " + opts.Subject.JobID
 	}
 	osID := common.ElementID(fmt.Sprintf("%s%d", osIDStart, r.index))
+	// The JSON schema spells the purpose OPERATING_SYSTEM (tag-value
+	// writes OPERATING-SYSTEM; Trivy writes that in JSON too, which the
+	// schema refuses).
 	osPkg := &spdx.Package{
 		PackageName: r.family, PackageSPDXIdentifier: osID, PackageVersion: r.version,
-		PackageDownloadLocation: noAssertion, PrimaryPackagePurpose: "OPERATING-SYSTEM",
+		PackageDownloadLocation: noAssertion, PrimaryPackagePurpose: "OPERATING_SYSTEM",
 		PackageLicenseConcluded: noAssertion, PackageLicenseDeclared: noAssertion, PackageCopyrightText: noAssertion,
 		PackageDescription: r.os.ProductName, PackageComment: "root " + r.os.Root,
 	}
