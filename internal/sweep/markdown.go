@@ -27,6 +27,12 @@ func Markdown(r *Report) []byte {
 	fmt.Fprintf(&b, "| %d | %d | %d | %d | %d | %d | %d | %d | %d |\n\n",
 		t.Images, c.Completed, c.Noncompliant, c.Failed, c.Timeout, c.Rejected, c.Missing, c.Invalid, t.Skipped)
 	fmt.Fprintf(&b, "Failed rules: %s.\n", severities(t.Findings))
+	switch {
+	case r.Full:
+		fmt.Fprintf(&b, "\nFull sweep: all %d images read.\n", t.Read)
+	case t.Carried > 0:
+		fmt.Fprintf(&b, "\nRead %d images; %d unchanged since their last read (same object, profiles, threshold and ruleset %s) kept their results.\n", t.Read, t.Carried, code(r.RulesetVersion))
+	}
 
 	if len(r.Images) > 0 {
 		b.WriteString("\n## Images\n\n")
@@ -40,6 +46,8 @@ func Markdown(r *Report) []byte {
 				note = img.Error.Code + ": " + img.Error.Message
 			case img.Status == StatusMissing:
 				note = "no result at " + img.ResultKey
+			case img.CarriedFrom != "":
+				note = "carried from " + img.CarriedFrom
 			}
 			fmt.Fprintf(&b, "| %s | %s | %d | %d | %d | %d | %d | %s |\n",
 				tableCode(img.ImageKey), img.Status, f.Critical, f.High, f.Medium, f.Low, f.Info, cell(note))
@@ -74,6 +82,8 @@ func Markdown(r *Report) []byte {
 			b.WriteString("\nNo new, resolved or undecided failures.\n")
 		}
 	}
+
+	packageChanges(&b, ch)
 
 	if len(r.Skipped) > 0 {
 		b.WriteString("\n## Skipped\n\n")
@@ -137,3 +147,85 @@ func code(s string) string {
 // tableCode is code for a table cell: GFM splits cells on | even inside
 // code spans, and drops the backslash of \| there.
 func tableCode(s string) string { return strings.ReplaceAll(code(s), "|", `\|`) }
+
+// Bounds of the Markdown package changes; the JSON report has the rest.
+const (
+	mdFleetChanges = 30
+	mdImageChanges = 20
+)
+
+// packageChanges writes the fleet counts, then each image's changes.
+func packageChanges(b *bytes.Buffer, ch Changes) {
+	if ch.PreviousDate == "" {
+		return
+	}
+	b.WriteString("\n## Package changes\n\n")
+	if len(ch.Packages) == 0 {
+		b.WriteString("No package changes.\n")
+		return
+	}
+	for i, p := range ch.Packages {
+		if i == mdFleetChanges {
+			fmt.Fprintf(b, "- and %d more\n", len(ch.Packages)-i)
+			break
+		}
+		fmt.Fprintf(b, "- %s on %s\n", fleetChange(p), plural(p.Images, "image"))
+	}
+	for _, ic := range ch.Images {
+		d := ic.Packages
+		if d == nil || len(d.Added)+len(d.Removed)+len(d.Changed) == 0 {
+			continue
+		}
+		fmt.Fprintf(b, "\n%s: %d changed, %d added, %d removed\n", code(ic.ImageKey), len(d.Changed), len(d.Added), len(d.Removed))
+		var lines []string
+		for _, c := range d.Changed {
+			lines = append(lines, fmt.Sprintf("- %s %s → %s%s", code(c.Name+archSuffix(c.Arch)), code(c.From), code(c.To), onRoot(c.Root)))
+		}
+		for _, p := range d.Added {
+			lines = append(lines, fmt.Sprintf("- added %s %s%s", code(p.Name+archSuffix(p.Arch)), code(p.Version), onRoot(p.Root)))
+		}
+		for _, p := range d.Removed {
+			lines = append(lines, fmt.Sprintf("- removed %s %s%s", code(p.Name+archSuffix(p.Arch)), code(p.Version), onRoot(p.Root)))
+		}
+		for i, l := range lines {
+			if i == mdImageChanges {
+				fmt.Fprintf(b, "- and %d more\n", len(lines)-i+d.Omitted)
+				break
+			}
+			b.WriteString(l + "\n")
+		}
+		if len(lines) <= mdImageChanges && d.Omitted > 0 {
+			fmt.Fprintf(b, "- and %d more\n", d.Omitted)
+		}
+	}
+}
+
+// fleetChange reads as "openssl 3.0.13 → 3.0.15", "gained telnetd 0.17"
+// or "lost telnetd 0.17".
+func fleetChange(p FleetPackageChange) string {
+	name := code(p.Name + archSuffix(p.Arch))
+	switch p.Kind {
+	case PackageAdded:
+		return "gained " + name + " " + code(p.To)
+	case PackageRemoved:
+		return "lost " + name + " " + code(p.From)
+	}
+	return name + " " + code(p.From) + " → " + code(p.To)
+}
+
+func archSuffix(arch string) string {
+	if arch == "" {
+		return ""
+	}
+	return ":" + arch
+}
+
+// onRoot names the OS root of a change.
+func onRoot(root string) string { return " on " + code(root) }
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}

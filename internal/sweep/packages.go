@@ -68,9 +68,9 @@ func comparePackageRefs(a, b PackageRef) int {
 type packageKey struct{ root, name, arch string }
 
 // diffPackages compares two package lists keyed by (root, name, arch). A
-// key can hold several versions (rpm installs kernels side by side): the
-// versions only before are removed, those only now are added, and one of
-// each is a change.
+// key with one version on each side, different, is a change. A key can
+// hold several versions (rpm installs kernels side by side): then the
+// versions only before are removed and those only now are added.
 func diffPackages(old, cur []PackageRef) PackageDiff {
 	versions := func(ps []PackageRef) map[packageKey][]string {
 		m := map[packageKey][]string{}
@@ -101,7 +101,7 @@ func diffPackages(old, cur []PackageRef) PackageDiff {
 				come = append(come, v)
 			}
 		}
-		if len(gone) == 1 && len(come) == 1 {
+		if len(was[k]) == 1 && len(is[k]) == 1 && len(gone) == 1 {
 			d.Changed = append(d.Changed, PackageChange{Name: k.name, Arch: k.arch, Root: k.root, From: gone[0], To: come[0]})
 			continue
 		}
