@@ -13,6 +13,7 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
+	"guestkit.io/batch/internal/result"
 	"guestkit.io/batch/internal/store"
 	"guestkit.io/batch/internal/testenv"
 )
@@ -212,5 +213,42 @@ func TestSchemaNamesEveryProfile(t *testing.T) {
 		if !slices.Equal(e, KnownProfiles()) {
 			t.Errorf("schema lists profiles %v, the registry (names.All) %v", e, KnownProfiles())
 		}
+	}
+}
+
+// The schema's output formats are result.Formats(), the runner's list.
+func TestSchemaNamesEveryOutputFormat(t *testing.T) {
+	var found [][]string
+	var walk func(v any)
+	walk = func(v any) {
+		switch n := v.(type) {
+		case map[string]any:
+			if o, ok := n["output"].(map[string]any); ok {
+				if p, ok := o["properties"].(map[string]any); ok {
+					if f, ok := p["format"].(map[string]any); ok {
+						var s []string
+						for _, x := range f["enum"].([]any) {
+							s = append(s, x.(string))
+						}
+						found = append(found, s)
+					}
+				}
+			}
+			for _, c := range n {
+				walk(c)
+			}
+		case []any:
+			for _, c := range n {
+				walk(c)
+			}
+		}
+	}
+	var all any
+	if err := json.Unmarshal(JobSchema(), &all); err != nil {
+		t.Fatal(err)
+	}
+	walk(all)
+	if len(found) != 1 || !slices.Equal(found[0], result.Formats()) {
+		t.Errorf("schema output.format enums %v, want %v", found, result.Formats())
 	}
 }

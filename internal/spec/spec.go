@@ -251,7 +251,9 @@ type Options struct {
 
 // Output says how the report is encoded.
 type Output struct {
-	// Format is json, sarif or junit; default DefaultOutput.
+	// Format is one of result.Formats(): json (the result alone), sarif or
+	// junit (profile findings), cyclonedx or spdx (an SBOM of the
+	// packages); default DefaultOutput.
 	Format string `json:"format,omitempty"`
 	// Destination is accepted for compatibility and ignored: the result
 	// always goes to the result URI the runner was given.

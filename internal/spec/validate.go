@@ -86,7 +86,7 @@ const (
 )
 
 func imageFormats() []string  { return []string{"qcow2", "raw", "vmdk", "vdi", "vhdx", "vpc"} }
-func outputFormats() []string { return []string{"json", "sarif", "junit"} }
+func outputFormats() []string { return result.Formats() }
 func severities() []string    { return []string{"none", "info", "low", "medium", "high", "critical"} }
 
 // uriSchemes are the image URI schemes: file, every bucket backend's, http(s)
