@@ -346,7 +346,9 @@ func TestReportInBrowser(t *testing.T) {
 	step("enter", chromedp.SendKeys(filter, "\r"))
 
 	// Sorting: Critical ascending, then descending; Image ascending.
-	header := func(n int) chromedp.CSS { return chromedp.CSS(fmt.Sprintf("#images-table thead th:nth-child(%d) button", n)) }
+	header := func(n int) chromedp.CSS {
+		return chromedp.CSS(fmt.Sprintf("#images-table thead th:nth-child(%d) button", n))
+	}
 	if got := step("sort critical", chromedp.Click(header(3))); got[len(got)-1] != "images/db-01.qcow2" {
 		t.Errorf("critical ascending: %q", got)
 	}
