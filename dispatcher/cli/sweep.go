@@ -30,12 +30,17 @@ type SweepCmd struct {
 	FailOnNoncompliant bool          `name:"fail-on-noncompliant" help:"Exit 2 when an image is noncompliant." env:"GUESTKIT_FAIL_ON_NONCOMPLIANT"`
 	Progress           string        `help:"Progress line on stderr: auto, always or never." enum:"auto,always,never" default:"auto" env:"GUESTKIT_PROGRESS"`
 	Full               bool          `help:"Read every image again: by default an image whose object (ETag or version id, and size) is unchanged since the previous sweep, swept then with the same profiles, threshold and ruleset, keeps its previous result (carried forward, no job)." env:"GUESTKIT_SWEEP_FULL"`
+	ReportLinkTTL      time.Duration `name:"report-link-ttl" help:"Life of the presigned link to report.html printed for a remote bucket (at most 168h, S3's limit)." default:"168h" env:"GUESTKIT_SWEEP_REPORT_LINK_TTL"`
 }
 
 // Run plans one profile spec per image, runs them as once does, and writes
-// sweeps/<date>/report.json and report.md (also printed).
+// sweeps/<date>/report.json, report.md (also printed) and report.html
+// (its link printed).
 func (c *SweepCmd) Run(ctx context.Context, deps Deps) error {
 	log := deps.Log.WithField("command", "sweep")
+	if err := checkReportLinkTTL(c.ReportLinkTTL); err != nil {
+		return &ExitError{Code: ExitUsage, Err: err}
+	}
 	started := time.Now().UTC()
 	date := c.Date
 	if date == "" {
@@ -115,8 +120,15 @@ func (c *SweepCmd) Run(ctx context.Context, deps Deps) error {
 	if err := st.Put(ctx, sweep.MarkdownKey(date), md); err != nil {
 		return fmt.Errorf("store sweep report %s: %w", st.URI(sweep.MarkdownKey(date)), err)
 	}
+	link, err := storeHTMLReport(ctx, st, rep, results, c.ReportLinkTTL, log)
+	if err != nil {
+		return err
+	}
 	log.WithField("report", st.URI(sweep.ReportKey(date))).Info("sweep report stored")
 	if _, err := deps.Stdout.Write(md); err != nil {
+		return err
+	}
+	if _, err := fmt.Fprintf(deps.Stdout, "\nHTML report: %s\n", link); err != nil {
 		return err
 	}
 	t := rep.Totals.ByStatus
