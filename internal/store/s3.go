@@ -296,6 +296,10 @@ func contentType(key string) string {
 		return "application/xml"
 	case strings.HasSuffix(key, ".sarif"):
 		return "application/sarif+json"
+	case strings.HasSuffix(key, ".html"):
+		// A presigned link to a sweep's report.html opens as a page, not
+		// a download.
+		return "text/html; charset=utf-8"
 	}
 	return "application/octet-stream"
 }
