@@ -121,6 +121,17 @@ func TestNightlySweepOnRealImages(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(bucket, "sweeps", "2026-11-21", "report.md")); err != nil {
 		t.Error(err)
 	}
+	// The HTML page: its path printed (a folder bucket), the real
+	// runner's evidence of web's failed rules on it.
+	pagePath := filepath.Join(bucket, "sweeps", "2026-11-21", "report.html")
+	if !strings.Contains(r.stdout, "HTML report: "+pagePath+"\n") {
+		t.Errorf("the HTML report's path is not printed:\n%s", r.stdout)
+	}
+	if page, err := os.ReadFile(pagePath); err != nil {
+		t.Error(err)
+	} else if !strings.Contains(string(page), "<code>"+failed[0]+"</code>") || !strings.Contains(string(page), `<ul class="evidence">`) {
+		t.Errorf("report.html lacks web's failed rule %s with its evidence", failed[0])
+	}
 
 	// The web server is fixed overnight.
 	copyFile(t, filepath.Join(images, "profile-debian-hardened.qcow2"), filepath.Join(bucket, "images", "web.qcow2"))
