@@ -18,7 +18,7 @@ KIND_CLUSTER ?= guestkit
 OVERLAY      ?= kind
 E2E_TIMEOUT  ?= 60m
 
-.PHONY: all build setup images minio kube openscap prepare test fuzz-short test-unit test-integration e2e e2e-run lint demo bench-runner bench-dispatcher bench-image bench-backends bench-stream clean image image-archive kind-up kind-down deploy
+.PHONY: all build setup images minio kube openscap prepare test fuzz-short test-unit test-integration e2e e2e-run lint demo bench-runner bench-dispatcher bench-sweep bench-image bench-backends bench-stream clean image image-archive kind-up kind-down deploy
 
 all: build
 
@@ -139,6 +139,11 @@ bench-runner: build images
 # GUESTKIT_BENCH_* (scripts/bench-dispatcher/doc.go).
 bench-dispatcher: build kube minio
 	GUESTKIT_BENCH_DISPATCHER=$(CURDIR)/$(BIN)/guestkit-dispatcher $(GO) test -tags bench -run '^TestBenchDispatcher$$' -count=1 -v -timeout 60m ./scripts/bench-dispatcher/
+
+# Issue 15's incremental sweep: 300 tiny images, 10% changed, incremental
+# against --full (settings: GUESTKIT_BENCH_SWEEP_*, scripts/bench-sweep/doc.go).
+bench-sweep: minio
+	$(GO) test -tags bench -run '^TestBenchSweep$$' -count=1 -v -timeout 30m ./scripts/bench-sweep/
 
 # The images' sizes, and a runner pod's time from creation to its first
 # appliance launch on the local cluster (GUESTKIT_BENCH_ROUNDS, default 3).
