@@ -42,7 +42,7 @@ type ImageFacts struct {
 // reportKey is the first report's key beside the result, as the runner
 // names it; "" when the spec asks for none.
 func reportKey(e *intake.Entry) string {
-	if f := e.Job.OutputFormat(); f == result.FormatSARIF || f == result.FormatJUnit {
+	if f := e.Job.OutputFormat(); result.IsReport(f) {
 		return result.ReportName(strings.TrimSuffix(e.ResultKey, ".json"), f, 0)
 	}
 	return ""

@@ -158,7 +158,7 @@ func Execute(ctx context.Context, job *spec.Job, warnings []spec.Warning, cfg Co
 		defer cancelDL()
 	}
 
-	if f := job.OutputFormat(); f != spec.DefaultOutput && job.Operation != spec.OpProfile {
+	if f := job.OutputFormat(); result.IsFinding(f) && job.Operation != spec.OpProfile {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("payload.data.output.format: %s applies to profile results only; data is JSON", f))
 	}
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
+	"slices"
 	"strings"
 
 	"github.com/alecthomas/kong"
@@ -139,6 +140,9 @@ func Vars() kong.Vars {
 		"backends":         strings.Join(spec.Backends(), ","),
 		"accesses":         strings.Join(runnerenv.ImageAccesses(), ","),
 		"verifies":         strings.Join(runnerenv.Verifies(), ","),
+		"report_formats":   strings.Join(result.Formats(), ","),
+		// inspect has no findings: the JSON result or an SBOM.
+		"inventory_formats": strings.Join(slices.DeleteFunc(result.Formats(), result.IsFinding), ","),
 	}
 }
 

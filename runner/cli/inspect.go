@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/sirupsen/logrus"
+
 	"guestkit.io/batch/internal/inspect"
 	"guestkit.io/batch/internal/result"
 	"guestkit.io/batch/internal/runner"
@@ -48,7 +50,8 @@ func (l *localImage) execute(ctx context.Context, deps Deps, job *spec.Job, abs 
 
 // InspectCmd inspects one local image for a person.
 type InspectCmd struct {
-	localImage `embed:""`
+	localImage   `embed:""`
+	ReportFormat string `help:"json (the result), or cyclonedx or spdx (an SBOM of the packages): written beside -o (one per OS root), or to stdout without -o." default:"json" enum:"${inventory_formats}" env:"GUESTKIT_REPORT_FORMAT"`
 }
 
 // Validate checks what kong's tags cannot.
@@ -61,7 +64,42 @@ func (c *InspectCmd) Run(ctx context.Context, deps Deps) error {
 		return err
 	}
 	res := c.execute(ctx, deps, adhocJob(spec.OpInspect, abs, c.Format, c.Timeout), abs)
-	return emit(res, c.Output, c.Summary, deps)
+	return emitWithReports(res, c.ReportFormat, c.Output, c.Summary, deps)
+}
+
+// emitWithReports writes the result, and the reports of format beside
+// output (result.ReportName: out.sarif, out.2.sarif, out.cdx.json, ...), or
+// the one report to stdout without output (a disk with more OS roots needs
+// -o).
+func emitWithReports(res *result.Result, format, output string, summary bool, deps Deps) error {
+	if format == result.FormatJSON {
+		return emit(res, output, summary, deps)
+	}
+	docs, err := runner.RenderReports(res, format)
+	switch {
+	case runner.NothingToRender(err):
+		// No findings or packages to render (the job failed): the result
+		// says why.
+		deps.Log.WithFields(logrus.Fields{"status": res.Status, "format": format}).Warn("no report to write; see the result")
+	case err != nil:
+		return err
+	case output == "" && len(docs) > 1:
+		return &ExitError{Code: result.ExitUsage, Err: fmt.Errorf("the image has %d OS roots: pass -o to write one %s report per root", len(docs), format)}
+	case output == "":
+		if _, err := deps.Stdout.Write(docs[0]); err != nil {
+			return err
+		}
+		return exitErr(res.ExitCode, nil)
+	default:
+		base := strings.TrimSuffix(output, ".json")
+		for i, d := range docs {
+			name := result.ReportName(base, format, i)
+			if err := os.WriteFile(name, d, 0o644); err != nil {
+				return fmt.Errorf("write %s report %s: %w", format, name, err)
+			}
+		}
+	}
+	return emit(res, output, summary, deps)
 }
 
 // adhocJob is the job a command line implies.

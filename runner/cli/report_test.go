@@ -127,3 +127,74 @@ func TestProfileCommand(t *testing.T) {
 		t.Errorf("unknown profile: exit %d stderr %q", o.code, o.stderr)
 	}
 }
+
+// TestSBOMReports: cyclonedx and spdx on inspect (stdout), profile (beside
+// -o) and run (beside the result, from the spec's output.format or
+// --report-format), with the inspection's packages and their purls.
+func TestSBOMReports(t *testing.T) {
+	dir := t.TempDir()
+	img := qcow2(t, dir, "vm.qcow2")
+	const purl = "pkg:deb/debian/base-files@12.4%2Bdeb12u5?arch=amd64&distro=debian-12.5"
+
+	o := runCLI(t, context.Background(), newFakeLauncher(), "inspect", "--report-format", "cyclonedx", img)
+	if o.code != result.ExitCompleted {
+		t.Fatalf("inspect: exit %d\n%s", o.code, o.stderr)
+	}
+	var bom struct {
+		BOMFormat, SpecVersion string
+		Metadata               struct{ Component struct{ Name, Type string } }
+		Components             []struct{ Type, Name, Version, Purl string }
+	}
+	if err := json.Unmarshal([]byte(o.stdout), &bom); err != nil || bom.BOMFormat != "CycloneDX" || bom.SpecVersion != "1.6" {
+		t.Fatalf("stdout is not CycloneDX 1.6 (%v):\n%.300s", err, o.stdout)
+	}
+	if bom.Metadata.Component.Name != img || bom.Components[0].Type != "operating-system" || bom.Components[0].Name != "debian" ||
+		len(bom.Components) != 4 || bom.Components[1].Purl != purl {
+		t.Errorf("CycloneDX document: %+v", bom)
+	}
+	if o := runCLI(t, context.Background(), newFakeLauncher(), "inspect", "--report-format", "sarif", img); o.code != result.ExitUsage {
+		t.Errorf("inspect --report-format sarif: exit %d, want %d (inspect has no findings)", o.code, result.ExitUsage)
+	}
+
+	out := filepath.Join(dir, "p.json")
+	o = runCLI(t, context.Background(), newFakeLauncher(), "profile", "--report-format", "spdx", "-o", out, img)
+	if o.code != result.ExitNoncompliant {
+		t.Fatalf("profile: exit %d\n%s", o.code, o.stderr)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "p.spdx.json"))
+	if err != nil || !strings.Contains(string(b), `"spdxVersion": "SPDX-2.3"`) || !strings.Contains(string(b), purl) {
+		t.Errorf("SPDX beside -o: %v\n%.300s", err, b)
+	}
+	if res := readResult(t, out); res.JobID == "" {
+		t.Error("profile -o: no JSON result beside the SPDX")
+	}
+
+	m := loadSeed("worker-jobs--guestkit-inspect-basic.json")
+	set(m, "payload.data.image.path", img)
+	set(m, "payload.data.output.format", "cyclonedx")
+	specPath := writeJSON(t, dir, "spec.json", m)
+	res := filepath.Join(dir, "results", "job.json")
+	if err := os.MkdirAll(filepath.Dir(res), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ flag, file, want string }{
+		{"", "job.cdx.json", `"bomFormat": "CycloneDX"`},
+		{"spdx", "job.spdx.json", `"spdxVersion": "SPDX-2.3"`},
+	} {
+		args := []string{"run", "--spec", specPath, "--result", "file://" + res}
+		if c.flag != "" {
+			args = append(args, "--report-format", c.flag)
+		}
+		o := runCLI(t, context.Background(), newFakeLauncher(), args...)
+		if o.code != result.ExitCompleted {
+			t.Fatalf("run %v: exit %d\n%s", args, o.code, o.stderr)
+		}
+		if r := readResult(t, res); strings.Contains(strings.Join(r.Warnings, " "), "output.format") {
+			t.Errorf("an SBOM applies to inspect results, no warning expected: %v", r.Warnings)
+		}
+		b, err := os.ReadFile(filepath.Join(dir, "results", c.file))
+		if err != nil || !strings.Contains(string(b), c.want) || !strings.Contains(string(b), purl) {
+			t.Errorf("%s beside the result: %v\n%.300s", c.file, err, b)
+		}
+	}
+}

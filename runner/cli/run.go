@@ -53,15 +53,18 @@ type RunCmd struct {
 	NodeName  string `help:"Node name (downward API)." env:"NODE_NAME"`
 	JobName   string `help:"Kubernetes Job name." env:"JOB_NAME"`
 
-	ReportFormat string `help:"Also write profile findings as sarif or junit beside the result (default: the spec's output.format)." enum:",json,sarif,junit" default:"" env:"GUESTKIT_REPORT_FORMAT"`
-	Report       string `help:"Report URI (default: the result URI with .sarif or .junit.xml instead of .json)." env:"GUESTKIT_REPORT"`
+	ReportFormat string `help:"Also write a report beside the result: sarif or junit (profile findings), cyclonedx or spdx (an SBOM of the packages); json writes none (default: the spec's output.format)." enum:",${report_formats}" default:"" env:"GUESTKIT_REPORT_FORMAT"`
+	Report       string `help:"Report URI (default: the result URI with .sarif, .junit.xml, .cdx.json or .spdx.json instead of .json)." env:"GUESTKIT_REPORT"`
 }
 
-// storeReports writes SARIF or JUnit reports beside the result.
+// storeReports writes SARIF, JUnit or SBOM reports beside the result.
 func (c *RunCmd) storeReports(ctx context.Context, log *logrus.Entry, res *result.Result, format string) error {
 	docs, err := runner.RenderReports(res, format)
-	if errors.Is(err, runner.ErrNoProfile) {
-		return nil // inspect jobs and failed profiles have nothing to render
+	if runner.NothingToRender(err) {
+		// Findings of an inspect job, or anything of a failed job: the
+		// result says why.
+		log.WithFields(logrus.Fields{"status": res.Status, "format": format}).Info("no report to store")
+		return nil
 	}
 	if err != nil {
 		return err
@@ -75,10 +78,12 @@ func (c *RunCmd) storeReports(ctx context.Context, log *logrus.Entry, res *resul
 	if i := strings.IndexByte(base, '?'); i >= 0 && strings.Contains(base, "://") {
 		base, query = base[:i], base[i:]
 	}
-	base = strings.TrimSuffix(base, ".json")
+	// --report names the first report (x.sarif, x.cdx.json): its own
+	// extension comes off before .json, or x.cdx.json would be x.cdx.
 	if c.Report != "" {
 		base = strings.TrimSuffix(strings.TrimSuffix(base, result.Extension(format)), ".sarif")
 	}
+	base = strings.TrimSuffix(base, ".json")
 	for i, d := range docs {
 		uri := result.ReportName(base, format, i) + query
 		if strings.HasPrefix(base, "http://") || strings.HasPrefix(base, "https://") {
@@ -155,7 +160,7 @@ func (c *RunCmd) Run(ctx context.Context, deps Deps) error {
 	if format == "" {
 		format = specFormat
 	}
-	if format == result.FormatSARIF || format == result.FormatJUnit {
+	if result.IsReport(format) {
 		// The JSON result holds everything and is stored; a report that
 		// cannot be written is logged, not allowed to hide the result.
 		if err := c.storeReports(upCtx, log, res, format); err != nil {
