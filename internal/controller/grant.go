@@ -20,7 +20,7 @@ const MaxGrantTTL = 7 * 24 * time.Hour
 // executors give runners grants, never the dispatcher's credentials.
 type Grant struct {
 	Spec, Result string
-	// Report is where the first SARIF or JUnit report goes; "" when the
+	// Report is where the first SARIF, JUnit or SBOM report goes; "" when the
 	// spec asks for none.
 	Report string
 	// ImageURL is the bucket image's URL; "" for other image sources.

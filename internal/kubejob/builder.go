@@ -477,7 +477,7 @@ type JobInput struct {
 	// may read Jobs in the namespace, and must outlive the Job's
 	// activeDeadlineSeconds.
 	SpecURI, ResultURI string
-	// ReportURI is where SARIF or JUnit reports go (GUESTKIT_REPORT). With
+	// ReportURI is where SARIF, JUnit or SBOM reports go (GUESTKIT_REPORT). With
 	// a presigned ResultURI it must be a presigned PUT of its own, or
 	// reports are not stored; optional.
 	ReportURI string

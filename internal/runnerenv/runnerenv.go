@@ -13,7 +13,7 @@ import (
 const (
 	Spec     = "GUESTKIT_SPEC"      // the spec's URI (a presigned GET on Kubernetes)
 	Result   = "GUESTKIT_RESULT"    // where the result goes
-	Report   = "GUESTKIT_REPORT"    // where SARIF or JUnit reports go
+	Report   = "GUESTKIT_REPORT"    // where SARIF, JUnit or SBOM reports go
 	JobID    = "GUESTKIT_JOB_ID"    // the spec's job_id
 	Accel    = "GUESTKIT_ACCEL"     // auto, kvm or tcg
 	Backend  = "GUESTKIT_BACKEND"   // auto, direct or appliance
