@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs the Trivy that `make bench-backends` compares the runner with
-# (issue 12). It is built from source through the Go module proxy, once, and
-# cached (a build takes about 7 minutes on 2 cores; a cached run ~0 s). It is
-# a benchmark tool only: no test and no CI job needs it.
+# Installs Trivy: internal/sbom's test has it read the runner's CycloneDX and
+# SPDX documents (make trivy, part of make prepare, so CI has it), and
+# `make bench-backends` compares the runner's inventory with its own (issue
+# 12). It is built from source through the Go module proxy, once, and cached
+# (a build takes about 7 minutes on 2 cores; a cached run ~0 s).
 #
 #   bash scripts/install-trivy.sh          # build if missing; last line: binary path
 #   bash scripts/install-trivy.sh --path   # print the binary path, build nothing
