@@ -3,6 +3,7 @@ package inventory
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -101,6 +102,11 @@ func (img *Image) NeedsRead() bool { return img.Missing == "" && img.Roots == ni
 
 // SetReadError marks img missing because its result could not be read.
 func (img *Image) SetReadError(err error) {
+	if errors.Is(err, store.ErrNotFound) {
+		// The key is in the answer already; say what happened.
+		img.Missing = "result not found: deleted since the sweep?"
+		return
+	}
 	img.Missing = clip("result unreadable: "+err.Error(), maxReason)
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -169,7 +170,7 @@ func (f fleet) ask(t *testing.T, q Query) *Answer {
 		}
 		res := f.results[images[i].ResultKey]
 		if res == nil {
-			images[i].SetReadError(errors.New("read result " + images[i].ResultKey + ": object not found"))
+			images[i].SetReadError(fmt.Errorf("read result %s: %w", images[i].ResultKey, store.ErrNotFound))
 			continue
 		}
 		Read(&images[i], res, q)
@@ -197,7 +198,7 @@ func TestPackageQuery(t *testing.T) {
 	f := newFleet(t)
 	wantMissing := []string{
 		"images/broken.vmdk: sweep status failed: image_unreadable: no partition table",
-		"images/lost.qcow2: result unreadable: read result results/j-lost.json: object not found",
+		"images/lost.qcow2: result not found: deleted since the sweep?",
 		`images/swapped.qcow2: the result at results/j-swapped.json is for job "j-other"`,
 	}
 	a := f.ask(t, Query{Kind: KindPackage, Package: "openssl"})

@@ -15,6 +15,8 @@ import (
 func WriteJSON(w io.Writer, a *Answer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	// Ranges hold < and >; the answer is not embedded in HTML.
+	enc.SetEscapeHTML(false)
 	if err := enc.Encode(a); err != nil {
 		return fmt.Errorf("write inventory JSON: %w", err)
 	}
