@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"guestkit.io/batch/internal/inspect"
-	"guestkit.io/batch/internal/pkgversion"
 	"guestkit.io/batch/internal/result"
 )
 
@@ -29,12 +28,8 @@ type osPackages struct {
 func packagesOf(oses []osPackages) []PackageRef {
 	var out []PackageRef
 	for _, os := range oses {
-		f := pkgversion.Format(os.PackageFormat)
 		for _, a := range os.Applications {
-			// libguestfs splits the version at the first hyphen; String
-			// joins the fields again as the package manager writes them.
-			v := pkgversion.Version{Epoch: a.Epoch, Version: a.Version, Release: a.Release}.String(f)
-			out = append(out, PackageRef{Name: a.Name, Version: v, Arch: a.Arch, Root: os.Root})
+			out = append(out, PackageRef{Name: a.Name, Version: a.PackageVersion(os.PackageFormat), Arch: a.Arch, Root: os.Root})
 		}
 	}
 	slices.SortFunc(out, comparePackageRefs)
