@@ -34,7 +34,7 @@ func storeHTMLReport(ctx context.Context, st store.Store, rep *sweep.Report, res
 	for _, u := range unread {
 		log.WithFields(logrus.Fields{"report": st.URI(u.Key), "reason": u.Reason}).Warn("an earlier sweep report is unreadable; the HTML report's chart leaves it out")
 	}
-	page, err := sweep.HTML(sweep.HTMLInput{Report: rep, Results: results, History: nights})
+	page, err := sweep.HTML(sweep.HTMLInput{Report: rep, Results: results, History: nights, Unread: unread})
 	if err != nil {
 		return "", err
 	}

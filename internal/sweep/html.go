@@ -68,8 +68,10 @@ type HTMLInput struct {
 	// without their result here show their failed rules without evidence.
 	Results map[string]*result.Result
 	// History holds earlier nights (History), oldest first; the report's
-	// own night is added to them for the chart.
+	// own night is added to them for the chart. Unread are the nights
+	// History could not read: the page says how many the chart lacks.
 	History []Night
+	Unread  []UnreadNight
 }
 
 // HTML renders a self-contained page of a sweep report: summary, images
@@ -211,6 +213,7 @@ func buildPage(in HTMLInput) page {
 		Started:        r.StartedAt.UTC().Format(time.RFC3339),
 		Finished:       r.FinishedAt.UTC().Format(time.RFC3339),
 		Skipped:        r.Skipped,
+		Unread:         len(in.Unread),
 		Statuses:       []Status{StatusCompleted, StatusNoncompliant, StatusFailed, StatusTimeout, StatusRejected, StatusMissing, StatusInvalid},
 	}
 	c := r.Totals.ByStatus
@@ -261,7 +264,8 @@ func imageRows(r *Report, results map[string]*result.Result, newRules map[string
 		if row.RulesListed && len(img.FailedRules) > 0 {
 			res := results[img.JobID]
 			row.NoEvidence = res == nil || res.JobID != img.JobID
-			if !row.NoEvidence {
+			// Once the page's evidence is spent, results are not decoded.
+			if !row.NoEvidence && evidenceLeft > 0 {
 				ev = failedEvidence(res)
 			}
 		}
@@ -272,14 +276,12 @@ func imageRows(r *Report, results map[string]*result.Result, newRules map[string
 				continue
 			}
 			rv := ruleView{
-				ID: bound(fr.ID, maxTitle), Severity: string(fr.Severity), Root: bound(fr.Root, maxTitle),
-				Title: bound(fr.Title, maxTitle), New: newRules[img.ImageKey][ruleRoot{fr.ID, fr.Root}],
+				ID: truncate(fr.ID, maxTitle), Severity: string(fr.Severity), Root: truncate(fr.Root, maxTitle),
+				Title: truncate(fr.Title, maxTitle), New: newRules[img.ImageKey][ruleRoot{fr.ID, fr.Root}],
 			}
 			all := ev[ruleRoot{fr.ID, fr.Root}]
 			n := min(len(all), maxEvidencePerRule, evidenceLeft)
-			if n < len(all) && evidenceLeft < maxEvidencePerRule {
-				cut = true
-			}
+			cut = cut || evidenceLeft == 0 || (n < len(all) && evidenceLeft < maxEvidencePerRule)
 			for _, e := range all[:n] {
 				rv.Evidence = append(rv.Evidence, evidenceOf(e))
 			}
@@ -295,7 +297,7 @@ func imageRows(r *Report, results map[string]*result.Result, newRules map[string
 		slices.SortStableFunc(row.Rules, func(a, b ruleView) int {
 			return cmp.Compare(profile.Severity(b.Severity).Rank(), profile.Severity(a.Severity).Rank())
 		})
-		row.Search = bound(strings.ToLower(strings.Join(search, " ")), 4*maxEvidenceText)
+		row.Search = truncate(strings.ToLower(strings.Join(search, " ")), 4*maxEvidenceText)
 		rows = append(rows, row)
 	}
 	return rows, omitted, cut
@@ -321,11 +323,11 @@ func failedEvidence(res *result.Result) map[ruleRoot][]profile.Evidence {
 }
 
 func evidenceOf(e profile.Evidence) evidenceView {
-	where := bound(e.File, maxEvidenceText)
+	where := truncate(e.File, maxEvidenceText)
 	if where != "" && e.Line > 0 {
 		where += ":" + strconv.Itoa(e.Line)
 	}
-	return evidenceView{Where: where, Value: bound(e.Value, maxEvidenceText), Note: bound(e.Note, maxEvidenceText)}
+	return evidenceView{Where: where, Value: truncate(e.Value, maxEvidenceText), Note: truncate(e.Note, maxEvidenceText)}
 }
 
 func buildChanges(ch Changes) changesView {
@@ -334,7 +336,7 @@ func buildChanges(ch Changes) changesView {
 	v.GoneImages, v.GoneImagesMore = firstN(ch.GoneImages, maxKeyList)
 	for _, ic := range ch.Images {
 		if !ic.Comparable {
-			v.NotComparable = append(v.NotComparable, notComparable{Image: ic.ImageKey, Reason: bound(ic.Reason, 2*maxEvidenceText)})
+			v.NotComparable = append(v.NotComparable, notComparable{Image: ic.ImageKey, Reason: truncate(ic.Reason, 2*maxEvidenceText)})
 			continue
 		}
 		for _, kind := range []struct {
@@ -347,8 +349,8 @@ func buildChanges(ch Changes) changesView {
 					continue
 				}
 				v.Rows = append(v.Rows, changeRow{
-					Image: ic.ImageKey, Kind: kind.name, Rule: bound(f.ID, maxTitle), Severity: string(f.Severity),
-					Root: bound(f.Root, maxTitle), Title: bound(f.Title, maxTitle), SevRank: f.Severity.Rank(),
+					Image: ic.ImageKey, Kind: kind.name, Rule: truncate(f.ID, maxTitle), Severity: string(f.Severity),
+					Root: truncate(f.Root, maxTitle), Title: truncate(f.Title, maxTitle), SevRank: f.Severity.Rank(),
 				})
 			}
 		}
@@ -369,8 +371,8 @@ func buildPackages(ch Changes) packagesView {
 			examples += fmt.Sprintf(", … (%d images)", f.Images)
 		}
 		v.Fleet = append(v.Fleet, fleetRow{
-			Name: bound(f.Name, maxTitle), Arch: bound(f.Arch, maxTitle), Kind: f.Kind,
-			From: bound(f.From, maxTitle), To: bound(f.To, maxTitle), Images: f.Images, Examples: examples,
+			Name: truncate(f.Name, maxTitle), Arch: truncate(f.Arch, maxTitle), Kind: f.Kind,
+			From: truncate(f.From, maxTitle), To: truncate(f.To, maxTitle), Images: f.Images, Examples: examples,
 		})
 	}
 	add := func(row packageRow) {
@@ -387,13 +389,13 @@ func buildPackages(ch Changes) packagesView {
 		}
 		v.Compared = true
 		for _, a := range d.Added {
-			add(packageRow{Image: ic.ImageKey, Kind: "added", Name: bound(a.Name, maxTitle), Arch: bound(a.Arch, maxTitle), Root: bound(a.Root, maxTitle), To: bound(a.Version, maxTitle)})
+			add(packageRow{Image: ic.ImageKey, Kind: "added", Name: truncate(a.Name, maxTitle), Arch: truncate(a.Arch, maxTitle), Root: truncate(a.Root, maxTitle), To: truncate(a.Version, maxTitle)})
 		}
 		for _, a := range d.Removed {
-			add(packageRow{Image: ic.ImageKey, Kind: "removed", Name: bound(a.Name, maxTitle), Arch: bound(a.Arch, maxTitle), Root: bound(a.Root, maxTitle), From: bound(a.Version, maxTitle)})
+			add(packageRow{Image: ic.ImageKey, Kind: "removed", Name: truncate(a.Name, maxTitle), Arch: truncate(a.Arch, maxTitle), Root: truncate(a.Root, maxTitle), From: truncate(a.Version, maxTitle)})
 		}
 		for _, c := range d.Changed {
-			add(packageRow{Image: ic.ImageKey, Kind: "changed", Name: bound(c.Name, maxTitle), Arch: bound(c.Arch, maxTitle), Root: bound(c.Root, maxTitle), From: bound(c.From, maxTitle), To: bound(c.To, maxTitle)})
+			add(packageRow{Image: ic.ImageKey, Kind: "changed", Name: truncate(c.Name, maxTitle), Arch: truncate(c.Arch, maxTitle), Root: truncate(c.Root, maxTitle), From: truncate(c.From, maxTitle), To: truncate(c.To, maxTitle)})
 		}
 	}
 	v.Compared = v.Compared || len(ch.Packages) > 0
@@ -493,9 +495,6 @@ func buildChart(nights []Night) chart {
 	}
 	return c
 }
-
-// bound cuts untrusted text to n bytes (see truncate).
-func bound(s string, n int) string { return truncate(s, n) }
 
 func firstN(s []string, n int) ([]string, int) {
 	if len(s) <= n {

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"guestkit.io/batch/internal/profile"
 	"guestkit.io/batch/internal/result"
@@ -55,7 +56,7 @@ func htmlFixture(t *testing.T) HTMLInput {
 		}
 	}
 	rep.Changes.Packages = []FleetPackageChange{{Name: "openssl", Arch: "amd64", Kind: "changed", From: "3.0.13-1~deb12u1", To: "3.0.15-1~deb12u1", Images: 412, ImageKeys: []string{hostileKey}}}
-	return HTMLInput{Report: rep, Results: results, History: []Night{NightOf(prev)}}
+	return HTMLInput{Report: rep, Results: results, History: []Night{NightOf(prev)}, Unread: []UnreadNight{{Key: ReportKey("2026-02-28"), Reason: "corrupt"}}}
 }
 
 func render(t *testing.T, in HTMLInput) string {
@@ -115,8 +116,8 @@ func TestHTMLSections(t *testing.T) {
 		`<td class="kind-changed">changed</td><td><code>3.0.13-1~deb12u1</code></td><td><code>3.0.15-1~deb12u1</code></td><td class="num">412</td>`,
 		`<td class="kind-removed">removed</td><td><code>telnetd</code>`,
 		`<code>images/SHA256SUMS</code>`,
-		// The chart: two nights.
-		`(2 nights)`,
+		// The chart: two nights, and one unreadable.
+		`(2 nights)`, `1 earlier reports could not be read`,
 	} {
 		if !strings.Contains(page, want) {
 			t.Errorf("page lacks %s", want)
@@ -234,4 +235,52 @@ func tagAttributes(page string) []string {
 		}
 	}
 	return out
+}
+
+// TestHTMLLargeFleet: the page of a big fleet with long rule lists stays
+// bounded; what it leaves out, it says is in report.json or the results.
+func TestHTMLLargeFleet(t *testing.T) {
+	if testing.Short() {
+		t.Skip("renders a large page")
+	}
+	rep := &Report{APIVersion: APIVersion, Date: "2026-03-02", Prefix: "images/"}
+	results := map[string]*result.Result{}
+	const images, rules = 1500, 40
+	for i := range images {
+		img := ImageReport{ImageKey: fmt.Sprintf("images/vm-%05d.qcow2", i), JobID: fmt.Sprintf("job-%05d", i), Status: StatusNoncompliant}
+		var rr []profile.RuleResult
+		for j := range rules {
+			rl := rule(fmt.Sprintf("rule_%02d", j), profile.SeverityMedium, profile.StatusFail)
+			// Long evidence on the first images uses up the page's budget.
+			for k := range 1 + 9*min(1, 100/(i+1)) {
+				rl.Evidence = append(rl.Evidence, profile.Evidence{File: fmt.Sprintf("/etc/f%d", k), Value: strings.Repeat("v", maxEvidenceText+100)})
+			}
+			rr = append(rr, rl)
+			img.FailedRules = append(img.FailedRules, FailedRule{ID: rl.ID, Severity: rl.Severity, Root: sda1, Title: rl.Title})
+			img.Findings.Medium++
+		}
+		rep.Images = append(rep.Images, img)
+		results[img.JobID] = profileResult(t, img.JobID, true, root(sda1, rr...))
+	}
+	rep.Totals.Images, rep.Totals.ByStatus.Noncompliant = images, images
+	started := time.Now()
+	page := render(t, HTMLInput{Report: rep, Results: results})
+	t.Logf("%d images, %d failed rules: %d bytes in %s", images, images*rules, len(page), time.Since(started).Round(time.Millisecond))
+	if len(page) > 32<<20 {
+		t.Errorf("page of %d bytes", len(page))
+	}
+	if n := strings.Count(page, `<li class="rule">`); n != maxPageRules {
+		t.Errorf("%d rules listed, want %d", n, maxPageRules)
+	}
+	if n := strings.Count(page, "<li><code>/etc/f"); n != maxPageEvidence {
+		t.Errorf("%d evidence lines, want %d", n, maxPageEvidence)
+	}
+	for _, want := range []string{
+		fmt.Sprintf("%d failed rules are not listed on this page", images*rules-maxPageRules),
+		"The page's evidence is bounded", strings.Repeat("v", maxEvidenceText) + "…</code>",
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("page lacks %.80s", want)
+		}
+	}
 }
