@@ -444,7 +444,8 @@ func buildChart(nights []Night) chart {
 		}
 	}, func(a, b Night) int { return strings.Compare(a.Date, b.Date) })
 	nights = nights[max(len(nights)-MaxHistory, 0):]
-	c := chart{Width: 720, Height: 240, Left: 48, Right: 704, Top: 16, Base: 200, Nights: nights}
+	// The margins leave half a date label (about 70 px at 11 px) each side.
+	c := chart{Width: 720, Height: 240, Left: 48, Right: 672, Top: 16, Base: 200, Nights: nights}
 	for _, n := range nights {
 		c.Max = max(c.Max, n.Compliant, n.Noncompliant, n.NoProfile)
 	}
