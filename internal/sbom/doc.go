@@ -21,7 +21,7 @@
 // As the purl type definitions say, and as Trivy's pkg/purl builds them for
 // OS packages:
 //
-//	pkg:deb/debian/openssh-server@1:9.2p1-2%2Bdeb12u3?arch=amd64&distro=debian-12.5
+//	pkg:deb/debian/openssh-server@1:9.2p1-2%2Bdeb12u3?arch=amd64&distro=debian-12
 //	pkg:rpm/rocky/NetworkManager@1.46.0-8.el9_4?arch=x86_64&distro=rocky-9.4&epoch=1
 //	pkg:apk/alpine/busybox@1.36.1-r15?arch=x86_64&distro=3.19
 //
@@ -32,8 +32,10 @@
 // namespace is the distribution (Trivy's family: debian, ubuntu, redhat,
 // rocky, centos, fedora, oracle, suse, alpine); the distro qualifier is
 // <family>-<version> for deb and rpm and the bare version for apk, as Trivy
-// writes them. The version is what the inspection knows,
-// major.minor (libguestfs's: /etc/debian_version's 12.5, the release
+// writes them, except Debian's, which is os-release's VERSION_ID
+// (debian-12, as Syft and Grype write it, where Trivy writes
+// /etc/debian_version's debian-12.5; each reads the other's). The version
+// is what the inspection knows, major.minor (libguestfs's: the release
 // file's 9.4, Ubuntu's 22.04); Alpine's patch level (3.19.1) is not in the
 // report, so Alpine is 3.19. A root whose version is unknown (0.0: Debian
 // testing, rolling releases) gets no distro qualifier. pacman packages are

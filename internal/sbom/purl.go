@@ -22,6 +22,12 @@ func PURL(o *inspect.OS, a inspect.Application) string {
 	switch o.PackageFormat {
 	case "deb":
 		typ, ns, name, ver = packageurl.TypeDebian, family, a.Name, a.PackageVersion("deb")
+		if family == "debian" && o.MajorVersion != 0 {
+			// os-release's VERSION_ID, as Syft and Grype write it
+			// (debian-12); Trivy writes debian_version's 12.5, and both
+			// read either.
+			version = strconv.Itoa(o.MajorVersion)
+		}
 		if version != "" {
 			q = append(q, packageurl.Qualifier{Key: "distro", Value: family + "-" + version})
 		}

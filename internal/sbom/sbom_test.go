@@ -69,8 +69,8 @@ func TestPURL(t *testing.T) {
 		app  inspect.Application
 		want string
 	}{
-		{&deb, deb.Applications[0], "pkg:deb/debian/openssh-server@1:9.2p1-2%2Bdeb12u3?arch=amd64&distro=debian-12.5"},
-		{&deb, deb.Applications[2], "pkg:deb/debian/base-files@12.4%2Bdeb12u5?arch=amd64&distro=debian-12.5"},
+		{&deb, deb.Applications[0], "pkg:deb/debian/openssh-server@1:9.2p1-2%2Bdeb12u3?arch=amd64&distro=debian-12"},
+		{&deb, deb.Applications[2], "pkg:deb/debian/base-files@12.4%2Bdeb12u5?arch=amd64&distro=debian-12"},
 		{&ubuntu, inspect.Application{Name: "libc6", Version: "2.35", Release: "0ubuntu3.6", Arch: "amd64"}, "pkg:deb/ubuntu/libc6@2.35-0ubuntu3.6?arch=amd64&distro=ubuntu-22.04"},
 		{&testing_, inspect.Application{Name: "bash", Version: "5.2.21", Release: "2"}, "pkg:deb/debian/bash@5.2.21-2"},
 		{&rpm, rpm.Applications[0], "pkg:rpm/rocky/NetworkManager@1.46.0-8.el9_4?arch=x86_64&distro=rocky-9.4&epoch=1"},
@@ -141,9 +141,9 @@ func TestCycloneDXDebian(t *testing.T) {
 		}
 	}
 	want := []string{
-		"base-files 12.4+deb12u5 pkg:deb/debian/base-files@12.4%2Bdeb12u5?arch=amd64&distro=debian-12.5",
-		"bash 5.2.15-2+b2 pkg:deb/debian/bash@5.2.15-2%2Bb2?arch=amd64&distro=debian-12.5",
-		"openssh-server 1:9.2p1-2+deb12u3 pkg:deb/debian/openssh-server@1:9.2p1-2%2Bdeb12u3?arch=amd64&distro=debian-12.5",
+		"base-files 12.4+deb12u5 pkg:deb/debian/base-files@12.4%2Bdeb12u5?arch=amd64&distro=debian-12",
+		"bash 5.2.15-2+b2 pkg:deb/debian/bash@5.2.15-2%2Bb2?arch=amd64&distro=debian-12",
+		"openssh-server 1:9.2p1-2+deb12u3 pkg:deb/debian/openssh-server@1:9.2p1-2%2Bdeb12u3?arch=amd64&distro=debian-12",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("components\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
