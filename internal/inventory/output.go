@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -32,7 +33,8 @@ var csvHeader = map[Kind][]string{
 	KindFailedRule: {"image_key", "root", "distro", "os_version", "id", "severity", "title", "result_key", "carried_from", "missing"},
 }
 
-// WriteCSV writes a's rows with a header line (RFC 4180, encoding/csv).
+// WriteCSV writes a's rows with a header line (RFC 4180, encoding/csv),
+// each cell spreadsheetSafe.
 // Lists (product_names, image_keys) are space-separated. The rows of
 // images without readable data follow, with their reason in missing; the
 // rows of distributions name such an image in image_keys.
@@ -40,18 +42,24 @@ func WriteCSV(w io.Writer, a *Answer) error {
 	cw := csv.NewWriter(w)
 	header := csvHeader[a.Query.Kind]
 	_ = cw.Write(header)
+	write := func(row []string) {
+		for i, c := range row {
+			row[i] = spreadsheetSafe(c)
+		}
+		_ = cw.Write(row)
+	}
 	switch a.Query.Kind {
 	case KindPackage:
 		for _, r := range a.Packages {
-			_ = cw.Write([]string{r.ImageKey, r.Root, r.Distro, r.OSVersion, r.PackageFormat, r.Name, r.Version, r.Arch, r.ResultKey, r.CarriedFrom, ""})
+			write([]string{r.ImageKey, r.Root, r.Distro, r.OSVersion, r.PackageFormat, r.Name, r.Version, r.Arch, r.ResultKey, r.CarriedFrom, ""})
 		}
 	case KindOS:
 		for _, r := range a.Distributions {
-			_ = cw.Write([]string{r.Distro, r.OSVersion, strings.Join(r.ProductNames, " "), strconv.Itoa(r.Images), strings.Join(r.ImageKeys, " "), ""})
+			write([]string{r.Distro, r.OSVersion, strings.Join(r.ProductNames, " "), strconv.Itoa(r.Images), strings.Join(r.ImageKeys, " "), ""})
 		}
 	case KindFailedRule:
 		for _, r := range a.FailedRules {
-			_ = cw.Write([]string{r.ImageKey, r.Root, r.Distro, r.OSVersion, r.ID, string(r.Severity), r.Title, r.ResultKey, r.CarriedFrom, ""})
+			write([]string{r.ImageKey, r.Root, r.Distro, r.OSVersion, r.ID, string(r.Severity), r.Title, r.ResultKey, r.CarriedFrom, ""})
 		}
 	}
 	for _, m := range a.Missing {
@@ -61,9 +69,9 @@ func WriteCSV(w io.Writer, a *Answer) error {
 			row[4] = m.ImageKey
 		} else {
 			row[0] = m.ImageKey
-			row[slicesIndex(header, "result_key")] = m.ResultKey
+			row[slices.Index(header, "result_key")] = m.ResultKey
 		}
-		_ = cw.Write(row)
+		write(row)
 	}
 	cw.Flush()
 	if err := cw.Error(); err != nil {
@@ -72,13 +80,16 @@ func WriteCSV(w io.Writer, a *Answer) error {
 	return nil
 }
 
-func slicesIndex(s []string, v string) int {
-	for i, x := range s {
-		if x == v {
-			return i
-		}
+// spreadsheetSafe keeps a cell from a stranger (an image key, a package
+// name or version, a rule title) from being read as a formula by a
+// spreadsheet (CSV injection, OWASP): a cell that starts with = + - @ or a
+// tab or carriage return gets a leading apostrophe, which spreadsheets
+// hide and which no value of ours starts with.
+func spreadsheetSafe(c string) string {
+	if c != "" && strings.ContainsRune("=+-@\t\r", rune(c[0])) {
+		return "'" + c
 	}
-	return -1
+	return c
 }
 
 // tableKeys is how many image keys a distribution row of the table shows.
