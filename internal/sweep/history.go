@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 
 	"guestkit.io/batch/internal/store"
 )
@@ -54,23 +52,10 @@ func History(ctx context.Context, st store.Store, date string, n int) ([]Night, 
 		return nil, nil, err
 	}
 	n = min(max(n, 0), MaxHistory)
-	var dates []string
-	err := st.List(ctx, sweepsPrefix, func(o store.Object) error {
-		d, ok := strings.CutPrefix(o.Key, sweepsPrefix)
-		if !ok {
-			return nil
-		}
-		d, ok = strings.CutSuffix(d, "/report.json")
-		if ok && checkDate(d) == nil && d < date {
-			dates = append(dates, d)
-		}
-		return nil
-	})
+	dates, err := reportDates(ctx, st, date)
 	if err != nil {
-		return nil, nil, fmt.Errorf("list sweep reports for the history: %w", err)
+		return nil, nil, fmt.Errorf("sweep history: %w", err)
 	}
-	slices.Sort(dates)
-	dates = slices.Compact(dates)
 	dates = dates[max(len(dates)-n, 0):]
 	nights := []Night{}
 	var unread []UnreadNight

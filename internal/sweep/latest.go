@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"guestkit.io/batch/internal/store"
 )
@@ -19,25 +18,11 @@ var ErrNoReport = errors.New("no sweep report")
 // corrupt one is an error (ErrCorruptReport), not a reason to answer from
 // an older night.
 func Latest(ctx context.Context, st store.Store) (*Report, error) {
-	latest := ""
-	err := st.List(ctx, sweepsPrefix, func(o store.Object) error {
-		d, ok := strings.CutPrefix(o.Key, sweepsPrefix)
-		if !ok {
-			return nil
-		}
-		d, ok = strings.CutSuffix(d, "/report.json")
-		if ok && checkDate(d) == nil && d > latest {
-			latest = d
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list sweep reports: %w", err)
+	dates, err := reportDates(ctx, st, "")
+	if err != nil || len(dates) == 0 {
+		return nil, err
 	}
-	if latest == "" {
-		return nil, nil
-	}
-	return Load(ctx, st, latest)
+	return Load(ctx, st, dates[len(dates)-1])
 }
 
 // Load reads and decodes date's report (ReportKey). A missing report is

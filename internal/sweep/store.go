@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"guestkit.io/batch/internal/store"
@@ -95,38 +96,38 @@ func Previous(ctx context.Context, st store.Store, date string) (*Report, error)
 	if err := checkDate(date); err != nil {
 		return nil, err
 	}
-	latest := ""
+	dates, err := reportDates(ctx, st, date)
+	if err != nil {
+		return nil, err
+	}
+	if len(dates) == 0 {
+		return nil, nil
+	}
+	r, err := Load(ctx, st, dates[len(dates)-1])
+	if err != nil {
+		return nil, fmt.Errorf("previous %w", err)
+	}
+	return r, nil
+}
+
+// reportDates lists the dates that have a report (sweeps/<date>/report.json),
+// sorted, only those before before unless it is "".
+func reportDates(ctx context.Context, st store.Store, before string) ([]string, error) {
+	var dates []string
 	err := st.List(ctx, sweepsPrefix, func(o store.Object) error {
 		d, ok := strings.CutPrefix(o.Key, sweepsPrefix)
 		if !ok {
 			return nil
 		}
 		d, ok = strings.CutSuffix(d, "/report.json")
-		if ok && checkDate(d) == nil && d < date && d > latest {
-			latest = d
+		if ok && checkDate(d) == nil && (before == "" || d < before) {
+			dates = append(dates, d)
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list previous sweep reports: %w", err)
+		return nil, fmt.Errorf("list sweep reports: %w", err)
 	}
-	if latest == "" {
-		return nil, nil
-	}
-	key := ReportKey(latest)
-	data, err := st.Get(ctx, key, MaxReportSize)
-	if errors.Is(err, store.ErrTooLarge) {
-		return nil, fmt.Errorf("previous sweep report %s: %w: %w", key, ErrCorruptReport, err)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("previous sweep report %s: %w", key, err)
-	}
-	r, err := Decode(data)
-	if err != nil {
-		return nil, fmt.Errorf("previous sweep report %s: %w", key, err)
-	}
-	if r.Date != latest {
-		return nil, fmt.Errorf("previous sweep report %s: %w: it is dated %s", key, ErrCorruptReport, r.Date)
-	}
-	return r, nil
+	slices.Sort(dates)
+	return slices.Compact(dates), nil
 }
