@@ -27,6 +27,9 @@ func Markdown(r *Report) []byte {
 	fmt.Fprintf(&b, "| %d | %d | %d | %d | %d | %d | %d | %d | %d |\n\n",
 		t.Images, c.Completed, c.Noncompliant, c.Failed, c.Timeout, c.Rejected, c.Missing, c.Invalid, t.Skipped)
 	fmt.Fprintf(&b, "Failed rules: %s.\n", severities(t.Findings))
+	if t.NotApplicable > 0 {
+		fmt.Fprintf(&b, "Rules that did not apply (another OS, software not installed), counted apart: %d.\n", t.NotApplicable)
+	}
 	switch {
 	case r.Full:
 		fmt.Fprintf(&b, "\nFull sweep: all %d images read.\n", t.Read)

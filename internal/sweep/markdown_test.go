@@ -26,7 +26,8 @@ func TestMarkdown(t *testing.T) {
 			id["vms/a.img"]: profileResult(t, id["vms/a.img"], true, root(sda1,
 				rule("r1", profile.SeverityHigh, profile.StatusPass),
 				rule("r2", profile.SeverityCritical, profile.StatusFail),
-				rule("r3", profile.SeverityLow, profile.StatusError))),
+				rule("r3", profile.SeverityLow, profile.StatusError),
+				rule("r4", profile.SeverityLow, profile.StatusNotApplicable))),
 			id["vms/b.img"]: errorResult(id["vms/b.img"], result.StatusRejected, result.CodeImageCorrupt, result.PhaseProbe, "bad <b>header</b> | line\nnext"),
 		},
 	})
@@ -37,6 +38,7 @@ func TestMarkdown(t *testing.T) {
 		"| Images | Completed | Noncompliant | Failed | Timeout | Rejected | Missing | Invalid | Skipped |\n",
 		"| 3 | 0 | 1 | 0 | 0 | 1 | 1 | 0 | 1 |\n",
 		"Failed rules: critical 1, high 0, medium 0, low 0, info 0.\n",
+		"Rules that did not apply (another OS, software not installed), counted apart: 1.\n",
 		"| `vms/a.img` | noncompliant | 1 | 0 | 0 | 0 | 0 |  |\n",
 		"| `vms/b.img` | rejected | 0 | 0 | 0 | 0 | 0 | image_corrupt: bad &lt;b&gt;header&lt;/b&gt; \\| line next |\n",
 		"| ``vms/x\\|y`z.img`` | missing | 0 | 0 | 0 | 0 | 0 | no result at results/" + id["vms/x|y`z.img"] + ".json |\n",
@@ -59,7 +61,7 @@ func TestMarkdown(t *testing.T) {
 			t.Errorf("first sweep lacks %q:\n%s", w, first)
 		}
 	}
-	if strings.Contains(first, "## Images") || strings.Contains(first, "## Skipped") {
+	if strings.Contains(first, "## Images") || strings.Contains(first, "## Skipped") || strings.Contains(first, "did not apply") {
 		t.Errorf("empty sections:\n%s", first)
 	}
 

@@ -76,6 +76,9 @@ type Totals struct {
 	ByStatus StatusCounts `json:"by_status"`
 	// Findings sums the images' findings.
 	Findings profile.SeverityCounts `json:"findings"`
+	// NotApplicable sums the images' NotApplicable: rules that did not
+	// apply (another OS, software not installed), neither passed nor failed.
+	NotApplicable int `json:"not_applicable"`
 }
 
 // StatusCounts counts images by Status.
@@ -107,6 +110,10 @@ type ImageReport struct {
 	// FailedRules are the rules with status fail, once per (id, root),
 	// sorted by id then root.
 	FailedRules []FailedRule `json:"failed_rules"`
+	// NotApplicable counts the rules, once per (id, root), that did not
+	// apply to the image (a Linux rule on a Windows guest, or the reverse;
+	// software not installed): apart from Findings, never a pass or fail.
+	NotApplicable int `json:"not_applicable"`
 	// CarriedFrom is the date of the sweep that really read the image when
 	// its result was carried forward; JobID and ResultKey are then that
 	// sweep's. Empty when the image was read this sweep.
@@ -346,6 +353,7 @@ func (t *Totals) count(img ImageReport) {
 	f.Medium += g.Medium
 	f.Low += g.Low
 	f.Info += g.Info
+	t.NotApplicable += img.NotApplicable
 }
 
 type ruleRoot struct{ id, root string }
@@ -498,8 +506,11 @@ func completedImage(img ImageReport, data profileData, exitCode int) (ImageRepor
 	}
 	undecided := map[ruleRoot]bool{}
 	for k, s := range status {
-		if s == profile.StatusNotChecked || s == profile.StatusError {
+		switch s {
+		case profile.StatusNotChecked, profile.StatusError:
 			undecided[k] = true
+		case profile.StatusNotApplicable:
+			img.NotApplicable++
 		}
 	}
 	return img, undecided

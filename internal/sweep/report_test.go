@@ -101,7 +101,11 @@ func TestBuild(t *testing.T) {
 		),
 		id["vms/b.img"]: profileResult(t, id["vms/b.img"], false,
 			root(sda1, rule("sshd_disable_root_login", profile.SeverityHigh, profile.StatusPass),
-				rule("cramfs", profile.SeverityLow, profile.StatusFail))),
+				rule("cramfs", profile.SeverityLow, profile.StatusFail),
+				// Windows rules on a Linux root: counted apart, once each.
+				rule("windows_smb1_server_disabled", profile.SeverityHigh, profile.StatusNotApplicable),
+				rule("windows_smb1_server_disabled", profile.SeverityHigh, profile.StatusNotApplicable),
+				rule("windows_guest_account_disabled", profile.SeverityMedium, profile.StatusNotApplicable))),
 		id["vms/c.raw"]:  errorResult(id["vms/c.raw"], result.StatusFailed, result.CodeInfrastructure, result.PhaseFetch, "GET s3://images/vms/c.raw: connection reset"),
 		id["vms/d.vmdk"]: errorResult(id["vms/d.vmdk"], result.StatusTimeout, result.CodeTimeout, result.PhaseProfile, "timeout_seconds (3600) expired"),
 		id["vms/e.vdi"]:  errorResult(id["vms/e.vdi"], result.StatusRejected, result.CodeImageCorrupt, result.PhaseProbe, "qcow2 header: bad magic"),
@@ -129,11 +133,13 @@ func TestBuild(t *testing.T) {
 				{"sshd_disable_root_login", profile.SeverityHigh, sda1, "title of sshd_disable_root_login"},
 				{"sshd_disable_root_login", profile.SeverityHigh, sda2, "title of sshd_disable_root_login"},
 			},
+			NotApplicable: 1,
 		},
 		{
 			ImageKey: "vms/b.img", Status: StatusCompleted, ExitCode: intp(0), Roots: []string{sda1},
-			Findings:    profile.SeverityCounts{Low: 1},
-			FailedRules: []FailedRule{{"cramfs", profile.SeverityLow, sda1, "title of cramfs"}},
+			Findings:      profile.SeverityCounts{Low: 1},
+			FailedRules:   []FailedRule{{"cramfs", profile.SeverityLow, sda1, "title of cramfs"}},
+			NotApplicable: 2,
 		},
 		{
 			ImageKey: "vms/c.raw", Status: StatusFailed, ExitCode: intp(5),
@@ -184,8 +190,9 @@ func TestBuild(t *testing.T) {
 
 	wantTotals := Totals{
 		Images: 9, Skipped: 1, Read: 9,
-		ByStatus: StatusCounts{Completed: 1, Noncompliant: 1, Failed: 2, Timeout: 1, Rejected: 1, Missing: 1, Invalid: 2},
-		Findings: profile.SeverityCounts{Critical: 1, High: 2, Medium: 1, Low: 1, Info: 1},
+		ByStatus:      StatusCounts{Completed: 1, Noncompliant: 1, Failed: 2, Timeout: 1, Rejected: 1, Missing: 1, Invalid: 2},
+		Findings:      profile.SeverityCounts{Critical: 1, High: 2, Medium: 1, Low: 1, Info: 1},
+		NotApplicable: 3,
 	}
 	if r.Totals != wantTotals {
 		t.Errorf("totals %s, want %s", js(r.Totals), js(wantTotals))
