@@ -32,6 +32,7 @@ require (
 	k8s.io/client-go v0.34.2
 	libguestfs.org/guestfs v1.48.6
 	sigs.k8s.io/yaml v1.6.0
+	www.velocidex.com/golang/regparser v0.0.0-20250203141505-31e704a67ef7
 )
 
 require (
