@@ -31,6 +31,7 @@ build: setup
 
 images: setup
 	bash scripts/testimages.sh $(IMAGES) >/dev/null
+	bash scripts/windowsimages.sh $(IMAGES) >/dev/null
 
 minio:
 	bash scripts/install-minio.sh >/dev/null
