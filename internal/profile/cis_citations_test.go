@@ -246,6 +246,74 @@ var cisUnmapped = map[string]string{
 	"no_empty_passwords ubuntu2404 5.3.3.4.1":                "as Debian 12",
 }
 
+// cisWindows2022 are the CIS Microsoft Windows Server 2022 Benchmark
+// v3.0.0 items the Windows rules cite, as ansible-lockdown's
+// Windows-2022-CIS names its tasks at the merge of its benchmark_v3.0.0
+// branch (commit 9051723, tasks/ansible_hardening/section*.yml): number,
+// level from the task's tags (1: level1-memberserver; 0: only the Next
+// Generation Windows Security profile, ngws-memberserver), and title.
+var cisWindows2022 = []struct {
+	id    string
+	level int
+	title string
+}{
+	{"1.1.2", 1, "Ensure 'Maximum password age' is set to '365 or fewer days, but not 0'"},
+	{"1.1.4", 1, "Ensure 'Minimum password length' is set to '14 or more character(s)'"},
+	{"1.2.1", 1, "Ensure 'Account lockout duration' is set to '15 or more minute(s)'"},
+	{"1.2.2", 1, "Ensure 'Account lockout threshold' is set to '5 or fewer invalid logon attempt(s), but not 0'"},
+	{"2.3.1.2", 1, "Ensure 'Accounts: Guest account status' is set to 'Disabled' (MS only)"},
+	{"2.3.10.2", 1, "Ensure 'Network access: Do not allow anonymous enumeration of SAM accounts' is set to 'Enabled' (MS only)"},
+	{"2.3.10.3", 1, "Ensure 'Network access: Do not allow anonymous enumeration of SAM accounts and shares' is set to 'Enabled' (MS only)"},
+	{"2.3.11.5", 1, "Ensure 'Network security: Do not store LAN Manager hash value on next password change' is set to 'Enabled'"},
+	{"2.3.17.6", 1, "Ensure 'User Account Control: Run all administrators in Admin Approval Mode' is set to 'Enabled'"},
+	{"9.1.1", 1, "Ensure 'Windows Firewall: Domain: Firewall state' is set to 'On (recommended)'"},
+	{"9.2.1", 1, "Ensure 'Windows Firewall: Private: Firewall state' is set to 'On (recommended)'"},
+	{"9.3.1", 1, "Ensure 'Windows Firewall: Public: Firewall state' is set to 'On (recommended)'"},
+	{"18.4.4", 1, "Ensure 'Configure SMB v1 server' is set to 'Disabled'"},
+	{"18.4.8", 1, "Ensure 'WDigest Authentication' is set to 'Disabled'"},
+	{"18.5.1", 1, "Ensure 'MSS: (AutoAdminLogon) Enable Automatic Logon (not recommended)' is set to 'Disabled'"},
+	{"18.9.26.2", 0, "Ensure 'Configures LSASS to run as a protected process' is set to 'Enabled: Enabled with UEFI Lock'"},
+	{"18.10.56.3.9.4", 1, "Ensure 'Require user authentication for remote connections by using Network Level Authentication' is set to 'Enabled'"},
+}
+
+// TestCISWindowsCitations: every Windows citation is a row of
+// cisWindows2022 with the rule's level, only Windows rules cite it, and
+// the rule's title and the item are about the same setting.
+func TestCISWindowsCitations(t *testing.T) {
+	cited := 0
+	for _, r := range Rules() {
+		id := r.References.CISWindows
+		win := slices.Contains(r.Applies.Families, FamilyWindows)
+		if id == "" {
+			if win {
+				t.Errorf("%s: a Windows rule without a CIS Windows Server item", r.ID)
+			}
+			continue
+		}
+		cited++
+		if !win || r.References.CISDebian != "" || r.References.CISRHEL != "" || r.References.ComplianceAsCode != "" {
+			t.Errorf("%s cites CIS Windows %s but is for %v (or cites Linux benchmarks too)", r.ID, id, r.Applies.Families)
+		}
+		i := slices.IndexFunc(cisWindows2022, func(c struct {
+			id    string
+			level int
+			title string
+		}) bool {
+			return c.id == id
+		})
+		if i < 0 {
+			t.Errorf("%s cites CIS Windows %s, which cisWindows2022 lacks", r.ID, id)
+			continue
+		}
+		if c := cisWindows2022[i]; c.level != r.References.CISLevel {
+			t.Errorf("%s: CIS Windows %s %q has level %d, the rule says %d", r.ID, id, c.title, c.level, r.References.CISLevel)
+		}
+	}
+	if cited < 15 {
+		t.Errorf("%d rules cite CIS Windows Server 2022, want at least 15", cited)
+	}
+}
+
 func cisLookup(b cisBench, id string) (cisItem, bool) {
 	for _, c := range cisControls {
 		if c.bench == b && c.id == id {
@@ -263,6 +331,9 @@ func TestCISCitations(t *testing.T) {
 	used := map[string]bool{}
 	for _, r := range Rules() {
 		ref := r.References
+		if ref.CISWindows != "" {
+			continue // TestCISWindowsCitations
+		}
 		cites := ref.CISDebian != "" || ref.CISRHEL != ""
 		switch {
 		case cites && ref.CISLevel != 1 && ref.CISLevel != 2:
@@ -271,10 +342,11 @@ func TestCISCitations(t *testing.T) {
 			t.Errorf("%s cites no CIS item but has level %d", r.ID, ref.CISLevel)
 		}
 		fams := r.Applies.Families
-		if ref.CISDebian != "" && len(fams) > 0 && !slices.Contains(fams, "debian") {
+		linux := slices.Contains(fams, FamilyLinux)
+		if ref.CISDebian != "" && !linux && !slices.Contains(fams, "debian") {
 			t.Errorf("%s is for %v but cites CIS Debian %s", r.ID, fams, ref.CISDebian)
 		}
-		if ref.CISRHEL != "" && len(fams) > 0 && !slices.Contains(fams, "rhel") {
+		if ref.CISRHEL != "" && !linux && !slices.Contains(fams, "rhel") {
 			t.Errorf("%s is for %v but cites CIS RHEL %s", r.ID, fams, ref.CISRHEL)
 		}
 		check := func(b cisBench, id string) {

@@ -34,6 +34,25 @@
 // fails, a pass or fail without evidence is turned into error, and a rule
 // that panics is reported as error.
 //
+// # Operating systems
+//
+// Every rule names the OS families it was written for
+// (Applicability.Families, required by TestRegistryIntegrity): "linux"
+// (any Linux distribution, also one of unknown family), a Linux family
+// ("debian", "rhel", "suse", "alpine", "arch") or "windows". The guest's
+// family comes from Target.OS (inspection gives Type and Distro
+// "windows" for Windows roots), else /etc/os-release, else a Windows
+// system hive. A Linux rule on a Windows guest is notapplicable with a
+// note saying so, and the reverse; on a guest whose OS is unknown rules
+// are notchecked. A selected profile none of whose rules applies has
+// ProfileScore.Applicable 0 and a Note ("no rule of profile compliance
+// applies to windows").
+//
+// The Windows rules (rules_win.go) read the SOFTWARE, SYSTEM (current
+// control set) and SAM hives with package winreg and cite CIS Microsoft
+// Windows Server 2022 v3.0.0 items (References.CISWindows); their
+// evidence is the hive file, the key, the value and its data.
+//
 // # Profiles
 //
 //   - security (seed): sshd (all sshd_* rules, file_permissions_sshd_config),
@@ -79,7 +98,8 @@
 // # Scores
 //
 // Only decided rules (pass or fail) count; notapplicable, notchecked and
-// error never raise or lower a score, but are counted in Summary.
+// error never raise or lower a score, but are counted in Summary and in
+// each ProfileScore's Counts (Applicable = Rules - Counts.NotApplicable).
 //
 //   - ProfileScore.PassRate = pass / (pass + fail) over the profile's
 //     rules, in 0..1; null when the profile decided no rule.

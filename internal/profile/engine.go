@@ -141,14 +141,8 @@ func evalRule(ctx context.Context, r Rule, env *Env) (out Outcome) {
 			out = Outcome{Status: StatusError, Evidence: []Evidence{{Note: fmt.Sprintf("rule panicked: %v; %s", p, firstLines(debug.Stack(), 6))}}}
 		}
 	}()
-	fam := env.OS().Family
-	if len(r.Applies.Families) > 0 {
-		if fam == "" {
-			return Outcome{Status: StatusNotChecked, Evidence: []Evidence{{Note: "OS family unknown; rule is for " + joinList(r.Applies.Families)}}}
-		}
-		if !slices.Contains(r.Applies.Families, fam) {
-			return Outcome{Status: StatusNotApplicable, Evidence: []Evidence{{Note: fmt.Sprintf("rule is for %s; guest family is %s", joinList(r.Applies.Families), fam)}}}
-		}
+	if o, ok := familyOutcome(r.Applies.Families, env.OS()); !ok {
+		return o
 	}
 	if r.Applies.When != nil {
 		if ok, why := r.Applies.When(env); !ok {
@@ -167,6 +161,37 @@ func evalRule(ctx context.Context, r Rule, env *Env) (out Outcome) {
 		}
 	}
 	return out
+}
+
+// familyOutcome matches a rule's families with the guest's OS. It returns
+// false and the outcome when the rule does not run: notapplicable on a
+// guest of another OS (a Linux rule on Windows, or the reverse),
+// notchecked when the guest's OS, or the family a rule needs, is unknown.
+func familyOutcome(fams []string, os OSInfo) (Outcome, bool) {
+	undecided := func(format string, a ...any) (Outcome, bool) {
+		return Outcome{Status: StatusNotChecked, Evidence: []Evidence{note(format, a...)}}, false
+	}
+	switch {
+	case len(fams) == 0:
+		return Outcome{Status: StatusError, Evidence: []Evidence{note("the rule names no OS family")}}, false
+	case os.Type == "" && os.Family == "":
+		return undecided("the guest's OS is unknown (no /etc/os-release, no Windows system hive, none given); the rule is for %s", joinList(fams))
+	case slices.Contains(fams, os.Family) && os.Family != "":
+		return Outcome{}, true
+	case os.Type == "linux" && slices.Contains(fams, FamilyLinux):
+		return Outcome{}, true
+	case os.Type == "linux" && os.Family == "" && !slices.Contains(fams, FamilyWindows):
+		return undecided("the guest's Linux family is unknown (distro %q); the rule is for %s", os.Distro, joinList(fams))
+	}
+	guest := os.Family
+	if guest == "" {
+		guest = os.Type
+	}
+	why := fmt.Sprintf("rule is for %s; guest family is %s", joinList(fams), guest)
+	if guest == FamilyWindows || slices.Contains(fams, FamilyWindows) {
+		why += fmt.Sprintf(": a rule written for %s does not apply to a %s guest", joinList(fams), guest)
+	}
+	return Outcome{Status: StatusNotApplicable, Evidence: []Evidence{{Note: why}}}, false
 }
 
 func score(rep *Report, selected []string) {
@@ -219,12 +244,27 @@ func score(rep *Report, selected []string) {
 				ps.Noncompliant = true
 			}
 		}
+		ps.Applicable = ps.Rules - ps.Counts.NotApplicable
+		if ps.Applicable == 0 {
+			ps.Note = fmt.Sprintf("no rule of profile %s applies to %s", name, guestName(rep.OS))
+		}
 		if d := ps.Counts.Pass + ps.Counts.Fail; d > 0 {
 			v := float64(ps.Counts.Pass) / float64(d)
 			ps.PassRate = &v
 		}
 		rep.Profiles = append(rep.Profiles, ps)
 	}
+}
+
+// guestName names the guest's OS in notes: its family, else its type.
+func guestName(o OSInfo) string {
+	switch {
+	case o.Family != "":
+		return o.Family
+	case o.Type != "":
+		return o.Type
+	}
+	return "this guest (OS unknown)"
 }
 
 // Profile is a named set of rules.
@@ -239,11 +279,11 @@ type Profile struct {
 // (TestProfilesAreTheNames).
 func profileInfo() []Profile {
 	return []Profile{
-		{Name: names.Security, Title: "Security", Description: "Exposure and access: sshd, accounts and passwords, sensitive file permissions, SUID and world-writable files, host firewall, package signatures, insecure network services."},
+		{Name: names.Security, Title: "Security", Description: "Exposure and access: sshd, accounts and passwords, sensitive file permissions, SUID and world-writable files, host firewall, package signatures, insecure network services; on Windows: RDP NLA, SMBv1, firewall profiles, Guest, automatic logon, stored credentials (LM hashes, WDigest, LSA protection), UAC, anonymous enumeration and the account policy."},
 		{Name: names.Compliance, Title: "Compliance", Description: "Policy controls auditors ask for: password ageing and quality, account lockout, umask, MAC (SELinux/AppArmor), auditd, time synchronisation, file integrity (AIDE), cron access."},
-		{Name: names.Hardening, Title: "Hardening", Description: "Attack-surface reduction: kernel parameters, core dumps, /tmp mount options, boot loader, kernel modules, cron permissions, unneeded services and packages."},
-		{Name: names.CISLevel1Server, Title: "CIS Level 1 Server (Debian/Ubuntu and RHEL)", Description: "Every rule mapped to a Level 1 - Server recommendation of the CIS Debian 12 (same numbers in Ubuntu 24.04) or RHEL 9 benchmarks."},
-		{Name: names.CISLevel2Server, Title: "CIS Level 2 Server (Debian/Ubuntu and RHEL)", Description: "Every rule mapped to a Level 1 or Level 2 - Server recommendation of the CIS Debian 12 (same numbers in Ubuntu 24.04) or RHEL 9 benchmarks; Level 2 extends Level 1, as OpenSCAP's cis_level2_server profile does."},
+		{Name: names.Hardening, Title: "Hardening", Description: "Attack-surface reduction: kernel parameters, core dumps, /tmp mount options, boot loader, kernel modules, cron permissions, unneeded services and packages; on Windows: RDP NLA, SMBv1, firewall profiles, credential protection, UAC, anonymous enumeration, lockout duration."},
+		{Name: names.CISLevel1Server, Title: "CIS Level 1 Server (Debian/Ubuntu, RHEL and Windows Server)", Description: "Every rule mapped to a Level 1 - Server recommendation of the CIS Debian 12 (same numbers in Ubuntu 24.04) or RHEL 9 benchmarks, or a Level 1 - Member Server one of CIS Microsoft Windows Server 2022 v3.0.0."},
+		{Name: names.CISLevel2Server, Title: "CIS Level 2 Server (Debian/Ubuntu, RHEL and Windows Server)", Description: "Every rule mapped to a Level 1 or Level 2 - Server recommendation of the CIS Debian 12 (same numbers in Ubuntu 24.04) or RHEL 9 benchmarks, or of CIS Microsoft Windows Server 2022 v3.0.0 (Member Server); Level 2 extends Level 1, as OpenSCAP's cis_level2_server profile does."},
 		{Name: names.PCIDSS, Title: "PCI-DSS v4.0.1", Description: "Every rule mapped to a PCI-DSS v4.0.1 requirement."},
 	}
 }
@@ -268,6 +308,7 @@ func Rules() []Rule {
 	for _, group := range [][]Rule{
 		sshRules(), accountRules(), fileRules(), sysctlRules(), mountRules(),
 		serviceRules(), bootRules(), pamRules(), packageRules(), legacyRules(),
+		windowsRules(),
 	} {
 		out = append(out, group...)
 	}
@@ -278,8 +319,9 @@ func Rules() []Rule {
 }
 
 // derivedProfiles adds the CIS and PCI-DSS profiles from the references:
-// a Level 1 item is in cis-level1-server and cis-level2-server, a Level 2
-// item in cis-level2-server only. Legacy rules stay in the seed profiles.
+// a Level 1 item (of any benchmark: Debian, RHEL, Windows Server) is in
+// cis-level1-server and cis-level2-server, a Level 2 item in
+// cis-level2-server only. Legacy rules stay in the seed profiles.
 func derivedProfiles(r Rule) []string {
 	ps := slices.Clone(r.Profiles)
 	if r.Legacy {
@@ -290,10 +332,13 @@ func derivedProfiles(r Rule) []string {
 			ps = append(ps, p)
 		}
 	}
-	if r.References.CISDebian != "" || r.References.CISRHEL != "" {
-		if r.References.CISLevel == 1 {
-			add(names.CISLevel1Server)
-		}
+	// A Windows item of the Next Generation profile has level 0 and is in
+	// no CIS profile.
+	switch r.References.CISLevel {
+	case 1:
+		add(names.CISLevel1Server)
+		add(names.CISLevel2Server)
+	case 2:
 		add(names.CISLevel2Server)
 	}
 	if len(r.References.PCIDSS) > 0 {

@@ -8,6 +8,7 @@ import (
 
 	"guestkit.io/batch/internal/guest"
 	"guestkit.io/batch/internal/guestconf"
+	"guestkit.io/batch/internal/winreg"
 )
 
 // Env is what a rule sees of the target during one evaluation. It parses
@@ -27,6 +28,7 @@ type Env struct {
 	passwd  memo[[]passwdEntry]
 	walk    *WalkResult
 	systemd *guestconf.Systemd
+	winreg  memo[*winRegistry]
 }
 
 type memo[T any] struct {
@@ -111,8 +113,18 @@ func (e *Env) Walk(ctx context.Context) *WalkResult {
 	return e.walk
 }
 
-// normalizeOS fills Family (and Distro when empty) from /etc/os-release.
-func normalizeOS(fsys fs.FS, o OSInfo) OSInfo {
+// normalizeOS fills Family (and Distro when empty) from /etc/os-release,
+// or marks a Windows guest: inspection gives Type and Distro "windows",
+// and a tree given without OS is Windows when it has a system hive.
+func normalizeOS(fsys guest.FS, o OSInfo) OSInfo {
+	if strings.EqualFold(o.Type, FamilyWindows) || strings.EqualFold(o.Distro, FamilyWindows) || strings.EqualFold(o.Family, FamilyWindows) ||
+		(o.Type == "" && o.Distro == "" && o.Family == "" && !guestconf.Exists(fsys, "etc/os-release") && windowsHive(fsys, winreg.System) != "") {
+		o.Type, o.Family = FamilyWindows, FamilyWindows
+		if o.Distro == "" {
+			o.Distro = FamilyWindows
+		}
+		return o
+	}
 	if o.Distro == "" || o.Family == "" {
 		if rel, err := guestconf.ParseOSRelease(fsys); err == nil {
 			if o.Distro == "" {

@@ -54,7 +54,9 @@ type junitMessage struct {
 // per evaluated profile, one testcase per rule (classname
 // guestkit.<profile>, name the rule id). A failed rule has a <failure>
 // whose type is the severity and whose body is the evidence; error gives
-// <error>; notapplicable and notchecked give <skipped> with the reason;
+// <error>; notapplicable and notchecked give <skipped> with the status and
+// the reason, and the suite's properties count them apart (notapplicable,
+// notchecked, applicable, and a note when no rule applies to the guest);
 // passed rules carry their evidence in <system-out>.
 func WriteJUnit(w io.Writer, rep *Report) error {
 	out := junitSuites{Name: "guestkit profile"}
@@ -64,7 +66,16 @@ func WriteJUnit(w io.Writer, rep *Report) error {
 			junitProperty{Name: "title", Value: p.Title},
 			junitProperty{Name: "threshold", Value: string(rep.Threshold)},
 			junitProperty{Name: "noncompliant", Value: fmt.Sprint(p.Noncompliant)},
+			// JUnit has one skipped count: these say which skips are rules
+			// that do not apply (another OS, software not installed) and
+			// which could not be decided.
+			junitProperty{Name: "applicable", Value: fmt.Sprint(p.Applicable)},
+			junitProperty{Name: "notapplicable", Value: fmt.Sprint(p.Counts.NotApplicable)},
+			junitProperty{Name: "notchecked", Value: fmt.Sprint(p.Counts.NotChecked)},
 		)
+		if p.Note != "" {
+			s.Properties = append(s.Properties, junitProperty{Name: "note", Value: p.Note})
+		}
 		if p.PassRate != nil {
 			s.Properties = append(s.Properties, junitProperty{Name: "pass_rate", Value: fmt.Sprintf("%.4f", *p.PassRate)})
 		}

@@ -29,18 +29,22 @@ func readmeRuleTable(rules []Rule) string {
 		return "`" + s + "`"
 	}
 	var b strings.Builder
-	b.WriteString("| rule | CIS Debian 12 / Ubuntu 24.04 | CIS RHEL 9 | CIS level | SSG (ComplianceAsCode) id | profiles | decided offline from |\n")
-	b.WriteString("|---|---|---|---|---|---|---|\n")
+	b.WriteString("| rule | OS | CIS Debian 12 / Ubuntu 24.04 | CIS RHEL 9 | CIS Windows Server 2022 | CIS level | SSG (ComplianceAsCode) id | profiles | decided offline from |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rules {
 		id := "`" + r.ID + "`"
 		if r.Legacy {
 			id += " (legacy)"
 		}
 		level := ""
-		if r.References.CISLevel > 0 {
+		switch {
+		case r.References.CISLevel > 0:
 			level = fmt.Sprintf("L%d", r.References.CISLevel)
+		case r.References.CISWindows != "":
+			level = "NG" // Next Generation Windows Security only
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", id, cell(r.References.CISDebian), cell(r.References.CISRHEL), cell(level),
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", id, strings.Join(r.Applies.Families, ", "),
+			cell(r.References.CISDebian), cell(r.References.CISRHEL), cell(r.References.CISWindows), cell(level),
 			code(r.References.ComplianceAsCode), strings.Join(r.Profiles, ", "), cell(r.Offline))
 	}
 	return b.String()

@@ -13,6 +13,9 @@ var frameworkOnly = map[string]string{
 	"accounts_password_max_age_90_days": "PCI-DSS 8.3.9's 90 days contradicts CIS 5.4.1.1's 365: a default run must not fail a CIS-hardened image",
 }
 
+// knownFamilies are the families a rule may name.
+var knownFamilies = []string{FamilyLinux, "debian", "rhel", "suse", "alpine", "arch", FamilyWindows}
+
 func TestRegistryIntegrity(t *testing.T) {
 	rules := Rules()
 	if len(rules) < 40 {
@@ -36,6 +39,17 @@ func TestRegistryIntegrity(t *testing.T) {
 		}
 		if len(r.Profiles) == 0 {
 			t.Errorf("%s: in no profile", r.ID)
+		}
+		if len(r.Applies.Families) == 0 {
+			t.Errorf("%s: names no OS family (Applies.Families)", r.ID)
+		}
+		for _, f := range r.Applies.Families {
+			if !slices.Contains(knownFamilies, f) {
+				t.Errorf("%s: unknown OS family %q", r.ID, f)
+			}
+		}
+		if slices.Contains(r.Applies.Families, FamilyWindows) && len(r.Applies.Families) > 1 {
+			t.Errorf("%s: a rule is for Windows or for Linux, not both: %v", r.ID, r.Applies.Families)
 		}
 		if !r.Legacy && !slices.ContainsFunc(names.Defaults(), func(p string) bool { return slices.Contains(r.Profiles, p) }) && frameworkOnly[r.ID] == "" {
 			t.Errorf("%s: in no seed profile", r.ID)

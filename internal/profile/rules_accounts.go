@@ -226,6 +226,7 @@ func accountRules() []Rule {
 			// var_accounts_maximum_age_login_defs=90), which 365 contradicts:
 			// not cited; accounts_password_max_age_90_days checks it.
 			ID: "accounts_maximum_age_login_defs", Title: "Password maximum age is 365 days or less (PASS_MAX_DAYS)", Severity: SeverityMedium,
+			Applies:     onLinux(),
 			References:  References{CISDebian: "5.4.1.1", CISRHEL: "5.4.1.1", CISLevel: 1, ComplianceAsCode: "accounts_maximum_age_login_defs"},
 			Offline:     "PASS_MAX_DAYS in /etc/login.defs is 1 to 365; unset (shadow-utils' 99999) fails.",
 			Remediation: "Set `PASS_MAX_DAYS 365` (or less) in /etc/login.defs and apply it to existing users with chage --maxdays.",
@@ -242,6 +243,7 @@ func accountRules() []Rule {
 			// 90 days contradicts CIS 5.4.1.1, and the seed profiles must not
 			// fail an image hardened to CIS.
 			ID: "accounts_password_max_age_90_days", Title: "Passwords expire after at most 90 days (login.defs and existing accounts)", Severity: SeverityMedium,
+			Applies:     onLinux(),
 			References:  References{ComplianceAsCode: "accounts_password_set_max_life_existing", PCIDSS: []string{"8.3.9"}},
 			Offline:     "PASS_MAX_DAYS in /etc/login.defs is 1 to 90, and every /etc/shadow entry with a usable password (not ! or *) has a maximum age of 1 to 90 days; unset fails.",
 			Remediation: "Set `PASS_MAX_DAYS 90` in /etc/login.defs and run `chage --maxdays 90 USER` for every account with a password, unless the account's security posture is analysed dynamically (PCI-DSS 8.3.9).",
@@ -255,6 +257,7 @@ func accountRules() []Rule {
 			// Automated; CaC maps this very rule to it in all three, so
 			// OpenSCAP's CIS profiles score it and it is cited.
 			ID: "accounts_minimum_age_login_defs", Title: "Password minimum age is at least 1 day (PASS_MIN_DAYS)", Severity: SeverityMedium,
+			Applies:     onLinux(),
 			References:  References{CISDebian: "5.4.1.2", CISRHEL: "5.4.1.2", CISLevel: 2, ComplianceAsCode: "accounts_minimum_age_login_defs"},
 			Offline:     "PASS_MIN_DAYS in /etc/login.defs is 1 or more; unset fails.",
 			Remediation: "Set `PASS_MIN_DAYS 1` in /etc/login.defs.",
@@ -263,6 +266,7 @@ func accountRules() []Rule {
 		},
 		{
 			ID: "accounts_password_warn_age_login_defs", Title: "Password expiry warning is at least 7 days (PASS_WARN_AGE)", Severity: SeverityLow,
+			Applies:     onLinux(),
 			References:  References{CISDebian: "5.4.1.3", CISRHEL: "5.4.1.3", CISLevel: 1, ComplianceAsCode: "accounts_password_warn_age_login_defs"},
 			Offline:     "PASS_WARN_AGE in /etc/login.defs is 7 or more; unset fails.",
 			Remediation: "Set `PASS_WARN_AGE 7` in /etc/login.defs.",
@@ -271,6 +275,7 @@ func accountRules() []Rule {
 		},
 		{
 			ID: "accounts_umask_etc_login_defs", Title: "Default umask in login.defs is 027 or stricter", Severity: SeverityMedium,
+			Applies:     onLinux(),
 			References:  References{CISDebian: "5.4.3.3", CISRHEL: "5.4.3.3", CISLevel: 1, ComplianceAsCode: "accounts_umask_etc_login_defs"},
 			Offline:     "UMASK in /etc/login.defs is 027 or stricter; unset fails.",
 			Remediation: "Set `UMASK 027` in /etc/login.defs.",
@@ -300,7 +305,7 @@ func accountRules() []Rule {
 			Offline:     "The umask set in /etc/profile and /etc/profile.d/*.sh is 027 or stricter; notapplicable without /etc/profile.",
 			Remediation: "Add `umask 027` to /etc/profile (or a file in /etc/profile.d) and remove weaker umask lines.",
 			Profiles:    comp,
-			Applies: Applicability{When: func(e *Env) (bool, string) {
+			Applies: Applicability{Families: []string{FamilyLinux}, When: func(e *Env) (bool, string) {
 				if guestconf.Exists(e.FS(), "etc/profile") {
 					return true, ""
 				}
@@ -320,7 +325,7 @@ func accountRules() []Rule {
 			Offline:     "The umask set in /etc/bash.bashrc (Debian) or /etc/bashrc (RHEL) is 027 or stricter.",
 			Remediation: "Set `umask 027` in /etc/bash.bashrc (Debian, SUSE) or /etc/bashrc (RHEL), replacing weaker umask lines.",
 			Profiles:    comp,
-			Applies: Applicability{When: func(e *Env) (bool, string) {
+			Applies: Applicability{Families: []string{FamilyLinux}, When: func(e *Env) (bool, string) {
 				if guestconf.Exists(e.FS(), "etc/bash.bashrc") || guestconf.Exists(e.FS(), "etc/bashrc") {
 					return true, ""
 				}
@@ -332,6 +337,7 @@ func accountRules() []Rule {
 		},
 		{
 			ID: "no_empty_passwords_etc_shadow", Title: "No account has an empty password in /etc/shadow", Severity: SeverityCritical,
+			Applies:     onLinux(),
 			References:  References{CISDebian: "7.2.2", CISRHEL: "7.2.2", CISLevel: 1, ComplianceAsCode: "no_empty_passwords_etc_shadow", PCIDSS: []string{"2.2.2", "8.3.1"}},
 			Offline:     "No /etc/shadow entry has an empty password field.",
 			Remediation: "Lock the accounts (`passwd -l NAME`) or give them a password.",
@@ -365,6 +371,7 @@ func accountRules() []Rule {
 		},
 		{
 			ID: "accounts_no_uid_except_zero", Title: "Only root has UID 0", Severity: SeverityCritical,
+			Applies:     onLinux(),
 			References:  References{CISDebian: "5.4.2.1", CISRHEL: "5.4.2.1", CISLevel: 1, ComplianceAsCode: "accounts_no_uid_except_zero", PCIDSS: []string{"8.2.1"}},
 			Offline:     "Only root has UID 0 in /etc/passwd.",
 			Remediation: "Give the other UID 0 accounts their own UID, or remove them.",
@@ -392,6 +399,7 @@ func accountRules() []Rule {
 			// "*" (^[x*]$). The CIS text is followed: "*" fails here, a known
 			// difference with OpenSCAP.
 			ID: "accounts_password_all_shadowed", Title: "All password hashes are in /etc/shadow", Severity: SeverityHigh,
+			Applies:     onLinux(),
 			References:  References{CISDebian: "7.2.1", CISRHEL: "7.2.1", CISLevel: 1, ComplianceAsCode: "accounts_password_all_shadowed", PCIDSS: []string{"8.3.2"}},
 			Offline:     "Every /etc/passwd password field is x; a hash, *, ! or an empty field there fails.",
 			Remediation: "Run pwconv to move password hashes from /etc/passwd to /etc/shadow.",
@@ -422,6 +430,7 @@ func accountRules() []Rule {
 		},
 		{
 			ID: "account_unique_id", Title: "No two accounts share a UID", Severity: SeverityMedium,
+			Applies: onLinux(),
 			// CIS RHEL 9 v2.0.0 numbers it 7.2.4 (its 7.2.5 is duplicate GIDs).
 			References:  References{CISDebian: "7.2.5", CISRHEL: "7.2.4", CISLevel: 1, ComplianceAsCode: "account_unique_id", PCIDSS: []string{"8.2.1"}},
 			Offline:     "No UID appears twice in /etc/passwd.",

@@ -22,7 +22,7 @@ func findGrubCfg(e *Env) []string {
 }
 
 func grubApplies() Applicability {
-	return Applicability{When: func(e *Env) (bool, string) {
+	return Applicability{Families: []string{FamilyLinux}, When: func(e *Env) (bool, string) {
 		if len(findGrubCfg(e)) > 0 {
 			return true, ""
 		}
@@ -155,7 +155,7 @@ func grubSuperuser(cmds []guestconf.GrubCommand) (su, pw *Evidence) {
 }
 
 func selinuxApplies() Applicability {
-	return Applicability{When: func(e *Env) (bool, string) {
+	return Applicability{Families: []string{FamilyLinux}, When: func(e *Env) (bool, string) {
 		if e.OS().Family == "rhel" || guestconf.Exists(e.FS(), "etc/selinux/config") {
 			return true, ""
 		}
@@ -441,6 +441,7 @@ func bootRules() []Rule {
 		},
 		{
 			ID: "kernel_module_cramfs_disabled", Title: "The cramfs module cannot be loaded", Severity: SeverityLow,
+			Applies:     onLinux(),
 			References:  References{CISDebian: "1.1.1.1", CISRHEL: "1.1.1.1", CISLevel: 1, ComplianceAsCode: "kernel_module_cramfs_disabled"},
 			Offline:     "modprobe.d (/etc, /run, /usr/lib, /lib) has `install cramfs /bin/false` (or /bin/true) and `blacklist cramfs`.",
 			Remediation: "Create /etc/modprobe.d/cramfs.conf with `install cramfs /bin/false` and `blacklist cramfs`.",

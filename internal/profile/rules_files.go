@@ -127,7 +127,7 @@ func setIDRule(bit fs.FileMode, what string) func(context.Context, *Env) Outcome
 }
 
 func cronApplies() Applicability {
-	return Applicability{When: whenInstalledOrFile("cron",
+	return Applicability{Families: []string{FamilyLinux}, When: whenInstalledOrFile("cron",
 		[]string{"cron", "cronie", "cronie-noanacron", "dcron", "systemd-cron", "busybox-openrc"},
 		[]string{"etc/crontab", "usr/sbin/cron", "usr/sbin/crond"})}
 }
@@ -137,6 +137,7 @@ func fileRules() []Rule {
 	return []Rule{
 		{
 			ID: "file_permissions_etc_passwd", Title: "/etc/passwd is mode 0644 or stricter and owned by root", Severity: SeverityMedium,
+			Applies:     onLinux(),
 			References:  References{CISDebian: "7.1.1", CISRHEL: "7.1.1", CISLevel: 1, ComplianceAsCode: "file_permissions_etc_passwd", PCIDSS: []string{"2.2.6"}},
 			Offline:     "The inode of /etc/passwd: mode 0644 or stricter, owner root.",
 			Remediation: "chown root:root /etc/passwd && chmod 0644 /etc/passwd",
@@ -150,6 +151,7 @@ func fileRules() []Rule {
 		},
 		{
 			ID: "file_permissions_etc_group", Title: "/etc/group is mode 0644 or stricter and owned by root", Severity: SeverityMedium,
+			Applies:     onLinux(),
 			References:  References{CISDebian: "7.1.3", CISRHEL: "7.1.3", CISLevel: 1, ComplianceAsCode: "file_permissions_etc_group", PCIDSS: []string{"2.2.6"}},
 			Offline:     "The inode of /etc/group: mode 0644 or stricter, owner root.",
 			Remediation: "chown root:root /etc/group && chmod 0644 /etc/group",
@@ -162,6 +164,7 @@ func fileRules() []Rule {
 		},
 		{
 			ID: "file_permissions_etc_shadow", Title: "/etc/shadow is not readable by others (0640 root:shadow on Debian/SUSE, 0000 on RHEL)", Severity: SeverityHigh,
+			Applies:     onLinux(),
 			References:  References{CISDebian: "7.1.5", CISRHEL: "7.1.5", CISLevel: 1, ComplianceAsCode: "file_permissions_etc_shadow", PCIDSS: []string{"2.2.6", "8.3.2"}},
 			Offline:     "The inode of /etc/shadow: no permission for others (0640 root:shadow on Debian/SUSE, 0000 on RHEL), owner root.",
 			Remediation: "Debian/Ubuntu/SUSE: chown root:shadow /etc/shadow && chmod 0640 /etc/shadow. RHEL: chown root:root /etc/shadow && chmod 0000 /etc/shadow.",
@@ -181,6 +184,7 @@ func fileRules() []Rule {
 		},
 		{
 			ID: "file_permissions_unauthorized_world_writable", Title: "No world-writable files", Severity: SeverityMedium,
+			Applies:     onLinux(),
 			References:  References{CISDebian: "7.1.11", CISRHEL: "7.1.11", CISLevel: 1, ComplianceAsCode: "file_permissions_unauthorized_world_writable", PCIDSS: []string{"2.2.6"}},
 			Offline:     "A bounded walk of the local filesystems (pseudo and network mounts skipped) finds no world-writable regular file; notchecked when the bound is hit.",
 			Remediation: "Remove write permission for others: chmod o-w FILE.",
@@ -200,6 +204,7 @@ func fileRules() []Rule {
 		},
 		{
 			ID: "dir_perms_world_writable_sticky_bits", Title: "World-writable directories have the sticky bit", Severity: SeverityMedium,
+			Applies:     onLinux(),
 			References:  References{CISDebian: "7.1.11", CISRHEL: "7.1.11", CISLevel: 1, ComplianceAsCode: "dir_perms_world_writable_sticky_bits", PCIDSS: []string{"2.2.6"}},
 			Offline:     "A bounded walk of the local filesystems finds no world-writable directory without the sticky bit; notchecked when the bound is hit.",
 			Remediation: "chmod +t DIR on every world-writable directory (or remove o+w).",
@@ -223,6 +228,7 @@ func fileRules() []Rule {
 			// benchmark does not score, and CaC maps no rule to it. The
 			// verdict is CaC's file_permissions_unauthorized_suid/_sgid.
 			ID: "file_permissions_unauthorized_suid", Title: "Every SUID program belongs to a package", Severity: SeverityHigh,
+			Applies:     onLinux(),
 			References:  References{ComplianceAsCode: "file_permissions_unauthorized_suid", PCIDSS: []string{"2.2.6"}},
 			Offline:     "A bounded walk finds SUID files and each must be listed in the package database (dpkg, rpm, apk file lists); notchecked without one.",
 			Remediation: "Remove the SUID bit (chmod u-s FILE) from programs no package installed, or remove them.",
@@ -231,6 +237,7 @@ func fileRules() []Rule {
 		},
 		{
 			ID: "file_permissions_unauthorized_sgid", Title: "Every SGID program belongs to a package", Severity: SeverityMedium,
+			Applies:     onLinux(),
 			References:  References{ComplianceAsCode: "file_permissions_unauthorized_sgid", PCIDSS: []string{"2.2.6"}},
 			Offline:     "A bounded walk finds SGID files and each must be listed in the package database (dpkg, rpm, apk file lists); notchecked without one.",
 			Remediation: "Remove the SGID bit (chmod g-s FILE) from programs no package installed, or remove them.",

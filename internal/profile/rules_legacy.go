@@ -55,6 +55,7 @@ func legacyRules() []Rule {
 		},
 		{
 			ID: "CIS-FW-001", Title: "A host firewall is configured (guestkit worker check)", Severity: SeverityMedium, Legacy: true,
+			Applies:     onLinux(),
 			References:  References{ComplianceAsCode: "service_ufw_enabled"},
 			Offline:     "Decided as host_firewall_enabled: one firewall installed, enabled at boot and with rules to load; /etc/ufw existing is not enough.",
 			Remediation: "Install and configure firewalld or ufw.",
@@ -83,6 +84,7 @@ func legacyRules() []Rule {
 			// less (var_accounts_maximum_age_login_defs=365 in CaC's CIS
 			// controls): the cited benchmark wins, and 8.3.9 is no longer cited.
 			ID: "CIS-5.4.1.1", Title: "Password maximum age is 365 days or less (guestkit worker check, CIS 5.4.1.1)", Severity: SeverityMedium, Legacy: true,
+			Applies:     onLinux(),
 			References:  References{CISDebian: "5.4.1.1", CISRHEL: "5.4.1.1", CISLevel: 1, ComplianceAsCode: "accounts_maximum_age_login_defs"},
 			Offline:     "PASS_MAX_DAYS in /etc/login.defs is 1 to 365; unset fails.",
 			Remediation: "Set PASS_MAX_DAYS to 365 or less in /etc/login.defs.",
@@ -95,6 +97,7 @@ func legacyRules() []Rule {
 			// not this check, which the title therefore names itself. PCI-DSS
 			// 2.2.4 (only necessary services enabled) does cover it.
 			ID: "CIS-2.2.1", Title: "No telnet, rsh, rlogin, tftp or vsftpd service is enabled (guestkit worker policy, not CIS 2.2.1)", Severity: SeverityMedium, Legacy: true,
+			Applies:     onLinux(),
 			References:  References{PCIDSS: []string{"2.2.4"}},
 			Offline:     "No telnet, rsh, rlogin, tftp or vsftpd unit is enabled (systemd wants links) and no such entry is active in an installed inetd or xinetd's configuration.",
 			Remediation: "Disable the service: systemctl disable <service>.",
@@ -108,6 +111,7 @@ func legacyRules() []Rule {
 			// every world-writable directory and would fail where this passes,
 			// so it is not cited.
 			ID: "CIS-1.1.3", Title: "/tmp has the sticky bit (guestkit worker policy, /tmp only; not a CIS item)", Severity: SeverityInfo, Legacy: true,
+			Applies:     onLinux(),
 			References:  References{},
 			Offline:     "/tmp has the sticky bit: mode= of a tmpfs /tmp in /etc/fstab (default 1777), else the /tmp directory's own mode.",
 			Remediation: "Verify /tmp permissions: chmod 1777 /tmp.",

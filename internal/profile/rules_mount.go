@@ -72,7 +72,7 @@ func tmpOption(opt string) func(context.Context, *Env) Outcome {
 // /tmp, verify that the nodev option is set") and SSG's platform
 // mount[tmp] accept that; partition_for_tmp fails it once.
 func tmpSeparate() Applicability {
-	return Applicability{When: func(e *Env) (bool, string) {
+	return Applicability{Families: []string{FamilyLinux}, When: func(e *Env) (bool, string) {
 		tm, err := findTmpMount(e)
 		if err != nil {
 			return true, "" // let Eval report the error
@@ -88,6 +88,7 @@ func mountRules() []Rule {
 	hard := []string{"hardening"}
 	out := []Rule{{
 		ID: "partition_for_tmp", Title: "/tmp is a separate mount", Severity: SeverityLow,
+		Applies:     onLinux(),
 		References:  References{CISDebian: "1.1.2.1.1", CISRHEL: "1.1.2.1.1", CISLevel: 1, ComplianceAsCode: "partition_for_tmp"},
 		Remediation: "Mount /tmp separately: a tmpfs line in /etc/fstab, or `systemctl enable tmp.mount`.",
 		Offline:     "/etc/fstab has a /tmp line, or tmp.mount is enabled (systemd wants links) with its drop-ins.",

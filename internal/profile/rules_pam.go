@@ -32,7 +32,7 @@ func pamLines(e *Env) (lines []guestconf.PAMLine, files []string, err error) {
 }
 
 func pamApplies() Applicability {
-	return Applicability{When: func(e *Env) (bool, string) {
+	return Applicability{Families: []string{FamilyLinux}, When: func(e *Env) (bool, string) {
 		for _, s := range pamServices() {
 			if guestconf.Exists(e.FS(), "etc/pam.d/"+s) {
 				return true, ""

@@ -77,7 +77,7 @@ func unitStates(e *Env, units ...string) (enabled, all []Evidence, err error) {
 // installed. An unknown package list leaves the rule applicable; its Eval
 // is then notchecked (serviceEnabled).
 func optionalPkgApplies(pkgs ...string) Applicability {
-	return Applicability{When: func(e *Env) (bool, string) {
+	return Applicability{Families: []string{FamilyLinux}, When: func(e *Env) (bool, string) {
 		if !e.PackagesKnown() {
 			return true, ""
 		}
@@ -734,6 +734,7 @@ func serviceRules() []Rule {
 	return []Rule{
 		{
 			ID: "package_audit_installed", Title: "The audit daemon is installed", Severity: SeverityMedium,
+			Applies:     onLinux(),
 			References:  References{CISDebian: "6.2.1.1", CISRHEL: "6.3.1.1", CISLevel: 2, ComplianceAsCode: "package_audit_installed", PCIDSS: []string{"10.2.1"}},
 			Offline:     "The package database (dpkg, rpm, apk) lists auditd or audit.",
 			Remediation: "Install auditd (Debian: apt install auditd audispd-plugins; RHEL: dnf install audit).",
@@ -760,6 +761,7 @@ func serviceRules() []Rule {
 			// service_ufw_enabled (ufw enabled at boot; notapplicable without
 			// ufw), cited here so the peer test can match a verdict.
 			ID: "host_firewall_enabled", Title: "A single host firewall starts at boot (ufw, firewalld, nftables or iptables)", Severity: SeverityHigh,
+			Applies:     onLinux(),
 			References:  References{CISDebian: "4.1.1", CISRHEL: "4.1.2", CISLevel: 1, ComplianceAsCode: "service_ufw_enabled", PCIDSS: []string{"1.4.1"}},
 			Offline:     "Exactly one firewall is installed, enabled at boot (systemd wants links) and has rules to load: ufw with ENABLED=yes in /etc/ufw/ufw.conf, firewalld, nftables with a base chain in /etc/nftables.conf, or iptables-persistent/iptables-services with saved rules; two such fail.",
 			Remediation: "Debian/Ubuntu: apt install ufw && ufw enable. RHEL: dnf install firewalld && systemctl enable firewalld.",
@@ -768,6 +770,7 @@ func serviceRules() []Rule {
 		},
 		{
 			ID: "service_avahi-daemon_disabled", Title: "Avahi (mDNS) does not start at boot", Severity: SeverityMedium,
+			Applies:     onLinux(),
 			References:  References{CISDebian: "2.1.2", CISRHEL: "2.1.2", CISLevel: 1, ComplianceAsCode: "service_avahi-daemon_disabled", PCIDSS: []string{"2.2.4"}},
 			Offline:     "The avahi packages are absent, or no avahi-daemon .service/.socket unit is enabled (systemd wants links).",
 			Remediation: "systemctl disable --now avahi-daemon.service avahi-daemon.socket (or remove avahi-daemon).",
@@ -776,6 +779,7 @@ func serviceRules() []Rule {
 		},
 		{
 			ID: "service_cups_disabled", Title: "CUPS printing does not start at boot", Severity: SeverityLow,
+			Applies:     onLinux(),
 			References:  References{CISDebian: "2.1.11", CISRHEL: "2.1.11", CISLevel: 1, ComplianceAsCode: "service_cups_disabled", PCIDSS: []string{"2.2.4"}},
 			Offline:     "The cups packages are absent, or no cups .service/.socket/.path unit is enabled (systemd wants links).",
 			Remediation: "systemctl disable --now cups.service cups.socket cups.path (or remove cups).",
@@ -784,6 +788,7 @@ func serviceRules() []Rule {
 		},
 		{
 			ID: "package_telnet-server_removed", Title: "No telnet server package is installed", Severity: SeverityHigh,
+			Applies:     onLinux(),
 			References:  References{CISRHEL: "2.1.15", CISLevel: 1, ComplianceAsCode: "package_telnet-server_removed", PCIDSS: []string{"2.2.4"}},
 			Offline:     "The package database lists none of telnetd, inetutils-telnetd, telnetd-ssl, telnet-server.",
 			Remediation: "Remove the telnet server (apt purge telnetd inetutils-telnetd; dnf remove telnet-server).",
@@ -792,6 +797,7 @@ func serviceRules() []Rule {
 		},
 		{
 			ID: "package_rsh-server_removed", Title: "No rsh server package is installed", Severity: SeverityHigh,
+			Applies:     onLinux(),
 			References:  References{ComplianceAsCode: "package_rsh-server_removed", PCIDSS: []string{"2.2.4"}},
 			Offline:     "The package database lists neither rsh-server nor rsh-redone-server.",
 			Remediation: "Remove the rsh server (apt purge rsh-server rsh-redone-server; dnf remove rsh-server).",
@@ -800,6 +806,7 @@ func serviceRules() []Rule {
 		},
 		{
 			ID: "package_tftp-server_removed", Title: "No TFTP server package is installed", Severity: SeverityMedium,
+			Applies:     onLinux(),
 			References:  References{CISDebian: "2.1.16", CISRHEL: "2.1.16", CISLevel: 1, ComplianceAsCode: "package_tftp-server_removed", PCIDSS: []string{"2.2.4"}},
 			Offline:     "The package database lists none of tftpd-hpa, tftpd, atftpd, tftp-server.",
 			Remediation: "Remove the TFTP server (apt purge tftpd-hpa tftpd atftpd; dnf remove tftp-server).",
@@ -808,6 +815,7 @@ func serviceRules() []Rule {
 		},
 		{
 			ID: "package_xinetd_removed", Title: "No inetd super-server (xinetd, inetd) is installed", Severity: SeverityLow,
+			Applies:     onLinux(),
 			References:  References{CISDebian: "2.1.19", CISRHEL: "2.1.19", CISLevel: 1, ComplianceAsCode: "package_xinetd_removed", PCIDSS: []string{"2.2.4"}},
 			Offline:     "The package database lists none of xinetd, openbsd-inetd, inetutils-inetd, rlinetd.",
 			Remediation: "Remove xinetd and inetd (apt purge xinetd openbsd-inetd inetutils-inetd; dnf remove xinetd).",
@@ -816,6 +824,7 @@ func serviceRules() []Rule {
 		},
 		{
 			ID: "package_telnet_removed", Title: "The telnet client is not installed", Severity: SeverityLow,
+			Applies:     onLinux(),
 			References:  References{CISDebian: "2.2.4", CISRHEL: "2.2.4", CISLevel: 1, ComplianceAsCode: "package_telnet_removed", PCIDSS: []string{"2.2.4"}},
 			Offline:     "The package database lists neither telnet nor inetutils-telnet.",
 			Remediation: "Remove the telnet client (apt purge telnet inetutils-telnet; dnf remove telnet).",
@@ -824,6 +833,7 @@ func serviceRules() []Rule {
 		},
 		{
 			ID: "package_rsh_removed", Title: "The rsh client is not installed", Severity: SeverityLow,
+			Applies:     onLinux(),
 			References:  References{CISDebian: "2.2.2", CISLevel: 1, ComplianceAsCode: "package_rsh_removed", PCIDSS: []string{"2.2.4"}},
 			Offline:     "The package database lists none of rsh-client, rsh-redone-client, rsh.",
 			Remediation: "Remove the rsh client (apt purge rsh-client rsh-redone-client; dnf remove rsh).",
@@ -832,6 +842,7 @@ func serviceRules() []Rule {
 		},
 		{
 			ID: "service_telnet_disabled", Title: "No telnet service starts (systemd socket, inetd, xinetd)", Severity: SeverityHigh,
+			Applies:     onLinux(),
 			References:  References{ComplianceAsCode: "service_telnet_disabled", PCIDSS: []string{"2.2.4"}},
 			Offline:     "No telnet unit is enabled (systemd wants links) and no telnet entry is active in /etc/inetd.conf or /etc/xinetd.d of an installed super-server.",
 			Remediation: "Disable telnet: systemctl disable telnet.socket, comment it out of /etc/inetd.conf, set `disable = yes` in /etc/xinetd.d/telnet.",
@@ -840,6 +851,7 @@ func serviceRules() []Rule {
 		},
 		{
 			ID: "service_rsh_disabled", Title: "No rsh, rlogin or rexec service starts", Severity: SeverityHigh,
+			Applies:     onLinux(),
 			References:  References{ComplianceAsCode: "service_rsh_disabled", PCIDSS: []string{"2.2.4"}},
 			Offline:     "No rsh, rlogin or rexec unit is enabled and no shell, login or exec entry is active in /etc/inetd.conf or /etc/xinetd.d of an installed super-server.",
 			Remediation: "Disable rsh.socket, rlogin.socket and rexec.socket, and the shell, login and exec entries of inetd/xinetd.",
@@ -848,6 +860,7 @@ func serviceRules() []Rule {
 		},
 		{
 			ID: "service_tftp_disabled", Title: "No TFTP service starts", Severity: SeverityMedium,
+			Applies:     onLinux(),
 			References:  References{ComplianceAsCode: "service_tftp_disabled", PCIDSS: []string{"2.2.4"}},
 			Offline:     "No tftp unit is enabled and no tftp entry is active in /etc/inetd.conf or /etc/xinetd.d of an installed super-server.",
 			Remediation: "Disable tftp.socket, tftp.service, tftpd-hpa.service and the tftp entries of inetd/xinetd.",
@@ -861,6 +874,7 @@ func serviceRules() []Rule {
 			// the Debian 12 SSG content; CaC maps it to PCI-DSS 10.6.1, not
 			// to a CIS item (their CIS controls use per-daemon rules).
 			ID: "time_sync_configured", Title: "Time is synchronised by a single daemon (chrony, systemd-timesyncd or ntpd enabled with a source)", Severity: SeverityMedium,
+			Applies:     onLinux(),
 			References:  References{CISDebian: "2.3.1.1", CISRHEL: "2.3.1", CISLevel: 1, ComplianceAsCode: "service_chronyd_or_ntpd_enabled", PCIDSS: []string{"10.6.1", "10.6.2"}},
 			Offline:     "One of chrony, systemd-timesyncd or ntpd is enabled at boot (systemd wants links), not two, and its configuration (chrony.conf with its includes, timesyncd.conf, ntp.conf) names a time source.",
 			Remediation: "Install and enable chrony (or systemd-timesyncd) with at least one server or pool line.",
@@ -873,7 +887,7 @@ func serviceRules() []Rule {
 			Offline:     "chrony.conf, following include, confdir and sourcedir as chronyd does, has a server, pool, peer or refclock line; notapplicable without chrony.",
 			Remediation: "Add `pool 2.pool.ntp.org iburst` (or your servers) to chrony.conf or a file in its sourcedir/confdir.",
 			Profiles:    comp,
-			Applies: Applicability{When: whenInstalledOrFile("chrony", []string{"chrony"},
+			Applies: Applicability{Families: []string{FamilyLinux}, When: whenInstalledOrFile("chrony", []string{"chrony"},
 				[]string{"etc/chrony/chrony.conf", "etc/chrony.conf"})},
 			Eval: func(_ context.Context, e *Env) Outcome {
 				conf, srcs, err := chronySources(e)
@@ -891,6 +905,7 @@ func serviceRules() []Rule {
 		},
 		{
 			ID: "package_aide_installed", Title: "AIDE (file integrity monitoring) is installed", Severity: SeverityMedium,
+			Applies:     onLinux(),
 			References:  References{CISDebian: "6.3.1", CISRHEL: "6.1.1", CISLevel: 1, ComplianceAsCode: "package_aide_installed", PCIDSS: []string{"11.5.2"}},
 			Offline:     "The package database lists aide.",
 			Remediation: "Install AIDE (apt install aide aide-common; dnf install aide) and initialise its database.",
@@ -903,7 +918,7 @@ func serviceRules() []Rule {
 			Offline:     "An AIDE timer (dailyaidecheck, aidecheck) is enabled, or /etc/crontab, /etc/cron.d, cron.daily, cron.weekly or root's crontab runs aide; notapplicable without AIDE.",
 			Remediation: "Schedule `aide --check` daily, in /etc/cron.d or with dailyaidecheck.timer.",
 			Profiles:    comp,
-			Applies: Applicability{When: whenInstalledOrFile("AIDE", []string{"aide"},
+			Applies: Applicability{Families: []string{FamilyLinux}, When: whenInstalledOrFile("AIDE", []string{"aide"},
 				[]string{"usr/bin/aide", "usr/sbin/aide", "etc/aide/aide.conf", "etc/aide.conf"})},
 			Eval: aideScheduled,
 		},

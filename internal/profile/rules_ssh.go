@@ -28,7 +28,7 @@ var sshdBinaries = []string{"usr/sbin/sshd", "usr/bin/sshd", "sbin/sshd"}
 // sshd rules (platform: package openssh-server) have it. With an unknown
 // package list the configuration file still counts.
 func sshdApplies() Applicability {
-	return Applicability{When: func(e *Env) (bool, string) {
+	return Applicability{Families: []string{FamilyLinux}, When: func(e *Env) (bool, string) {
 		if _, ok := e.Installed(sshdPackages...); ok {
 			return true, ""
 		}

@@ -61,6 +61,7 @@ func ipv6Disabled(e *Env) (bool, string) {
 func (sp sysctlSpec) rule() Rule {
 	r := Rule{
 		ID: sp.id, Title: sp.title + " (" + sp.key + " = " + sp.want + ")", Severity: sp.sev,
+		Applies:    onLinux(),
 		References: References{CISDebian: sp.cisU, CISRHEL: sp.cisR, CISLevel: 1, ComplianceAsCode: sp.id, PCIDSS: sp.pci},
 		Remediation: fmt.Sprintf("Set `%s = %s` in a file in /etc/sysctl.d/ and remove conflicting settings that are read later (/etc/sysctl.conf is read last).",
 			sp.key, sp.want),
@@ -150,7 +151,7 @@ func limitsCore(e *Env) Outcome {
 }
 
 func coredumpApplies() Applicability {
-	return Applicability{When: whenInstalledOrFile("systemd-coredump",
+	return Applicability{Families: []string{FamilyLinux}, When: whenInstalledOrFile("systemd-coredump",
 		[]string{"systemd-coredump"},
 		[]string{"etc/systemd/coredump.conf", "usr/lib/systemd/coredump.conf", "usr/lib/systemd/systemd-coredump", "lib/systemd/systemd-coredump"})}
 }
@@ -177,6 +178,7 @@ func sysctlRules() []Rule {
 	out = append(out,
 		Rule{
 			ID: "disable_users_coredumps", Title: "Users cannot dump core (* hard core 0)", Severity: SeverityMedium,
+			Applies:     onLinux(),
 			References:  References{CISDebian: "1.5.3", CISLevel: 1, ComplianceAsCode: "disable_users_coredumps", PCIDSS: []string{"3.3.1.1"}},
 			Offline:     "The winning `* hard core` line of /etc/security/limits.conf and limits.d/*.conf is 0.",
 			Remediation: "Add `* hard core 0` to /etc/security/limits.conf or a file in /etc/security/limits.d/.",

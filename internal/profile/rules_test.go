@@ -285,6 +285,11 @@ func TestEveryRuleHasPassAndFailFixture(t *testing.T) {
 			mark(c.rule, out.Status)
 		}
 	}
+	for _, c := range windowsCases() {
+		if out := runRule(t, c.rule, c.target(t)); out.Status == c.want {
+			mark(c.rule, out.Status)
+		}
+	}
 	for _, tree := range []string{"debian-hardened", "rhel-hardened", "debian-misconfigured"} {
 		for _, r := range evalTree(t, tree).Results {
 			mark(r.ID, r.Status)
@@ -412,11 +417,11 @@ func TestEvaluateContractAndScores(t *testing.T) {
 	}
 	// A panicking or evidence-less rule becomes an error, never a pass.
 	env := newEnv(ruleCase{}.target(t), Options{})
-	out := evalRule(context.Background(), Rule{ID: "x", Eval: func(context.Context, *Env) Outcome { panic("boom") }}, env)
+	out := evalRule(context.Background(), Rule{ID: "x", Applies: onLinux(), Eval: func(context.Context, *Env) Outcome { panic("boom") }}, env)
 	if out.Status != StatusError || !strings.Contains(out.Evidence[0].Note, "boom") {
 		t.Errorf("panic: %+v", out)
 	}
-	out = evalRule(context.Background(), Rule{ID: "x", Eval: func(context.Context, *Env) Outcome { return Outcome{Status: StatusPass} }}, env)
+	out = evalRule(context.Background(), Rule{ID: "x", Applies: onLinux(), Eval: func(context.Context, *Env) Outcome { return Outcome{Status: StatusPass} }}, env)
 	if out.Status != StatusError {
 		t.Errorf("silent pass: %+v", out)
 	}

@@ -13,7 +13,7 @@ import (
 // change to the registry fields RulesetVersion hashes. Code cannot be
 // hashed, so this number is what invalidates the results a sweep would
 // otherwise carry forward from a night that ran the old logic.
-const RulesetRevision = 1
+const RulesetRevision = 2
 
 // rulesetEntry is what RulesetVersion hashes of one rule.
 type rulesetEntry struct {

@@ -100,9 +100,14 @@ type References struct {
 	// CISRHEL is the item of the CIS Red Hat Enterprise Linux 9 Benchmark
 	// (ComplianceAsCode's products/rhel9/controls/cis_rhel9.yml).
 	CISRHEL string `json:"cis_rhel,omitempty"`
+	// CISWindows is the item of the CIS Microsoft Windows Server 2022
+	// Benchmark v3.0.0 (see rules_win.go for the source of the numbers).
+	CISWindows string `json:"cis_windows,omitempty"`
 	// CISLevel is the CIS server profile of the cited items: 1 (Level 1 -
 	// Server) or 2 (Level 2 - Server, which includes Level 1); 0 when no
-	// CIS item is cited. Every cited item has this level in its benchmark.
+	// CIS item is cited, or the cited Windows item is only in the Next
+	// Generation Windows Security profile. Every cited item has this level
+	// in its benchmark.
 	CISLevel int `json:"cis_level,omitempty"`
 	// ComplianceAsCode is the ComplianceAsCode (SCAP Security Guide) rule id.
 	ComplianceAsCode string `json:"complianceascode,omitempty"`
@@ -115,9 +120,9 @@ type Package = guestconf.Package
 
 // OSInfo describes the guest's operating system, as inspection found it.
 type OSInfo struct {
-	Type          string `json:"type,omitempty"`           // linux
-	Distro        string `json:"distro,omitempty"`         // debian, ubuntu, rhel, rocky, sles, alpine, ...
-	Family        string `json:"family,omitempty"`         // debian, rhel, suse, alpine, arch
+	Type          string `json:"type,omitempty"`           // linux, windows
+	Distro        string `json:"distro,omitempty"`         // debian, ubuntu, rhel, rocky, sles, alpine, windows, ...
+	Family        string `json:"family,omitempty"`         // debian, rhel, suse, alpine, arch, windows
 	Version       string `json:"version,omitempty"`        // 12, 9.4, ...
 	PackageFormat string `json:"package_format,omitempty"` // deb, rpm, apk, pacman
 }
@@ -140,11 +145,26 @@ type Outcome struct {
 	Evidence []Evidence
 }
 
-// Applicability restricts where a rule applies; the zero value applies
-// everywhere.
+// OS families a rule names in Applicability.Families, besides the Linux
+// families of OSInfo.Family ("debian", "rhel", "suse", "alpine", "arch").
+const (
+	// FamilyLinux names every Linux distribution (OSInfo.Type "linux"),
+	// whatever its family, also one whose family is unknown (Gentoo).
+	FamilyLinux = "linux"
+	// FamilyWindows is the family (and type) of Windows guests.
+	FamilyWindows = "windows"
+)
+
+// onLinux is the applicability of a rule for every Linux distribution.
+func onLinux() Applicability { return Applicability{Families: []string{FamilyLinux}} }
+
+// Applicability says where a rule applies.
 type Applicability struct {
-	// Families lists OS families ("debian", "rhel", "suse", "alpine",
-	// "arch"); empty means all.
+	// Families lists the OS families the rule was written for: "linux"
+	// (any Linux distribution), a Linux family ("debian", "rhel", "suse",
+	// "alpine", "arch") or "windows". Every rule names at least one
+	// (TestRegistryIntegrity); on a guest of another family the rule is
+	// notapplicable, and on a guest whose OS is unknown it is notchecked.
 	Families []string
 	// When is an extra condition (a package installed, a file present).
 	// It returns false and the reason when the rule does not apply.
@@ -240,10 +260,16 @@ type Summary struct {
 
 // ProfileScore is the score of one selected profile.
 type ProfileScore struct {
-	Name   string       `json:"name"`
-	Title  string       `json:"title"`
-	Rules  int          `json:"rules"`
-	Counts StatusCounts `json:"counts"`
+	Name  string `json:"name"`
+	Title string `json:"title"`
+	// Rules counts the profile's rules evaluated; Applicable those that
+	// apply to the guest (Rules less Counts.NotApplicable).
+	Rules      int          `json:"rules"`
+	Applicable int          `json:"applicable"`
+	Counts     StatusCounts `json:"counts"`
+	// Note says plainly when no rule of the profile applies to the guest
+	// ("no rule of profile compliance applies to windows").
+	Note string `json:"note,omitempty"`
 	// PassRate is pass/(pass+fail), 0..1; null when no rule was decided.
 	PassRate *float64 `json:"pass_rate"`
 	// Noncompliant: a fail of this profile at or above the threshold.
