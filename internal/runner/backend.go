@@ -130,7 +130,7 @@ func inspectWith(ctx context.Context, job *spec.Job, cfg *Config, img imageFile,
 	if err != nil {
 		return nil, false, err
 	}
-	return inspectImage(ctx, job, app, prof, res)
+	return inspectImage(ctx, job, app, prof, res, log)
 }
 
 // imageFile is the probed image: a local file (src.path), or a streamed
@@ -177,7 +177,7 @@ func inspectDirect(ctx context.Context, job *spec.Job, cfg *Config, img imageFil
 	if err != nil {
 		return nil, false, err, nil
 	}
-	data, noncompliant, err = inspectImage(ctx, job, b, prof, res)
+	data, noncompliant, err = inspectImage(ctx, job, b, prof, res, log)
 	if f := b.Fault(); f != nil && ctx.Err() == nil {
 		return data, false, nil, f
 	}

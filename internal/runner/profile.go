@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/sirupsen/logrus"
+
 	"guestkit.io/batch/internal/guest"
 	"guestkit.io/batch/internal/guestconf"
 	"guestkit.io/batch/internal/inspect"
@@ -34,6 +36,9 @@ type RootProfile struct {
 type profiler struct {
 	opts    profile.Options
 	reports []RootProfile
+	// log says when a requested profile has no rule for a root's OS
+	// (Linux profiles on a Windows guest); nil logs nothing.
+	log logrus.FieldLogger
 }
 
 func newProfiler(job *spec.Job) (*profiler, error) {
@@ -77,6 +82,11 @@ func (p *profiler) visit(ctx context.Context, os *inspect.OS, fsys guest.FS) err
 		return fmt.Errorf("profile: %w", err)
 	}
 	p.reports = append(p.reports, RootProfile{Root: os.Root, Report: rep})
+	for _, ps := range rep.Profiles {
+		if ps.Note != "" && p.log != nil {
+			p.log.WithFields(logrus.Fields{"root": os.Root, "profile": ps.Name, "os_family": rep.OS.Family, "rules": ps.Rules, "applicable": ps.Applicable}).Warn(ps.Note)
+		}
+	}
 	return nil
 }
 

@@ -359,9 +359,10 @@ func probe(ctx context.Context, job *spec.Job, cfg *Config, src *source, res *re
 // inspectImage inspects the launched image, profiling each root when the
 // job is a profile. What was learnt before a failure is kept, never
 // dropped.
-func inspectImage(ctx context.Context, job *spec.Job, app inspect.Backend, prof *profiler, res *result.Result) (any, bool, error) {
+func inspectImage(ctx context.Context, job *spec.Job, app inspect.Backend, prof *profiler, res *result.Result, log logrus.FieldLogger) (any, bool, error) {
 	var visit inspect.VisitFunc
 	if prof != nil {
+		prof.log = log
 		visit = prof.visit
 	}
 	iopts := inspectOptions(job)

@@ -217,6 +217,9 @@ func writeProfileSummary(w io.Writer, res *result.Result) {
 				rate = fmt.Sprintf("%.0f%%", *p.PassRate*100)
 			}
 			fmt.Fprintf(w, "  %-18s pass %3d  fail %3d  n/a %3d  notchecked %d  pass rate %s\n", p.Name, p.Counts.Pass, p.Counts.Fail, p.Counts.NotApplicable, p.Counts.NotChecked, rate)
+			if p.Note != "" {
+				fmt.Fprintf(w, "  %-18s %s\n", "", p.Note)
+			}
 		}
 		failed := make([]profile.RuleResult, 0)
 		for _, x := range r.Results {
