@@ -58,6 +58,10 @@ type OS struct {
 	GuestTools []GuestTool            `json:"guest_tools,omitempty"`
 	Security   *Security              `json:"security,omitempty"`
 	Fstab      []guestconf.FstabEntry `json:"fstab,omitempty"`
+
+	// Windows holds what the Windows sections read from the registry
+	// hives of a Windows root (windows.go).
+	Windows *Windows `json:"windows,omitempty"`
 }
 
 // Mountpoint maps a guest path to the device mounted there.

@@ -149,6 +149,13 @@ func inspectRoot(ctx context.Context, b Backend, root string, opts Options, rep 
 		rep.Problems = append(rep.Problems, r.problems...)
 		done()
 	}
+	if os.Type == "windows" {
+		done := opts.timed("sections")
+		r := &reader{fsys: fsys, root: root}
+		readWindows(ctx, r, fsys, &os, opts)
+		rep.Problems = append(rep.Problems, r.problems...)
+		done()
+	}
 	if ctx.Err() != nil {
 		return os, ctx.Err()
 	}
