@@ -156,6 +156,9 @@ func ruleTags(r RuleResult) []string {
 	if r.References.CISRHEL != "" {
 		add("CIS-RHEL:" + r.References.CISRHEL)
 	}
+	if r.References.CISWindows != "" {
+		add("CIS-Windows-Server-2022:" + r.References.CISWindows)
+	}
 	for _, p := range r.References.PCIDSS {
 		add("PCI-DSS:" + p)
 	}
