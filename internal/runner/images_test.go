@@ -99,6 +99,10 @@ type viOS struct {
 		Dev  string `xml:"dev,attr"`
 		Path string `xml:",chardata"`
 	} `xml:"mountpoints>mountpoint"`
+	DriveMappings []struct {
+		Name string `xml:"name,attr"`
+		Dev  string `xml:",chardata"`
+	} `xml:"drive_mappings>drive_mapping"`
 	Filesystems []struct {
 		Dev   string `xml:"dev,attr"`
 		Type  string `xml:"type"`
@@ -116,6 +120,8 @@ type viOS struct {
 		SourcePackage string `xml:"source_package"`
 		Summary       string `xml:"summary"`
 		Description   string `xml:"description"`
+		Publisher     string `xml:"publisher"`    // Windows
+		InstallPath   string `xml:"install_path"` // Windows
 	} `xml:"applications>application"`
 }
 

@@ -1,0 +1,205 @@
+package runner_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"guestkit.io/batch/internal/inspect"
+	"guestkit.io/batch/internal/result"
+)
+
+// windowsImages reads $GUESTKIT_TEST_IMAGES/MANIFEST.windows, written by
+// scripts/windowsimages.sh (`make images` runs it beside testimages.sh).
+func windowsImages(t *testing.T) []testImage {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs libguestfs and the Windows test images; run `make test`")
+	}
+	dir := os.Getenv("GUESTKIT_TEST_IMAGES")
+	if dir == "" {
+		t.Fatal("GUESTKIT_TEST_IMAGES is not set: run `make test`, or `bash scripts/windowsimages.sh` and point it at the output")
+	}
+	f, err := os.Open(filepath.Join(dir, "MANIFEST.windows"))
+	if err != nil {
+		t.Fatalf("Windows images manifest: %v", err)
+	}
+	defer f.Close()
+	var out []testImage
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		l := sc.Text()
+		if strings.HasPrefix(l, "#") || strings.TrimSpace(l) == "" {
+			continue
+		}
+		c := strings.Split(l, "\t")
+		if len(c) < 4 {
+			t.Fatalf("MANIFEST.windows line %q: want at least 4 tab-separated fields", l)
+		}
+		out = append(out, testImage{Name: c[0], File: c[1], Format: c[2], Expected: c[3], Path: filepath.Join(dir, c[1])})
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatalf("MANIFEST.windows: %v", err)
+	}
+	if len(out) < 4 {
+		t.Fatalf("MANIFEST.windows lists %d images, want Server 2022 and Windows 11, hardened and misconfigured", len(out))
+	}
+	return out
+}
+
+// windowsTruth is the part of a Windows image's <name>.expected.json that
+// inspection must reproduce.
+type windowsTruth struct {
+	OS []struct {
+		Root              string            `json:"root"`
+		Type              string            `json:"type"`
+		Distro            string            `json:"distro"`
+		Arch              string            `json:"arch"`
+		ProductName       string            `json:"product_name"`
+		ProductVariant    string            `json:"product_variant"`
+		MajorVersion      int               `json:"major_version"`
+		MinorVersion      int               `json:"minor_version"`
+		Build             string            `json:"build"`
+		OSInfo            string            `json:"osinfo"`
+		Hostname          string            `json:"hostname"`
+		WindowsSystemroot string            `json:"windows_systemroot"`
+		WindowsCCS        string            `json:"windows_current_control_set"`
+		DriveMappings     map[string]string `json:"drive_mappings"`
+		Applications      []struct {
+			Name        string `json:"name"`
+			DisplayName string `json:"display_name"`
+			Version     string `json:"version"`
+			Publisher   string `json:"publisher"`
+			InstallPath string `json:"install_path"`
+			WOW64       bool   `json:"wow64"`
+		} `json:"applications"`
+		NotListed []string `json:"applications_not_listed"`
+	} `json:"operating_systems"`
+}
+
+// TestWindowsImagesMatchVirtInspector runs the runner and virt-inspector on
+// each synthetic Windows image and requires, field by field, the same
+// answer from both (identity, mountpoints, filesystems, drive letters,
+// applications with their publisher and install path) and the image's
+// ground truth: what scripts/windowsimages.sh wrote into the hives.
+func TestWindowsImagesMatchVirtInspector(t *testing.T) {
+	for _, img := range windowsImages(t) {
+		t.Run(img.Name, func(t *testing.T) {
+			res, vi := runBoth(t, img)
+			if res.Status != result.StatusCompleted || res.ExitCode != result.ExitCompleted {
+				t.Fatalf("status %s exit %d, error %+v", res.Status, res.ExitCode, res.Error)
+			}
+			var rep inspect.Report
+			if err := json.Unmarshal(res.Data, &rep); err != nil {
+				t.Fatal(err)
+			}
+			compareWithVirtInspector(t, rep.OperatingSystems, vi)
+			compareWindowsWithVirtInspector(t, rep.OperatingSystems, vi)
+			compareWindowsTruth(t, img, &rep)
+		})
+	}
+}
+
+// compareWindowsWithVirtInspector compares what compareWithVirtInspector
+// leaves out: drive letters, and each application's publisher and install
+// path.
+func compareWindowsWithVirtInspector(t *testing.T, got []inspect.OS, want []viOS) {
+	t.Helper()
+	if len(got) != 1 || len(want) != 1 {
+		t.Fatalf("%d roots, virt-inspector found %d; want 1", len(got), len(want))
+	}
+	g, w := got[0], want[0]
+	drives := map[string]string{}
+	for _, d := range w.DriveMappings {
+		drives[d.Name] = d.Dev
+	}
+	if len(drives) == 0 {
+		t.Error("virt-inspector reports no drive letters; the image's MountedDevices should give some")
+	}
+	if a, b := fmt.Sprint(g.DriveMappings), fmt.Sprint(drives); a != b {
+		t.Errorf("drive_mappings = %s, virt-inspector says %s", a, b)
+	}
+	apps := map[string]inspect.Application{}
+	for _, a := range g.Applications {
+		apps[a.Name] = a
+	}
+	for _, wa := range w.Applications {
+		a, ok := apps[wa.Name]
+		if !ok {
+			continue // compareWithVirtInspector reports it
+		}
+		if a.Publisher != wa.Publisher || a.InstallPath != wa.InstallPath {
+			t.Errorf("application %s: publisher %q, install path %q; virt-inspector says %q, %q", wa.Name, a.Publisher, a.InstallPath, wa.Publisher, wa.InstallPath)
+		}
+	}
+}
+
+func compareWindowsTruth(t *testing.T, img testImage, rep *inspect.Report) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(filepath.Dir(img.Path), img.Name+".expected.json"))
+	if err != nil {
+		t.Fatalf("ground truth: %v", err)
+	}
+	var truth windowsTruth
+	if err := json.Unmarshal(data, &truth); err != nil {
+		t.Fatalf("ground truth %s: %v", img.Name, err)
+	}
+	if len(truth.OS) != 1 || len(rep.OperatingSystems) != 1 {
+		t.Fatalf("%d roots found, ground truth has %d; want 1", len(rep.OperatingSystems), len(truth.OS))
+	}
+	w, g := truth.OS[0], rep.OperatingSystems[0]
+	eq := func(field string, got, want any) {
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s = %q, ground truth %q", field, fmt.Sprint(got), fmt.Sprint(want))
+		}
+	}
+	eq("root", g.Root, w.Root)
+	eq("type", g.Type, w.Type)
+	eq("distro", g.Distro, w.Distro)
+	eq("arch", g.Arch, w.Arch)
+	eq("product_name", g.ProductName, w.ProductName)
+	eq("product_variant", g.ProductVariant, w.ProductVariant)
+	eq("major_version", g.MajorVersion, w.MajorVersion)
+	eq("minor_version", g.MinorVersion, w.MinorVersion)
+	eq("osinfo", g.OSInfo, w.OSInfo)
+	eq("hostname", g.Hostname, w.Hostname)
+	eq("windows_systemroot", g.WindowsSystemroot, w.WindowsSystemroot)
+	eq("windows_current_control_set", g.WindowsCCS, w.WindowsCCS)
+	eq("drive_mappings", g.DriveMappings, w.DriveMappings)
+
+	got := map[string]inspect.Application{}
+	for _, a := range g.Applications {
+		got[a.Name] = a
+	}
+	var want []string
+	for _, a := range w.Applications {
+		want = append(want, a.Name)
+		ga, ok := got[a.Name]
+		if !ok {
+			t.Errorf("application %s (%s, wow64 %v) missing", a.Name, a.DisplayName, a.WOW64)
+			continue
+		}
+		p := "application " + a.Name + "."
+		eq(p+"display_name", ga.DisplayName, a.DisplayName)
+		eq(p+"version", ga.Version, a.Version)
+		eq(p+"publisher", ga.Publisher, a.Publisher)
+		eq(p+"install_path", ga.InstallPath, a.InstallPath)
+	}
+	for _, n := range w.NotListed {
+		if _, ok := got[n]; ok {
+			t.Errorf("application %s listed: its uninstall key has no DisplayName", n)
+		}
+	}
+	var have []string
+	for n := range got {
+		have = append(have, n)
+	}
+	sort.Strings(want)
+	sort.Strings(have)
+	eq("applications", have, want)
+}
