@@ -119,6 +119,7 @@ plan_windows() { # NAME EDITION VARIANT
 	win_edition "$ed"
 	win_reg "$name" "$ed" "$var" >"$WORK/$name.reg"
 	win_hives "$WORK/$name.reg" "$WORK/$name-hives"
+	win_check_hives "$WORK/$name-hives" "$ed" "$var"
 	mkdir -p "$t/c/Windows/System32/config"
 	cp "$WORK/$name-hives"/{SOFTWARE,SYSTEM,SAM,SECURITY} "$t/c/Windows/System32/config/"
 	win_c_files "$t/c" "$ed"

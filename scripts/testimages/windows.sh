@@ -668,3 +668,42 @@ win_expected() {
 	printf '    "profile": {"variant": %s, "expected": %s}\n' "$(json_str "$var")" "$(json_str "$([[ $var == hardened ]] && echo compliant || echo noncompliant)")"
 	printf '  }]\n}\n'
 }
+
+# win_check_hives DIR EDITION VARIANT: reads the merged hives back with
+# hivexregedit --export and requires every setting of the table (present
+# with its value, or absent) and every account (Names\<user> typed with its
+# RID, the F value's disabled bit): what the .reg text says reached the hive.
+win_check_hives() {
+	local dir=$1 ed=$2 var=$3 hive s id key vn type hv mv v want sect
+	local -A text=()
+	for hive in SOFTWARE SYSTEM SAM; do text[$hive]=$(hivexregedit --export "$dir/$hive" "\\"); done
+	section() { # HIVE PATH-IN-HIVE -> the section's value lines
+		# the header through the environment: awk -v would read its backslashes as escapes
+		H="[\\$2]" awk 'tolower($0) == tolower(ENVIRON["H"]) { on = 1; next } /^\[/ { on = 0 } on && NF' <<<"${text[$1]}"
+	}
+	for s in "${WIN_SETTINGS[@]}"; do
+		IFS='|' read -r id key vn type hv mv <<<"$s"
+		[[ $var == hardened ]] && v=$hv || v=$mv
+		hive=${key%%\\*}
+		sect=$(section "$hive" "${key#*\\}")
+		if [[ $v == - ]]; then
+			! grep -q "^\"$vn\"=" <<<"$sect" || die "setting $id: $key $vn is in the hive, want it absent"
+		else
+			case $type in
+			dword) want=$(printf '"%s"=dword:%08x' "$vn" "$v") ;;
+			sz) want=$(printf '"%s"=hex(1):%s' "$vn" "$(hex_commas "$(utf16hex "$v")0000")") ;;
+			esac
+			grep -qxF "$want" <<<"$sect" || die "setting $id: $key $vn: want $want, the hive has: $(grep "^\"$vn\"=" <<<"$sect" || echo nothing)"
+		fi
+	done
+	local -n _wu=WIN_USERS_$ed
+	local u rid un full comment admin dis f acb
+	for u in "${_wu[@]}"; do
+		IFS='|' read -r rid un full comment admin dis <<<"$u"
+		grep -qxF "$(printf '@=hex(%x):' "$rid")" <<<"$(section SAM "SAM\\Domains\\Account\\Users\\Names\\$un")" ||
+			die "account $un: Names\\$un does not carry RID $rid"
+		f=$(section SAM "SAM\\Domains\\Account\\Users\\$(printf '%08X' "$rid")" | sed -n 's/^"F"=hex(3)://p' | tr -d ,)
+		acb=$((16#${f:114:2}${f:112:2}))
+		[[ $acb == "$(win_acb "$dis" "$var" "$rid")" ]] || die "account $un: ACB flags $acb in the hive, want $(win_acb "$dis" "$var" "$rid")"
+	done
+}
