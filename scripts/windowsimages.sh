@@ -174,6 +174,9 @@ if ((GF_N)); then
 		die "guestfish failed (trace: $OUTDIR/.guestfish-windows.log)"
 	fi
 	for f in "${GF_FILES[@]}"; do
+		n=${f%.qcow2}
+		ed=$(win_edition_of "$n")
+		win_fix_serials "$OUTDIR/.tmp.win.$f.raw" "$n" "$ed"
 		qemu-img convert -q -f raw -O qcow2 -o compat=1.1 "$OUTDIR/.tmp.win.$f.raw" "$OUTDIR/.tmp.win.$f"
 		rm -f "$OUTDIR/.tmp.win.$f.raw"
 		# the merged .reg text, for whoever wants to read what the hives hold

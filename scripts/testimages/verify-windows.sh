@@ -3,9 +3,10 @@
 # OUTDIR/MANIFEST.windows (two at a time, cached as <name>.inspector.xml)
 # and compares, field by field, with <name>.expected.json: root, type,
 # distro, arch, product name and variant, major and minor version, osinfo,
-# hostname, system root, current control set, drive mappings, mountpoints
-# and every application (name, display name, version, publisher, install
-# path; native and WOW6432Node). Exits 1 if any image disagrees.
+# hostname, system root, current control set, drive mappings, mountpoints,
+# the root's filesystem (type, label, UUID) and every application (name,
+# display name, version, publisher, install path; native and WOW6432Node).
+# Exits 1 if any image disagrees.
 set -euo pipefail
 OUTDIR=$1
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -64,6 +65,12 @@ from_xml() { # xml
 	for ((i = 1; i <= n; i++)); do
 		printf 'mount\t%s\t%s\n' "$(x "$xml" "string(${o}[1]/mountpoints/mountpoint[$i])")" "$(x "$xml" "string(${o}[1]/mountpoints/mountpoint[$i]/@dev)")"
 	done
+	n=$(x "$xml" "count(${o}[1]/filesystems/filesystem)")
+	for ((i = 1; i <= n; i++)); do
+		local fs="${o}[1]/filesystems/filesystem[$i]"
+		printf 'fs\t%s\t%s\t%s\t%s\n' "$(x "$xml" "string($fs/@dev)")" "$(x "$xml" "string($fs/type)")" \
+			"$(x "$xml" "string($fs/label)")" "$(x "$xml" "string($fs/uuid)")"
+	done
 	n=$(x "$xml" "count(${o}[1]/applications/application)")
 	for ((i = 1; i <= n; i++)); do
 		local a="${o}[1]/applications/application[$i]"
@@ -81,7 +88,10 @@ from_json() { # expected.json
 			"hostname\t\(.hostname)", "windows_systemroot\t\(.windows_systemroot)",
 			"windows_current_control_set\t\(.windows_current_control_set)",
 			(.drive_mappings | to_entries | sort_by(.key)[] | "drive\t\(.key)\t\(.value)"),
-			(.mountpoints[] | "mount\t\(.mountpoint)\t\(.device)"))
+			(.mountpoints[] | "mount\t\(.mountpoint)\t\(.device)")),
+		# virt-inspector lists the filesystems of the root only
+		(.operating_systems[0].root as $r | .filesystems[] | select(.device == $r) |
+			"fs\t\(.device)\t\(.fstype)\t\(.label)\t\(.uuid)")
 	' "$1"
 	jq -r '.operating_systems[0].applications[] | "app\t\(.name)\t\(.display_name)\t\(.version)\t\(.publisher)\t\(.install_path)"' "$1" | sort
 }

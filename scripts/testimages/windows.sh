@@ -24,6 +24,15 @@ WIN_IMAGES=(
 )
 
 # ------------------------------------------------------------------ editions
+win_edition_of() { # NAME -> EDITION
+	local i n ed rest
+	for i in "${WIN_IMAGES[@]}"; do
+		IFS='|' read -r n ed rest <<<"$i"
+		if [[ $n == "$1" ]]; then echo "$ed"; return 0; fi
+	done
+	die "no Windows image named $1"
+}
+
 # Identity, as HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion holds it.
 # OSINFO is what libguestfs 1.48 derives (it has no win11: Windows 11 is
 # told apart by CurrentBuildNumber >= 22000).
@@ -581,12 +590,14 @@ win_expected() {
 		"$(json_str "$desc")" "$(json_str "$KEY")" "$W_SIZE" "$(json_str "$W_PARTITION_TABLE")"
 	if [[ $ed == server2022 ]]; then
 		printf '  "disk_signature": %s,\n' "$(json_str "$(win_mbr_id "$name")")"
-		printf '  "filesystems": [{"device": "/dev/sda1", "fstype": "ntfs", "label": "System Reserved"},\n    {"device": "/dev/sda2", "fstype": "ntfs", "label": "Windows"},\n    {"device": "/dev/sda3", "fstype": "ntfs", "label": "Data"}],\n'
+		printf '  "filesystems": [{"device": "/dev/sda1", "fstype": "ntfs", "label": "System Reserved", "uuid": %s},\n    {"device": "/dev/sda2", "fstype": "ntfs", "label": "Windows", "uuid": %s},\n    {"device": "/dev/sda3", "fstype": "ntfs", "label": "Data", "uuid": %s}],\n' \
+			"$(json_str "$(win_fs_uuid "$name" 2048 ntfs)")" "$(json_str "$(win_fs_uuid "$name" "$WIN_MBR_C_START" ntfs)")" "$(json_str "$(win_fs_uuid "$name" "$WIN_MBR_D_START" ntfs)")"
 		x='{"C": "/dev/sda2", "D": "/dev/sda3"}'
 	else
 		printf '  "partition_guids": {"/dev/sda1": %s, "/dev/sda2": %s, "/dev/sda3": %s},\n' \
 			"$(json_str "$(uuid_of "gpt:$name:1")")" "$(json_str "$(uuid_of "gpt:$name:2")")" "$(json_str "$(uuid_of "gpt:$name:3")")"
-		printf '  "filesystems": [{"device": "/dev/sda1", "fstype": "vfat", "label": "SYSTEM"},\n    {"device": "/dev/sda3", "fstype": "ntfs", "label": "Windows"}],\n'
+		printf '  "filesystems": [{"device": "/dev/sda1", "fstype": "vfat", "label": "SYSTEM", "uuid": %s},\n    {"device": "/dev/sda3", "fstype": "ntfs", "label": "Windows", "uuid": %s}],\n' \
+			"$(json_str "$(win_fs_uuid "$name" 2048 vfat)")" "$(json_str "$(win_fs_uuid "$name" 67584 ntfs)")"
 		x='{"C": "/dev/sda3"}'
 	fi
 	printf '  "operating_systems": [{\n'
@@ -706,4 +717,54 @@ win_check_hives() {
 		acb=$((16#${f:114:2}${f:112:2}))
 		[[ $acb == "$(win_acb "$dis" "$var" "$rid")" ]] || die "account $un: ACB flags $acb in the hive, want $(win_acb "$dis" "$var" "$rid")"
 	done
+}
+
+# ------------------------------------------------------------------ volume serials
+# mkntfs and mkfs.vfat pick random serial numbers (what blkid and
+# virt-inspector print as the filesystem's UUID); libguestfs cannot set
+# them. win_fix_serials patches them on the host, in the raw disk, to
+# values derived from the image's name, so the ground truth can name them:
+# NTFS at boot sector offset 0x48 (8 bytes) in the boot sector and its
+# backup in the volume's last sector, FAT16 at 0x27 (4 bytes).
+win_serial() { uuid_of "serial:$1" | tr -d - | cut -c1-16 | tr '[:lower:]' '[:upper:]'; }
+win_fs_starts() { # EDITION -> "start:fstype" per filesystem
+	if [[ $1 == server2022 ]]; then
+		echo "2048:ntfs 34816:ntfs 133120:ntfs"
+	else
+		echo "2048:vfat 67584:ntfs"
+	fi
+}
+win_fix_serials() { # RAW NAME EDITION
+	local raw=$1 name=$2 e start fs serial off n hex i bytes
+	for e in $(win_fs_starts "$3"); do
+		start=${e%%:*} fs=${e#*:} off=$((${e%%:*} * 512))
+		serial=$(win_serial "$name:$start")
+		case $fs in
+		ntfs)
+			[[ $(dd if="$raw" bs=1 skip=$((off + 3)) count=4 status=none) == NTFS ]] || die "$name: no NTFS boot sector at sector $start"
+			# number of sectors in the volume (0x28, 8 bytes LE); the backup boot sector follows it
+			n=$(od -An -t u8 -j $((off + 0x28)) -N 8 "$raw" | tr -d ' ')
+			[[ $(dd if="$raw" bs=1 skip=$((off + n * 512 + 3)) count=4 status=none) == NTFS ]] || die "$name: no NTFS backup boot sector at sector $((start + n))"
+			hex=$(le64 $((16#$serial)))
+			;;
+		vfat)
+			[[ $(dd if="$raw" bs=1 skip=$((off + 0x36)) count=5 status=none) == FAT16 ]] || die "$name: no FAT16 boot sector at sector $start"
+			hex=$(le32 $((16#${serial:0:8})))
+			;;
+		esac
+		bytes=""
+		for ((i = 0; i < ${#hex}; i += 2)); do bytes+="\\x${hex:i:2}"; done
+		if [[ $fs == ntfs ]]; then
+			printf '%b' "$bytes" | dd of="$raw" bs=1 seek=$((off + 0x48)) conv=notrunc status=none
+			printf '%b' "$bytes" | dd of="$raw" bs=1 seek=$((off + n * 512 + 0x48)) conv=notrunc status=none
+		else
+			printf '%b' "$bytes" | dd of="$raw" bs=1 seek=$((off + 0x27)) conv=notrunc status=none
+		fi
+	done
+}
+# win_fs_uuid NAME START FSTYPE: the UUID blkid reports after win_fix_serials.
+win_fs_uuid() {
+	local s
+	s=$(win_serial "$1:$2")
+	if [[ $3 == ntfs ]]; then echo "$s"; else echo "${s:0:4}-${s:4:4}"; fi
 }
