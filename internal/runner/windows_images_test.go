@@ -80,6 +80,12 @@ type windowsTruth struct {
 		} `json:"applications"`
 		NotListed []string `json:"applications_not_listed"`
 	} `json:"operating_systems"`
+	Filesystems []struct {
+		Device string `json:"device"`
+		Type   string `json:"fstype"`
+		Label  string `json:"label"`
+		UUID   string `json:"uuid"`
+	} `json:"filesystems"`
 }
 
 // TestWindowsImagesMatchVirtInspector runs the runner and virt-inspector on
@@ -171,6 +177,17 @@ func compareWindowsTruth(t *testing.T, img testImage, rep *inspect.Report) {
 	eq("windows_systemroot", g.WindowsSystemroot, w.WindowsSystemroot)
 	eq("windows_current_control_set", g.WindowsCCS, w.WindowsCCS)
 	eq("drive_mappings", g.DriveMappings, w.DriveMappings)
+	// The root's filesystems (the build sets the volume serials).
+	var gf, wf []string
+	for _, f := range g.Filesystems {
+		gf = append(gf, strings.Join([]string{f.Device, f.Type, f.Label, f.UUID}, "|"))
+	}
+	for _, f := range truth.Filesystems {
+		if f.Device == w.Root {
+			wf = append(wf, strings.Join([]string{f.Device, f.Type, f.Label, f.UUID}, "|"))
+		}
+	}
+	eq("filesystems", gf, wf)
 
 	got := map[string]inspect.Application{}
 	for _, a := range g.Applications {
