@@ -2,16 +2,21 @@ package runner_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
 
 	"guestkit.io/batch/internal/inspect"
+	"guestkit.io/batch/internal/profile"
 	"guestkit.io/batch/internal/result"
+	"guestkit.io/batch/internal/runner"
+	"guestkit.io/batch/internal/spec"
 )
 
 // windowsImages reads $GUESTKIT_TEST_IMAGES/MANIFEST.windows, written by
@@ -88,26 +93,104 @@ type windowsTruth struct {
 	} `json:"filesystems"`
 }
 
-// TestWindowsImagesMatchVirtInspector runs the runner and virt-inspector on
-// each synthetic Windows image and requires, field by field, the same
-// answer from both (identity, mountpoints, filesystems, drive letters,
+// TestWindowsImagesMatchVirtInspector profiles each synthetic Windows
+// image (one appliance launch: a profile result embeds the inspection) and
+// runs virt-inspector on it, and requires, field by field, the same answer
+// from both (identity, mountpoints, filesystems, drive letters,
 // applications with their publisher and install path) and the image's
-// ground truth: what scripts/windowsimages.sh wrote into the hives.
+// ground truth: what scripts/windowsimages.sh wrote into the hives. The
+// profile must decide the Windows rules as the ground truth's settings
+// say and leave every Linux rule notapplicable.
 func TestWindowsImagesMatchVirtInspector(t *testing.T) {
 	for _, img := range windowsImages(t) {
 		t.Run(img.Name, func(t *testing.T) {
-			res, vi := runBoth(t, img)
-			if res.Status != result.StatusCompleted || res.ExitCode != result.ExitCompleted {
+			t.Parallel() // one TCG appliance is mostly one busy thread
+			ctx := context.Background()
+			vi := make(chan []viOS, 1)
+			go func() {
+				os, err := virtInspector(ctx, img)
+				if err != nil {
+					t.Errorf("virt-inspector %s: %v", img.File, err)
+				}
+				vi <- os
+			}()
+			res := runner.Execute(ctx, profileJob(img, "windows", 1800), nil, runner.Config{Version: "test", Accel: "auto", Backend: spec.BackendAppliance})
+			viOS := <-vi
+			if res.Status != result.StatusCompleted {
 				t.Fatalf("status %s exit %d, error %+v", res.Status, res.ExitCode, res.Error)
 			}
-			var rep inspect.Report
-			if err := json.Unmarshal(res.Data, &rep); err != nil {
+			var data runner.ProfileData
+			if err := json.Unmarshal(res.Data, &data); err != nil {
 				t.Fatal(err)
 			}
-			compareWithVirtInspector(t, rep.OperatingSystems, vi)
-			compareWindowsWithVirtInspector(t, rep.OperatingSystems, vi)
-			compareWindowsTruth(t, img, &rep)
+			if data.Report == nil || viOS == nil {
+				t.Fatal("no inspection")
+			}
+			compareWithVirtInspector(t, data.OperatingSystems, viOS)
+			compareWindowsWithVirtInspector(t, data.OperatingSystems, viOS)
+			compareWindowsTruth(t, img, data.Report)
+			checkWindowsProfile(t, img, res, &data)
 		})
+	}
+}
+
+// windowsPlanted are the Windows rules the misconfigured images fail, as
+// scripts/testimages/windows.sh plants them: RDP without NLA, SMBv1 on, the
+// public firewall profile off, AutoAdminLogon with a DefaultPassword, LM
+// hashes kept, WDigest storing credentials, UAC off, no LSA protection,
+// anonymous enumeration allowed, Guest enabled, no lockout threshold, no
+// minimum length, passwords that never expire. The domain and private
+// firewall profiles stay on and the lockout duration is 30 minutes.
+var windowsPlanted = []string{
+	"windows_rdp_nla_required", "windows_smb1_server_disabled", "windows_firewall_public_enabled",
+	"windows_autoadminlogon_disabled", "windows_no_lm_hash", "windows_wdigest_no_plaintext", "windows_uac_enabled",
+	"windows_lsa_protection", "windows_restrict_anonymous", "windows_restrict_anonymous_sam",
+	"windows_guest_account_disabled", "windows_account_lockout_threshold", "windows_password_min_length",
+	"windows_password_max_age",
+}
+
+// checkWindowsProfile: on a hardened image every Windows rule passes; on a
+// misconfigured one exactly windowsPlanted fail, with the hive as
+// evidence; no Linux rule passes or fails on either.
+func checkWindowsProfile(t *testing.T, img testImage, res *result.Result, data *runner.ProfileData) {
+	t.Helper()
+	if len(data.Profiles) != 1 || data.Profiles[0].Report == nil {
+		t.Fatalf("%d profile reports, want 1", len(data.Profiles))
+	}
+	rep := data.Profiles[0].Report
+	if rep.OS.Family != profile.FamilyWindows {
+		t.Errorf("family %q, want windows", rep.OS.Family)
+	}
+	hardened := strings.HasSuffix(img.Name, "-hardened")
+	windowsRules := 0
+	for _, r := range rep.Results {
+		win := strings.HasPrefix(r.ID, "windows_")
+		switch {
+		case !win && r.Status != profile.StatusNotApplicable:
+			t.Errorf("Linux rule %s: %s on a Windows guest, want notapplicable\n%s", r.ID, r.Status, evidenceText(r.Evidence))
+		case !win:
+		case hardened && r.Status != profile.StatusPass:
+			t.Errorf("hardened: %s %s, want pass\n%s", r.ID, r.Status, evidenceText(r.Evidence))
+		case !hardened && slices.Contains(windowsPlanted, r.ID):
+			if r.Status != profile.StatusFail || !strings.Contains(evidenceText(r.Evidence), "/Windows/System32/config/") {
+				t.Errorf("planted: %s %s, want fail with the hive as evidence\n%s", r.ID, r.Status, evidenceText(r.Evidence))
+			}
+		case !hardened && r.Status != profile.StatusPass:
+			t.Errorf("misconfigured: %s %s, want pass (not planted)\n%s", r.ID, r.Status, evidenceText(r.Evidence))
+		}
+		if win {
+			windowsRules++
+		}
+	}
+	if windowsRules < 15 {
+		t.Errorf("%d Windows rules evaluated, want at least 15", windowsRules)
+	}
+	wantExit := result.ExitNoncompliant
+	if hardened {
+		wantExit = result.ExitCompleted
+	}
+	if res.ExitCode != wantExit {
+		t.Errorf("exit %d, want %d (summary %+v)", res.ExitCode, wantExit, rep.Summary)
 	}
 }
 
