@@ -49,6 +49,8 @@ func TestE2E(t *testing.T) {
 	for key, file := range map[string]string{
 		"images/debian.qcow2":                       "debian.qcow2",
 		"images/profile-debian-misconfigured.qcow2": "profile-debian-misconfigured.qcow2",
+		// A mixed fleet: a Windows guest beside the Linux ones.
+		"images/windows-server2022-misconfigured.qcow2": "windows-server2022-misconfigured.qcow2",
 		"scratch/debian.qcow2":                      "debian.qcow2",
 		"untrusted/backing.qcow2":                   "backing.qcow2",
 	} {
@@ -149,8 +151,8 @@ payload:
 		if err := json.Unmarshal(c.get(t, reportKey), &rep); err != nil {
 			t.Fatalf("sweep report %s: %v", reportKey, err)
 		}
-		if rep.Prefix != "images/" || rep.Totals.Images != 2 || len(rep.Images) != 2 {
-			t.Fatalf("sweep report: prefix %q, %d images (%d listed); want images/ with 2", rep.Prefix, rep.Totals.Images, len(rep.Images))
+		if rep.Prefix != "images/" || rep.Totals.Images != 3 || len(rep.Images) != 3 {
+			t.Fatalf("sweep report: prefix %q, %d images (%d listed); want images/ with 3", rep.Prefix, rep.Totals.Images, len(rep.Images))
 		}
 		byKey := map[string]sweep.ImageReport{}
 		for _, im := range rep.Images {
@@ -163,6 +165,15 @@ payload:
 		}
 		if good.Status != sweep.StatusCompleted && good.Status != sweep.StatusNoncompliant {
 			t.Errorf("sweep: debian image status %s (%+v), want a profile report", good.Status, good.Error)
+		}
+		// The Windows guest fails its planted Windows rules (RDP without
+		// NLA, ...) and no Linux rule: those do not apply to it.
+		win := byKey["images/windows-server2022-misconfigured.qcow2"]
+		if win.Status != sweep.StatusNoncompliant ||
+			!slices.ContainsFunc(win.FailedRules, func(r sweep.FailedRule) bool { return r.ID == "windows_rdp_nla_required" }) ||
+			slices.ContainsFunc(win.FailedRules, func(r sweep.FailedRule) bool { return !strings.HasPrefix(r.ID, "windows_") }) ||
+			win.NotApplicable == 0 {
+			t.Errorf("sweep: Windows image %+v, want noncompliant with windows_rdp_nla_required failed, only Windows rules failed, Linux rules not applicable", win)
 		}
 		for _, im := range rep.Images {
 			if n := rec.jobsFor(im.JobID); n != 1 {
@@ -254,7 +265,7 @@ func testImages(t testing.TB) string {
 	if dir == "" {
 		testenv.Unavailable(t, "GUESTKIT_TEST_IMAGES is not set: run `make e2e` (scripts/testimages.sh makes the images)")
 	}
-	for _, f := range []string{"debian.qcow2", "profile-debian-misconfigured.qcow2", "backing.qcow2"} {
+	for _, f := range []string{"debian.qcow2", "profile-debian-misconfigured.qcow2", "backing.qcow2", "windows-server2022-misconfigured.qcow2"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 			testenv.Unavailable(t, "test image %v: run `make images`", err)
 		}
