@@ -83,7 +83,11 @@ type windowsTruth struct {
 			InstallPath string `json:"install_path"`
 			WOW64       bool   `json:"wow64"`
 		} `json:"applications"`
-		NotListed []string `json:"applications_not_listed"`
+		NotListed []string       `json:"applications_not_listed"`
+		Windows11 bool           `json:"windows_11"`
+		Users     []truthUser    `json:"users"`
+		Services  []truthService `json:"services"`
+		Settings  []truthSetting `json:"settings"`
 	} `json:"operating_systems"`
 	Filesystems []struct {
 		Device string `json:"device"`
@@ -91,6 +95,24 @@ type windowsTruth struct {
 		Label  string `json:"label"`
 		UUID   string `json:"uuid"`
 	} `json:"filesystems"`
+}
+
+type truthUser struct {
+	RID           uint32 `json:"rid"`
+	Name          string `json:"name"`
+	Administrator bool   `json:"administrator"`
+	Disabled      bool   `json:"disabled"`
+}
+
+type truthService struct {
+	Name   string `json:"name"`
+	Type   int    `json:"type"`
+	Object string `json:"object_name"`
+}
+
+type truthSetting struct {
+	ID    string `json:"id"`
+	Value any    `json:"value"`
 }
 
 // TestWindowsImagesMatchVirtInspector profiles each synthetic Windows
@@ -302,4 +324,53 @@ func compareWindowsTruth(t *testing.T, img testImage, rep *inspect.Report) {
 	sort.Strings(want)
 	sort.Strings(have)
 	eq("applications", have, want)
+	compareWindowsSections(t, eq, w.Windows11, w.Users, w.Services, w.Settings, g.Windows)
+}
+
+// compareWindowsSections holds the sections virt-inspector lacks (read
+// from the hives by internal/inspect) to the ground truth.
+func compareWindowsSections(t *testing.T, eq func(string, any, any), win11 bool, users []truthUser, services []truthService, settings []truthSetting, w *inspect.Windows) {
+	t.Helper()
+	if w == nil || w.Identity == nil {
+		t.Fatal("no windows section")
+	}
+	var tu, gu []string
+	for _, u := range users {
+		tu = append(tu, fmt.Sprint(u.RID, u.Name, u.Administrator, u.Disabled))
+	}
+	for _, u := range w.Users {
+		gu = append(gu, fmt.Sprint(u.RID, u.Name, u.Administrator, u.Disabled))
+	}
+	sort.Strings(tu)
+	sort.Strings(gu)
+	eq("windows.users", gu, tu)
+	// Win32 services (Type 0x10/0x20) only; drivers are not services.
+	var ts, gs []string
+	for _, s := range services {
+		if s.Type&0x30 != 0 {
+			ts = append(ts, s.Name+"|"+s.Object)
+		}
+	}
+	for _, s := range w.Services {
+		gs = append(gs, s.Name+"|"+s.Account)
+	}
+	sort.Strings(ts)
+	sort.Strings(gs)
+	eq("windows.services", gs, ts)
+	set := map[string]string{}
+	for _, s := range settings {
+		set[s.ID] = fmt.Sprint(s.Value)
+	}
+	if w.RDP == nil || w.SMB == nil || w.Defender == nil || len(w.Firewall) != 3 {
+		t.Fatalf("windows sections: rdp %v smb %v defender %v firewall %v", w.RDP, w.SMB, w.Defender, w.Firewall)
+	}
+	eq("windows.rdp.nla", w.RDP.NLA, set["rdp_nla"] == "1")
+	eq("windows.smb.smb1_server", w.SMB.SMB1Server, set["smb1_server"] == "1")
+	eq("windows.defender.real_time_protection", w.Defender.RealTime, set["defender_realtime_disabled"] != "1")
+	for _, f := range w.Firewall {
+		eq("windows.firewall."+f.Profile, f.Enabled, set["firewall_"+f.Profile] == "1")
+	}
+	if win11 != strings.HasPrefix(w.Identity.DisplayName, "Windows 11") {
+		t.Errorf("windows.identity.display_name %q (build %d), ground truth windows_11 %v", w.Identity.DisplayName, w.Identity.Build, win11)
+	}
 }

@@ -134,6 +134,17 @@ WIN_SERVICES=(
 	"RemoteRegistry|Remote Registry|4|32|NT AUTHORITY\\LocalService|%SystemRoot%\\system32\\svchost.exe -k localService -p"
 	"AcmeBackupAgent|Acme Backup Agent|2|16|.\\svc_backup|\"C:\\Program Files\\Acme\\Backup\\agent.exe\" --service"
 )
+# The SMBv1 server driver: present (the SMB1 feature installed) only in the
+# misconfigured variant, whose LanmanServer SMB1 = 1 then really serves
+# SMBv1; a hardened Windows has the feature removed.
+WIN_SMB1_DRIVER="srv|Server SMB 1.xxx Driver|3|2||System32\\DRIVERS\\srv.sys"
+
+# win_services VARIANT: the services of the variant, one per line.
+win_services() {
+	printf '%s\n' "${WIN_SERVICES[@]}"
+	[[ $1 == misconfigured ]] && printf '%s\n' "$WIN_SMB1_DRIVER"
+	return 0
+}
 
 # ------------------------------------------------------------------ network
 # Tcpip\Parameters\Interfaces\{GUID}: guid|dhcp (0/1)|address|mask|gateway|
@@ -292,9 +303,11 @@ win_reg_network() { # EDITION NAME
 	echo
 }
 
-win_reg_services() {
+win_reg_services() { # VARIANT
 	local s name dn start type obj img
-	for s in "${WIN_SERVICES[@]}"; do
+	local -a svcs
+	mapfile -t svcs < <(win_services "$1")
+	for s in "${svcs[@]}"; do
 		IFS='|' read -r name dn start type obj img <<<"$s"
 		printf '[HKEY_LOCAL_MACHINE\\SYSTEM\\ControlSet001\\Services\\%s]\n' "$name"
 		reg_sz DisplayName "$dn"
@@ -453,7 +466,7 @@ win_reg() {
 	win_reg_apps "$2"
 	win_reg_updates "$2"
 	win_reg_network "$2" "$1"
-	win_reg_services
+	win_reg_services "$3"
 	win_reg_mounted "$1" "$2"
 	win_reg_sam "$1" "$2" "$3"
 	win_reg_settings "$3"
@@ -639,7 +652,9 @@ win_expected() {
 	first=1
 	printf '    "services": [\n      '
 	local sname sdn start type obj img
-	for s in "${WIN_SERVICES[@]}"; do
+	local -a svcs
+	mapfile -t svcs < <(win_services "$var")
+	for s in "${svcs[@]}"; do
 		IFS='|' read -r sname sdn start type obj img <<<"$s"
 		sep
 		printf '{"name": %s, "display_name": %s, "start": %s, "type": %s, "object_name": %s, "image_path": %s}' \
