@@ -51,8 +51,8 @@ func TestE2E(t *testing.T) {
 		"images/profile-debian-misconfigured.qcow2": "profile-debian-misconfigured.qcow2",
 		// A mixed fleet: a Windows guest beside the Linux ones.
 		"images/windows-server2022-misconfigured.qcow2": "windows-server2022-misconfigured.qcow2",
-		"scratch/debian.qcow2":                      "debian.qcow2",
-		"untrusted/backing.qcow2":                   "backing.qcow2",
+		"scratch/debian.qcow2":                          "debian.qcow2",
+		"untrusted/backing.qcow2":                       "backing.qcow2",
 	} {
 		c.putFile(t, key, filepath.Join(images, file))
 	}
