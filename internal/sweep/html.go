@@ -134,6 +134,7 @@ type summary struct {
 	Images, Compliant, Noncompliant, NoProfile, Skipped int
 	NewFindings, ResolvedFindings                       int
 	Carried, Read                                       int
+	NotApplicable                                       int
 	Findings                                            profile.SeverityCounts
 	Failed, Timeout, Rejected, Missing, Invalid         int
 }
@@ -142,12 +143,15 @@ type imageRow struct {
 	Key         string
 	Status      Status
 	CarriedFrom string
-	Note        string
-	Findings    profile.SeverityCounts
-	Total       int
-	MaxSev      int
-	Search      string
-	Rules       []ruleView
+	// NotApplicable counts the rules that do not apply to the guest (a
+	// Linux rule on Windows), apart from pass and fail.
+	NotApplicable int
+	Note          string
+	Findings      profile.SeverityCounts
+	Total         int
+	MaxSev        int
+	Search        string
+	Rules         []ruleView
 	// RulesListed is false when the page's rule budget ran out.
 	RulesListed bool
 	// NoEvidence: the image's result was not at hand.
@@ -221,8 +225,9 @@ func buildPage(in HTMLInput) page {
 		Images: r.Totals.Images, Compliant: c.Completed, Noncompliant: c.Noncompliant,
 		NoProfile: c.Failed + c.Timeout + c.Rejected + c.Missing + c.Invalid,
 		Skipped:   r.Totals.Skipped, Carried: r.Totals.Carried, Read: r.Totals.Read,
-		Findings: r.Totals.Findings,
-		Failed:   c.Failed, Timeout: c.Timeout, Rejected: c.Rejected, Missing: c.Missing, Invalid: c.Invalid,
+		NotApplicable: r.Totals.NotApplicable,
+		Findings:      r.Totals.Findings,
+		Failed:        c.Failed, Timeout: c.Timeout, Rejected: c.Rejected, Missing: c.Missing, Invalid: c.Invalid,
 	}
 	newRules := map[string]map[ruleRoot]bool{}
 	for _, ic := range r.Changes.Images {
@@ -249,7 +254,7 @@ func imageRows(r *Report, results map[string]*result.Result, newRules map[string
 	for _, img := range r.Images {
 		f := img.Findings
 		row := imageRow{
-			Key: img.ImageKey, Status: img.Status, CarriedFrom: img.CarriedFrom,
+			Key: img.ImageKey, Status: img.Status, CarriedFrom: img.CarriedFrom, NotApplicable: img.NotApplicable,
 			Findings: f, Total: f.Critical + f.High + f.Medium + f.Low + f.Info,
 			RulesListed: len(img.FailedRules) <= rulesLeft,
 		}

@@ -94,7 +94,11 @@ func TestHTMLEscapesStrangersText(t *testing.T) {
 }
 
 func TestHTMLSections(t *testing.T) {
-	page := render(t, htmlFixture(t))
+	in := htmlFixture(t)
+	// A Windows guest's Linux rules: counted apart.
+	in.Report.Images[0].NotApplicable = 40
+	in.Report.Totals.NotApplicable = 40
+	page := render(t, in)
 	for _, want := range []string{
 		`<section id="summary">`, `<section id="history">`, `<section id="images">`,
 		`<section id="changes">`, `<section id="packages">`, `<section id="skipped">`,
@@ -116,6 +120,9 @@ func TestHTMLSections(t *testing.T) {
 		`<td class="kind-changed">changed</td><td><code>3.0.13-1~deb12u1</code></td><td><code>3.0.15-1~deb12u1</code></td><td class="num">412</td>`,
 		`<td class="kind-removed">removed</td><td><code>telnetd</code>`,
 		`<code>images/SHA256SUMS</code>`,
+		// Not-applicable rules, apart from pass and fail.
+		`40 rule results did not apply to their guest (counted apart from pass and fail)`,
+		`<br><span class="note">40 rules not applicable</span>`,
 		// The chart: two nights, and one unreadable.
 		`(2 nights)`, `1 earlier reports could not be read`,
 	} {
