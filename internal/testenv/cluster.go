@@ -415,6 +415,18 @@ func (c *Cluster) importPause(t testing.TB) error {
 }
 
 func (c *Cluster) startKubelet(t testing.TB, labels map[string]string) error {
+	// The kubelet makes its pod-resources socket as a temporary file and
+	// renames it into place; that rename sometimes fails with "invalid
+	// cross-device link" (seen once here under load; k3s-io/k3s#4042), and
+	// the kubelet exits. Its own tmpfs, as kindcontainer does, avoids it;
+	// the teardown unmounts it with the rest (unmountUnder).
+	podResources := c.path("kubelet/pod-resources")
+	if err := os.MkdirAll(podResources, 0o755); err != nil {
+		return err
+	}
+	if err := syscall.Mount("tmpfs", podResources, "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV|syscall.MS_NOEXEC, "size=1m,mode=0755"); err != nil {
+		t.Logf("testenv: tmpfs on %s: %v (the kubelet makes its socket on the node folder)", podResources, err)
+	}
 	kubeletPort, healthzPort := port(freeAddrOn(t, clusterGateway)), port(freeAddr(t))
 	cfg := fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
@@ -596,11 +608,27 @@ func killUnder(dir string) {
 	}
 }
 
-// unmountUnder detaches every mount below dir, deepest first.
+// unmountUnder detaches every mount below dir, deepest first, until none
+// is left: the kubelet binds its root folder on itself, so a mount made
+// under it before (the pod-resources tmpfs) shows again once the bind is
+// gone.
 func unmountUnder(dir string) {
+	for range 8 {
+		points := mountsUnder(dir)
+		if len(points) == 0 {
+			return
+		}
+		for _, p := range points {
+			_ = syscall.Unmount(p, syscall.MNT_DETACH)
+		}
+	}
+}
+
+// mountsUnder lists the mount points at or below dir, deepest first.
+func mountsUnder(dir string) []string {
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
-		return
+		return nil
 	}
 	defer f.Close()
 	var points []string
@@ -612,7 +640,5 @@ func unmountUnder(dir string) {
 		}
 	}
 	sort.Sort(sort.Reverse(sort.StringSlice(points)))
-	for _, p := range points {
-		_ = syscall.Unmount(p, syscall.MNT_DETACH)
-	}
+	return points
 }
