@@ -28,14 +28,25 @@ type testImage struct {
 // skips them, and `make test` never passes -short.
 func images(t *testing.T) []testImage {
 	t.Helper()
+	out := manifest(t, "MANIFEST", "scripts/testimages.sh")
+	if len(out) < 10 {
+		t.Fatalf("MANIFEST lists %d images, want the full set", len(out))
+	}
+	return out
+}
+
+// manifest reads the image list name in $GUESTKIT_TEST_IMAGES that script
+// writes: name, file, format, expected outcome, tab-separated.
+func manifest(t *testing.T, name, script string) []testImage {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("needs libguestfs and the test images; run `make test`")
 	}
 	dir := os.Getenv("GUESTKIT_TEST_IMAGES")
 	if dir == "" {
-		t.Fatal("GUESTKIT_TEST_IMAGES is not set: run `make test`, or `bash scripts/testimages.sh` and point it at the output")
+		t.Fatalf("GUESTKIT_TEST_IMAGES is not set: run `make test`, or `bash %s` and point it at the output", script)
 	}
-	f, err := os.Open(filepath.Join(dir, "MANIFEST"))
+	f, err := os.Open(filepath.Join(dir, name))
 	if err != nil {
 		t.Fatalf("images manifest: %v", err)
 	}
@@ -49,12 +60,12 @@ func images(t *testing.T) []testImage {
 		}
 		f := strings.Split(l, "\t")
 		if len(f) < 4 {
-			t.Fatalf("MANIFEST line %q: want 4 tab-separated fields", l)
+			t.Fatalf("%s line %q: want 4 tab-separated fields", name, l)
 		}
 		out = append(out, testImage{Name: f[0], File: f[1], Format: f[2], Expected: f[3], Path: filepath.Join(dir, f[1])})
 	}
-	if len(out) < 10 {
-		t.Fatalf("MANIFEST lists %d images, want the full set", len(out))
+	if err := sc.Err(); err != nil {
+		t.Fatalf("%s: %v", name, err)
 	}
 	return out
 }

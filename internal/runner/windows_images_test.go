@@ -1,7 +1,6 @@
 package runner_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -23,34 +22,7 @@ import (
 // scripts/windowsimages.sh (`make images` runs it beside testimages.sh).
 func windowsImages(t *testing.T) []testImage {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("needs libguestfs and the Windows test images; run `make test`")
-	}
-	dir := os.Getenv("GUESTKIT_TEST_IMAGES")
-	if dir == "" {
-		t.Fatal("GUESTKIT_TEST_IMAGES is not set: run `make test`, or `bash scripts/windowsimages.sh` and point it at the output")
-	}
-	f, err := os.Open(filepath.Join(dir, "MANIFEST.windows"))
-	if err != nil {
-		t.Fatalf("Windows images manifest: %v", err)
-	}
-	defer f.Close()
-	var out []testImage
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		l := sc.Text()
-		if strings.HasPrefix(l, "#") || strings.TrimSpace(l) == "" {
-			continue
-		}
-		c := strings.Split(l, "\t")
-		if len(c) < 4 {
-			t.Fatalf("MANIFEST.windows line %q: want at least 4 tab-separated fields", l)
-		}
-		out = append(out, testImage{Name: c[0], File: c[1], Format: c[2], Expected: c[3], Path: filepath.Join(dir, c[1])})
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatalf("MANIFEST.windows: %v", err)
-	}
+	out := manifest(t, "MANIFEST.windows", "scripts/windowsimages.sh")
 	if len(out) < 4 {
 		t.Fatalf("MANIFEST.windows lists %d images, want Server 2022 and Windows 11, hardened and misconfigured", len(out))
 	}

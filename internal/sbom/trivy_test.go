@@ -21,24 +21,10 @@ import (
 // part of make prepare).
 func trivy(t *testing.T) string {
 	t.Helper()
-	dir, err := os.Getwd()
+	bin, err := testenv.ScriptPath("install-trivy.sh")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		if filepath.Dir(dir) == dir {
-			t.Fatal("no go.mod above the working directory")
-		}
-		dir = filepath.Dir(dir)
-	}
-	out, err := exec.Command("bash", filepath.Join(dir, "scripts/install-trivy.sh"), "--path").Output()
-	if err != nil {
-		t.Fatalf("install-trivy.sh --path: %v", err)
-	}
-	bin := strings.TrimSpace(string(out))
 	if _, err := os.Stat(bin); err != nil {
 		testenv.Unavailable(t, "sbom: no Trivy: %v: run `make trivy` (scripts/install-trivy.sh, ~7 min once)", err)
 	}

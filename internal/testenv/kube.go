@@ -705,7 +705,7 @@ func KubeBinDir() (string, error) {
 	if p := os.Getenv("GUESTKIT_KUBE_BIN"); p != "" {
 		return p, nil
 	}
-	dir, err := scriptPath("install-kube.sh")
+	dir, err := ScriptPath("install-kube.sh")
 	if err != nil {
 		return "", err
 	}

@@ -341,7 +341,7 @@ func minioBinary(t testing.TB) string {
 		}
 		return p
 	}
-	p, err := scriptPath("install-minio.sh")
+	p, err := ScriptPath("install-minio.sh")
 	if err == nil {
 		err = executable(p)
 	}

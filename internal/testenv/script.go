@@ -17,14 +17,14 @@ type scriptResult struct {
 	err  error
 }
 
-// scriptPaths memoizes scriptPath per script: asking costs a process.
+// scriptPaths memoizes ScriptPath per script: asking costs a process.
 var scriptPaths sync.Map // script name → *scriptResult
 
-// scriptPath asks an install script (scripts/NAME --path), which pins the
-// version, where its binaries live: the last line it prints. The script
+// ScriptPath asks an install script (scripts/NAME --path), which pins the
+// version, where what it installs lives: the last line it prints. The script
 // is found from the working directory, which go test sets to the
 // package's folder inside the module.
-func scriptPath(name string) (string, error) {
+func ScriptPath(name string) (string, error) {
 	v, _ := scriptPaths.LoadOrStore(name, &scriptResult{})
 	r := v.(*scriptResult)
 	r.once.Do(func() {

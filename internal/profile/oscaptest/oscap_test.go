@@ -174,25 +174,10 @@ func needPeer(t *testing.T) peer {
 			testenv.Unavailable(t, "oscaptest: %v", err)
 		}
 	}
-	dir, err := os.Getwd()
+	pd, err := testenv.ScriptPath("install-openscap.sh")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		if filepath.Dir(dir) == dir {
-			t.Fatal("no go.mod above the working directory")
-		}
-		dir = filepath.Dir(dir)
-	}
-	out, err := exec.Command("bash", filepath.Join(dir, "scripts/install-openscap.sh"), "--path").Output()
-	if err != nil {
-		t.Fatalf("install-openscap.sh --path: %v", err)
-	}
-	pd := strings.TrimSpace(string(out))
-	pd = pd[strings.LastIndex(pd, "\n")+1:]
 	p := peer{ds: filepath.Join(pd, "ssg-debian12-ds.xml"), rootTar: filepath.Join(pd, "debian12-root.tar")}
 	for _, f := range []string{p.ds, p.rootTar} {
 		if _, err := os.Stat(f); err != nil {
