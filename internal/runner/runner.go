@@ -73,6 +73,10 @@ type Config struct {
 	// DownloadLimit bounds a download to scratch (0: the virtual size
 	// limit only; <0: no downloads).
 	DownloadLimit int64
+	// ReadTimeout is how long a read of a streamed image waits for the
+	// server's headers, or for the next body byte, before it is retried
+	// (0: remote's 30 s).
+	ReadTimeout time.Duration
 	// HTTP reads the spec's own http(s) image URI, a stranger's URL
 	// (nil: store's default client); netguard's client keeps it off the
 	// cluster's network. Not used for ImageURL: that is the dispatcher's.
@@ -266,11 +270,10 @@ func run(ctx context.Context, job *spec.Job, cfg *Config, res *result.Result, lo
 	data, noncompliant, err := inspectWith(ctx, job, cfg, imageFile{src: src, format: facts.Format, virtualSize: facts.VirtualSize}, res, log, phase)
 	if rerr := src.readErr(); rerr != nil {
 		if f := remoteFailure(rerr, *phase); f != nil {
-			if errors.Is(rerr, remote.ErrChanged) {
-				// Blocks of two objects: nothing of it may be reported.
-				data = nil
-			}
-			return data, false, f
+			// Blocks of two objects, or blocks the readers never got
+			// (they saw an error where the guest had data, and may have
+			// concluded "no OS"): nothing of it may be reported.
+			return nil, false, f
 		}
 		return data, false, phased(*phase, fmt.Errorf("reading the image: %w", rerr))
 	}

@@ -109,7 +109,9 @@ func (s *source) close() {
 }
 
 // watchedDevice keeps the first error a read returned, other than the EOF
-// of a read past the end.
+// of a read past the end, and returns it to every later read: that error
+// decides the job, and a reader or a guest kernel that goes on reading
+// would otherwise spend a whole round of retries on each block.
 type watchedDevice struct {
 	block.Device
 	mu  sync.Mutex
@@ -117,6 +119,9 @@ type watchedDevice struct {
 }
 
 func (w *watchedDevice) ReadAt(p []byte, off int64) (int, error) {
+	if err := w.Err(); err != nil {
+		return 0, err
+	}
 	n, err := w.Device.ReadAt(p, off)
 	if err != nil && !(errors.Is(err, io.EOF) && off+int64(n) >= w.Size()) {
 		w.mu.Lock()
@@ -199,8 +204,10 @@ func openSource(ctx context.Context, job *spec.Job, cfg *Config, log *logrus.Ent
 		// Small images cost fewer round trips read whole, in memory
 		// (bench-stream: a 1-7 MiB image took 1.3-3.8 times the
 		// download's time when read block by block).
-		WholeBelow: wholeBelow,
-		Log:        log,
+		WholeBelow:    wholeBelow,
+		HeaderTimeout: cfg.ReadTimeout,
+		StallTimeout:  cfg.ReadTimeout,
+		Log:           log,
 	})
 	if errors.Is(err, remote.ErrNoRange) && cfg.ImageAccess != runnerenv.AccessStream {
 		log.WithField("reason", err.Error()).Warn("the image's server does not serve byte ranges; downloading the whole image to scratch")

@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -231,40 +233,205 @@ func viaProxyHost(t *testing.T, b *bucket, key string, srv *httptest.Server) str
 	return viaProxy(t, b.presign(t, key), srv)
 }
 
-// TestStreamSurvivesFaults injects 503 SlowDown and connection resets into
-// the stream between the runner and MinIO: the job completes with the
-// same report, and the result counts the retries.
+// streamFault is what the proxy in front of MinIO does to one request
+// instead of forwarding it, or to MinIO's real answer.
+type streamFault string
+
+const (
+	faultSlowDown    streamFault = "slowdown"    // 503 SlowDown, S3's XML
+	faultStatus500   streamFault = "500"         // an internal error
+	faultResetEarly  streamFault = "reset-early" // the connection closed before any header
+	faultResetMid    streamFault = "reset-mid"   // MinIO's headers, half its body, then a TCP RST
+	faultTruncated   streamFault = "truncated"   // MinIO's headers, half its body, then a clean close
+	faultStall       streamFault = "stall"       // MinIO's headers, half its body, then silence
+	faultTrickle     streamFault = "trickle"     // MinIO's answer in slow pieces, each under the read timeout
+	faultLongLength  streamFault = "long-length" // Content-Length and body 10 bytes past the range
+	faultWrongRange  streamFault = "wrong-range" // Content-Range a byte later than asked, body to match
+	faultWrongLength streamFault = "short-range" // Content-Range and Content-Length both a byte short
+)
+
+// inject does f to the request r: it answers r itself, from MinIO's real
+// answer where it has one (rp forwards to MinIO).
+func inject(t *testing.T, f streamFault, rp http.Handler, w http.ResponseWriter, r *http.Request) {
+	switch f {
+	case faultSlowDown:
+		w.Header().Set("Retry-After", "0")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>`)
+		return
+	case faultStatus500:
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	case faultResetEarly:
+		c, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			c.Close()
+		}
+		return
+	}
+	real := httptest.NewRecorder()
+	rp.ServeHTTP(real, r)
+	body := real.Body.Bytes()
+	if real.Code != http.StatusPartialContent || len(body) < 2 {
+		t.Errorf("MinIO answered %d with %d bytes to %s; the fault %s wants a 206", real.Code, len(body), r.Header.Get("Range"), f)
+		return
+	}
+	crange, etag := real.Header().Get("Content-Range"), real.Header().Get("ETag")
+	var first, last, total int64
+	if _, err := fmt.Sscanf(crange, "bytes %d-%d/%d", &first, &last, &total); err != nil {
+		t.Errorf("MinIO's Content-Range %q: %v", crange, err)
+		return
+	}
+	// raw writes a response of its own on the bare connection: headers,
+	// then body, then what end does to the connection.
+	raw := func(crange string, length int, body []byte, end func(net.Conn)) {
+		c, buf, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer c.Close()
+		fmt.Fprintf(buf, "HTTP/1.1 206 Partial Content\r\nContent-Range: %s\r\nContent-Length: %d\r\nETag: %s\r\nConnection: close\r\n\r\n", crange, length, etag)
+		buf.Write(body)
+		buf.Flush()
+		if end != nil {
+			end(c)
+		}
+	}
+	half := body[:len(body)/2]
+	switch f {
+	case faultResetMid:
+		raw(crange, len(body), half, func(c net.Conn) { c.(*net.TCPConn).SetLinger(0) })
+	case faultTruncated:
+		raw(crange, len(body), half, nil)
+	case faultStall:
+		raw(crange, len(body), half, func(net.Conn) {
+			select {
+			case <-r.Context().Done():
+			case <-time.After(10 * time.Second):
+			}
+		})
+	case faultTrickle:
+		for k, v := range real.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(http.StatusPartialContent)
+		for i := 0; i < 4; i++ {
+			w.Write(body[i*len(body)/4 : (i+1)*len(body)/4])
+			w.(http.Flusher).Flush()
+			time.Sleep(300 * time.Millisecond)
+		}
+	case faultLongLength:
+		raw(crange, len(body)+10, append(body, "0123456789"...), nil)
+	case faultWrongRange:
+		raw(fmt.Sprintf("bytes %d-%d/%d", first+1, last, total), len(body)-1, body[1:], nil)
+	case faultWrongLength:
+		raw(fmt.Sprintf("bytes %d-%d/%d", first, last-1, total), len(body)-1, body[:len(body)-1], nil)
+	default:
+		t.Errorf("unknown fault %q", f)
+	}
+}
+
+// faultsAt is a proxy to MinIO that does f to the requests numbered
+// (from 1) where at says so.
+func faultsAt(t *testing.T, b *bucket, f streamFault, at func(n int64) bool) *httptest.Server {
+	t.Helper()
+	target, _ := url.Parse(b.m.Endpoint)
+	rp := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) { r.SetURL(target) }}
+	return faultProxy(t, b, func(n int64, w http.ResponseWriter, r *http.Request) bool {
+		if !at(n) {
+			return false
+		}
+		inject(t, f, rp, w, r)
+		return true
+	})
+}
+
+// streamFaults are the faults a streamed read meets on the way from a
+// bucket: each is survived once, and each ends the job when it persists.
+var streamFaults = []streamFault{faultSlowDown, faultStatus500, faultResetEarly, faultResetMid, faultTruncated,
+	faultStall, faultTrickle, faultLongLength, faultWrongRange, faultWrongLength}
+
+// TestStreamSurvivesFaults injects each fault into the stream between the
+// runner and a real MinIO, on one request after the image is open (every
+// fault but the slow trickle then needs a retry): the job completes with
+// the local read's report, and the result counts the retries.
 func TestStreamSurvivesFaults(t *testing.T) {
+	img := byName(t, "rpm") // over the size read whole at open
+	b := newBucket(t)
+	key := "images/" + img.File
+	b.put(t, key, img.Path)
+	local := runnerExecute(t, img, 600, spec.BackendDirect)
+	for _, f := range streamFaults {
+		t.Run(string(f), func(t *testing.T) {
+			srv := faultsAt(t, b, f, func(n int64) bool { return n == 3 || n == 6 })
+			cfg := runner.Config{Version: "test", Backend: spec.BackendDirect, ScratchDir: t.TempDir(),
+				ImageURL: viaProxyHost(t, b, key, srv), ReadTimeout: time.Second}
+			res := runner.Execute(context.Background(), streamJob(img, b.name, key), nil, cfg)
+			sameReport(t, local, res)
+			// Go's HTTP client re-sends by itself a GET whose reused
+			// connection closed before any answer, unseen by the count.
+			st := res.Image.Fetch
+			if st == nil || (st.Retries == 0 && f != faultResetEarly) != (f == faultTrickle) {
+				t.Errorf("fetch %+v: want retries counted after %s (none after a slow but whole answer)", st, f)
+			}
+			checkStreamed(t, img, res)
+		})
+	}
+}
+
+// TestStreamFaultsPersist makes each fault permanent after the image is
+// open: the job fails, retryably, as image_unreadable with a message that
+// names the fault, after bounded retries, and keeps no report made from
+// part of the image. The appliance, which reads through the runner's NBD
+// export, is held to the same on two of them.
+func TestStreamFaultsPersist(t *testing.T) {
 	img := byName(t, "rpm")
 	b := newBucket(t)
 	key := "images/" + img.File
 	b.put(t, key, img.Path)
-	srv := faultProxy(t, b, func(n int64, w http.ResponseWriter, r *http.Request) bool {
-		switch n % 5 {
-		case 2:
-			w.Header().Set("Retry-After", "0")
-			w.WriteHeader(http.StatusServiceUnavailable)
-			io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>`)
-			return true
-		case 4:
-			hj, ok := w.(http.Hijacker)
-			if !ok {
-				t.Error("no hijacker")
-				return false
-			}
-			c, _, _ := hj.Hijack()
-			c.Close() // a reset before any header
-			return true
-		}
-		return false
-	})
-	local := runnerExecute(t, img, 600, spec.BackendDirect)
-	cfg := runner.Config{Version: "test", Backend: spec.BackendDirect, ScratchDir: t.TempDir(), ImageURL: viaProxyHost(t, b, key, srv)}
-	res := runner.Execute(context.Background(), streamJob(img, b.name, key), nil, cfg)
-	sameReport(t, local, res)
-	if res.Image.Fetch == nil || res.Image.Fetch.Retries == 0 {
-		t.Errorf("fetch %+v: want the retries counted", res.Image.Fetch)
+	says := map[streamFault]string{
+		faultSlowDown: "SlowDown", faultStatus500: "500", faultResetEarly: "EOF", faultResetMid: "reset",
+		faultTruncated: "unexpected EOF", faultStall: "no body bytes in time", faultLongLength: "Content-Length",
+		faultWrongRange: "Content-Range", faultWrongLength: "Content-Range",
 	}
+	run := func(t *testing.T, f streamFault, backend string) {
+		srv := faultsAt(t, b, f, func(n int64) bool { return n >= 3 })
+		cfg := runner.Config{Version: "test", Backend: backend, ScratchDir: t.TempDir(),
+			ImageURL: viaProxyHost(t, b, key, srv), ReadTimeout: time.Second}
+		start := time.Now()
+		res := runner.Execute(context.Background(), streamJob(img, b.name, key), nil, cfg)
+		if res.Status != result.StatusFailed || codeOf(res) != string(result.CodeImageUnreadable) || !res.Error.Retryable || res.ExitCode != result.ExitInfra {
+			t.Fatalf("%s: %s %s exit %d (%+v), want failed image_unreadable, retryable, exit %d", f, res.Status, codeOf(res), res.ExitCode, res.Error, result.ExitInfra)
+		}
+		if !strings.Contains(res.Error.Message, says[f]) {
+			t.Errorf("message %q does not name the fault (%q)", res.Error.Message, says[f])
+		}
+		if strings.Contains(res.Error.Message, "X-Amz-Signature") {
+			t.Errorf("the message leaks the signature: %s", res.Error.Message)
+		}
+		if res.Data != nil {
+			t.Errorf("a report built on a failed stream was kept: %s", clip(string(res.Data)))
+		}
+		if st := res.Image.Fetch; st == nil || st.Retries == 0 || st.Requests > 64 {
+			t.Errorf("fetch %+v: want the retries counted, and bounded", st)
+		}
+		t.Logf("%s on %s: failed after %s, %+v", f, backend, time.Since(start).Round(time.Millisecond), res.Image.Fetch)
+	}
+	for _, f := range streamFaults {
+		if f == faultTrickle {
+			continue // slow is not a fault
+		}
+		t.Run(string(f), func(t *testing.T) {
+			t.Parallel() // each waits out its backoff
+			run(t, f, spec.BackendDirect)
+		})
+	}
+	t.Run("appliance", func(t *testing.T) {
+		for _, f := range []streamFault{faultStatus500, faultWrongRange} {
+			t.Run(string(f), func(t *testing.T) { run(t, f, spec.BackendAppliance) })
+		}
+	})
 }
 
 // TestStreamFallsBackToDownload serves the image from a server that

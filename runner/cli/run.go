@@ -22,20 +22,21 @@ import (
 
 // RunCmd runs one job spec and stores its result.
 type RunCmd struct {
-	Spec          string `required:"" help:"Spec URI: a path, file://, s3://BUCKET/KEY, minio://BUCKET/KEY or a presigned https:// URL." env:"GUESTKIT_SPEC"`
-	Result        string `required:"" help:"Result URI (same schemes)." env:"GUESTKIT_RESULT"`
-	Image         string `help:"Local image path that overrides the spec's image (the dispatcher's download, hostPath or PVC mount)." env:"GUESTKIT_IMAGE"`
-	ImageURL      string `name:"image-url" help:"URL to download the spec's bucket or http image from instead (a presigned GET from the dispatcher); the result still names the spec's image." env:"GUESTKIT_IMAGE_URL"`
-	ImageAccess   string `name:"image-access" help:"How to read a bucket or http(s) image: auto (stream: range reads of only the blocks the inspection needs; download the whole image only from a server that does not serve ranges), stream (never download) or download (copy it whole to --scratch first, and hash that copy)." default:"auto" enum:"${accesses}" env:"GUESTKIT_IMAGE_ACCESS"`
-	Verify        string `help:"How to verify the spec's image checksum of a streamed image: auto (the bucket's own full-object sha256, else a KEY.sha256 sidecar newer than the image, else hash the whole object beside the inspection), full (always hash the whole object) or attested (never read it whole: not verified when nothing is attested)." default:"auto" enum:"${verifies}" env:"GUESTKIT_VERIFY"`
-	DownloadLimit int64  `name:"download-limit" help:"Largest image, in bytes, to download to --scratch when it cannot be streamed (0: only --max-virtual-size bounds it; -1: never download)." default:"0" env:"GUESTKIT_DOWNLOAD_LIMIT"`
-	ImageETag     string `name:"image-etag" help:"The image object's ETag as the dispatcher saw it: every read is pinned to it." env:"GUESTKIT_IMAGE_ETAG"`
-	ImageSize     int64  `name:"image-size" help:"The image object's size in bytes as the dispatcher saw it (0: unknown)." default:"0" env:"GUESTKIT_IMAGE_SIZE"`
-	ImageAttested string `name:"image-attested" help:"The image's sha256 as its store attests it, from the dispatcher: store_checksum:HEX or sidecar:HEX." env:"GUESTKIT_IMAGE_ATTESTED"`
-	JobID         string `name:"job-id" help:"Job id to report when the spec has no valid job_id (unreadable, malformed or invalid)." env:"GUESTKIT_JOB_ID"`
-	Accel         string `help:"Accelerator: auto, kvm or tcg." default:"auto" enum:"auto,kvm,tcg" env:"GUESTKIT_ACCEL"`
-	Backend       string `help:"How to read the disk: auto (direct, falling back to the appliance for what direct does not read), direct (in Go, no VM; never falls back) or appliance (libguestfs). A spec's payload.data.options.backend overrides it." default:"auto" enum:"${backends}" env:"GUESTKIT_BACKEND"`
-	Memory        int    `help:"Appliance memory in MiB (0: libguestfs default)." default:"0" env:"GUESTKIT_MEMORY_MB"`
+	Spec          string        `required:"" help:"Spec URI: a path, file://, s3://BUCKET/KEY, minio://BUCKET/KEY or a presigned https:// URL." env:"GUESTKIT_SPEC"`
+	Result        string        `required:"" help:"Result URI (same schemes)." env:"GUESTKIT_RESULT"`
+	Image         string        `help:"Local image path that overrides the spec's image (the dispatcher's download, hostPath or PVC mount)." env:"GUESTKIT_IMAGE"`
+	ImageURL      string        `name:"image-url" help:"URL to download the spec's bucket or http image from instead (a presigned GET from the dispatcher); the result still names the spec's image." env:"GUESTKIT_IMAGE_URL"`
+	ImageAccess   string        `name:"image-access" help:"How to read a bucket or http(s) image: auto (stream: range reads of only the blocks the inspection needs; download the whole image only from a server that does not serve ranges), stream (never download) or download (copy it whole to --scratch first, and hash that copy)." default:"auto" enum:"${accesses}" env:"GUESTKIT_IMAGE_ACCESS"`
+	Verify        string        `help:"How to verify the spec's image checksum of a streamed image: auto (the bucket's own full-object sha256, else a KEY.sha256 sidecar newer than the image, else hash the whole object beside the inspection), full (always hash the whole object) or attested (never read it whole: not verified when nothing is attested)." default:"auto" enum:"${verifies}" env:"GUESTKIT_VERIFY"`
+	DownloadLimit int64         `name:"download-limit" help:"Largest image, in bytes, to download to --scratch when it cannot be streamed (0: only --max-virtual-size bounds it; -1: never download)." default:"0" env:"GUESTKIT_DOWNLOAD_LIMIT"`
+	ReadTimeout   time.Duration `name:"read-timeout" help:"How long a read of a streamed image waits for the server's response headers, or for its next body byte, before the request is dropped and retried." default:"30s" env:"GUESTKIT_READ_TIMEOUT"`
+	ImageETag     string        `name:"image-etag" help:"The image object's ETag as the dispatcher saw it: every read is pinned to it." env:"GUESTKIT_IMAGE_ETAG"`
+	ImageSize     int64         `name:"image-size" help:"The image object's size in bytes as the dispatcher saw it (0: unknown)." default:"0" env:"GUESTKIT_IMAGE_SIZE"`
+	ImageAttested string        `name:"image-attested" help:"The image's sha256 as its store attests it, from the dispatcher: store_checksum:HEX or sidecar:HEX." env:"GUESTKIT_IMAGE_ATTESTED"`
+	JobID         string        `name:"job-id" help:"Job id to report when the spec has no valid job_id (unreadable, malformed or invalid)." env:"GUESTKIT_JOB_ID"`
+	Accel         string        `help:"Accelerator: auto, kvm or tcg." default:"auto" enum:"auto,kvm,tcg" env:"GUESTKIT_ACCEL"`
+	Backend       string        `help:"How to read the disk: auto (direct, falling back to the appliance for what direct does not read), direct (in Go, no VM; never falls back) or appliance (libguestfs). A spec's payload.data.options.backend overrides it." default:"auto" enum:"${backends}" env:"GUESTKIT_BACKEND"`
+	Memory        int           `help:"Appliance memory in MiB (0: libguestfs default)." default:"0" env:"GUESTKIT_MEMORY_MB"`
 
 	MaxVirtualSize int64  `name:"max-virtual-size" help:"Refuse images whose virtual size exceeds this many bytes (0: the default 8 TiB, -1: no limit)." default:"0" env:"GUESTKIT_MAX_VIRTUAL_SIZE"`
 	Scratch        string `help:"Directory for downloaded images." env:"GUESTKIT_SCRATCH_DIR"`
@@ -120,6 +121,9 @@ func (c *RunCmd) Validate() error {
 	}
 	if c.ImageSize < 0 {
 		return fmt.Errorf("--image-size: %d, want 0 or more", c.ImageSize)
+	}
+	if c.ReadTimeout < time.Second {
+		return fmt.Errorf("--read-timeout: %s, want at least 1s", c.ReadTimeout)
 	}
 	return nil
 }
@@ -220,7 +224,7 @@ func (c *RunCmd) execute(ctx context.Context, deps Deps) (*result.Result, string
 	}
 	return runner.Execute(ctx, job, warnings, runner.Config{
 		Version: deps.Version, Backend: c.Backend, Accel: c.Accel, MemoryMB: c.Memory, ImagePath: c.Image, ImageURL: c.ImageURL, HTTP: c.imageClient(),
-		ImageAccess: c.ImageAccess, Verify: c.Verify, DownloadLimit: c.DownloadLimit, Attested: attested,
+		ImageAccess: c.ImageAccess, Verify: c.Verify, DownloadLimit: c.DownloadLimit, ReadTimeout: c.ReadTimeout, Attested: attested,
 		ImageIdentity: remote.Identity{ETag: c.ImageETag, Size: c.ImageSize},
 		ScratchDir:    c.Scratch, MaxVirtualSize: c.MaxVirtualSize, Kubernetes: c.kubernetes(), Log: deps.Log, Launch: deps.Launch, OpenDirect: deps.OpenDirect,
 	}), job.OutputFormat()
