@@ -34,9 +34,13 @@ type Grant struct {
 // it: its identity, and the digest its store attests (store.Attestation's
 // String form, "" when none).
 type ImageFacts struct {
-	ETag     string
-	Size     int64
-	Attested string
+	ETag string
+	// VersionID is the object's version in a versioned bucket; the
+	// ImageURL then names that version, so a key overwritten during the
+	// run keeps serving what was admitted.
+	VersionID string
+	Size      int64
+	Attested  string
 }
 
 // reportKey is the first report's key beside the result, as the runner
@@ -83,7 +87,12 @@ func Presign(ctx context.Context, st store.Store, stores *store.Stores, e *intak
 	if err != nil {
 		return g, fmt.Errorf("image %s: %w", store.Redact(img.URI), err)
 	}
-	g.Image = ImageFacts{ETag: o.ETag, Size: o.Size}
+	if o.VersionID != "" {
+		if g.ImageURL, err = store.PresignGetVersion(ctx, ist, img.Key, o.VersionID, ttl); err != nil {
+			return g, fmt.Errorf("presign image %s version %s: %w", store.Redact(img.URI), o.VersionID, err)
+		}
+	}
+	g.Image = ImageFacts{ETag: o.ETag, VersionID: o.VersionID, Size: o.Size}
 	if e.Job.Image().Checksum != "" {
 		g.Image.Attested = store.Attest(ctx, ist, img.Key, o).String()
 	}

@@ -487,7 +487,8 @@ type JobInput struct {
 	// still verified. Optional; ignored for other sources.
 	ImageURL string
 	// Image is what the dispatcher saw of that image (ETag, size, the
-	// digest its store attests): GUESTKIT_IMAGE_ETAG, _SIZE, _ATTESTED.
+	// digest its store attests): GUESTKIT_IMAGE_ETAG, _VERSION, _SIZE,
+	// _ATTESTED.
 	Image controller.ImageFacts
 	// Now bounds the Job by execution.deadline; zero ignores the deadline.
 	Now time.Time
@@ -531,9 +532,9 @@ type TemplateData struct {
 	NetAllow string
 	// ImageURL is GUESTKIT_IMAGE_URL: JobInput.ImageURL for bucket images.
 	ImageURL string
-	// ImageETag, ImageSize and ImageAttested are JobInput.Image, for
-	// bucket images (ImageSize "" when unknown).
-	ImageETag, ImageSize, ImageAttested string
+	// ImageETag, ImageVersion, ImageSize and ImageAttested are
+	// JobInput.Image, for bucket images (ImageSize "" when unknown).
+	ImageETag, ImageVersion, ImageSize, ImageAttested string
 	// ImageAccess, Verify: the BuilderConfig's. DownloadLimit: what
 	// ScratchFor gives this Job, in bytes ("-1": none).
 	ImageAccess, Verify, DownloadLimit string
@@ -670,7 +671,7 @@ func (b *Builder) newTemplateData(in JobInput, img spec.ImageSource, podDeadline
 		d.EnvFrom = []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: cfg.SecretRef}}}}
 	}
 	if d.ImageURL != "" {
-		d.ImageETag, d.ImageAttested = in.Image.ETag, in.Image.Attested
+		d.ImageETag, d.ImageVersion, d.ImageAttested = in.Image.ETag, in.Image.VersionID, in.Image.Attested
 		if in.Image.Size > 0 {
 			d.ImageSize = strconv.FormatInt(in.Image.Size, 10)
 		}

@@ -817,7 +817,7 @@ func TestNewJobBackend(t *testing.T) {
 // object itself; and an operator's --scratch-size wins.
 func TestScratchFollowsImageAccess(t *testing.T) {
 	const gi = int64(1) << 30
-	facts := controller.ImageFacts{ETag: "abc123", Size: 3 * gi, Attested: "store_checksum:" + strings.Repeat("0f", 32)}
+	facts := controller.ImageFacts{ETag: "abc123", VersionID: "3HL4kqtJlcpXroDTDmJ-rmSpXd3dIbrHY", Size: 3 * gi, Attested: "store_checksum:" + strings.Repeat("0f", 32)}
 	for _, tc := range []struct {
 		name     string
 		cfg      BuilderConfig
@@ -858,7 +858,7 @@ func TestScratchFollowsImageAccess(t *testing.T) {
 			if env["GUESTKIT_IMAGE_ACCESS"] != wantAccess || env["GUESTKIT_VERIFY"] != "auto" {
 				t.Errorf("access %q verify %q", env["GUESTKIT_IMAGE_ACCESS"], env["GUESTKIT_VERIFY"])
 			}
-			pinned := env["GUESTKIT_IMAGE_ETAG"] == facts.ETag && env["GUESTKIT_IMAGE_SIZE"] == strconv.FormatInt(facts.Size, 10) &&
+			pinned := env["GUESTKIT_IMAGE_ETAG"] == facts.ETag && env["GUESTKIT_IMAGE_VERSION"] == facts.VersionID && env["GUESTKIT_IMAGE_SIZE"] == strconv.FormatInt(facts.Size, 10) &&
 				env["GUESTKIT_IMAGE_ATTESTED"] == facts.Attested
 			if pinned != tc.pinned {
 				t.Errorf("pinned %v (env %v), want %v", pinned, env, tc.pinned)

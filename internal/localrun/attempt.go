@@ -103,6 +103,9 @@ func (x *Executor) runnerArgs(ctx context.Context, e *intake.Entry, limit time.D
 		if g.Image.ETag != "" {
 			args = append(args, "--image-etag", g.Image.ETag)
 		}
+		if g.Image.VersionID != "" {
+			args = append(args, "--image-version", g.Image.VersionID)
+		}
 		if g.Image.Size > 0 {
 			args = append(args, "--image-size", strconv.FormatInt(g.Image.Size, 10))
 		}

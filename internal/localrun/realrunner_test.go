@@ -291,3 +291,51 @@ func runSpec(t *testing.T, runner, bucketURL string, st store.Store, e *intake.E
 	}
 	return resulttest.Read(t, st, e.ResultKey)
 }
+
+// TestRealRunnerVersionedImage: in a versioned bucket the dispatcher
+// grants the version it saw (a URL naming it, and --image-version), and
+// the runner's result records that version.
+func TestRealRunnerVersionedImage(t *testing.T) {
+	image := filepath.Join(filepath.Dir(debianImage(t)), "rpm.qcow2")
+	runner := buildRunner(t)
+	m := testenv.StartMinIO(t)
+	m.SetEnv(t)
+	bucket := m.NewBucket(t)
+	if err := m.Client(t).EnableVersioning(t.Context(), bucket); err != nil {
+		t.Fatal(err)
+	}
+	bucketURL := "minio://" + bucket
+	st, err := store.Open(t.Context(), bucketURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj, _ := uploadImage(t, st, "images/rpm.qcow2", image)
+	if obj.VersionID == "" {
+		t.Fatalf("upload to a versioned bucket: no version (%+v)", obj)
+	}
+	e := putSpec(t, st, "jobs/rpm.json", map[string]any{
+		"version": "1.0", "job_id": "rpm", "kind": "VMOperation", "operation": "guestkit.inspect",
+		"execution": map[string]any{"max_attempts": 1, "timeout_seconds": 900},
+		"payload": map[string]any{"type": "guestkit.inspect.v1", "data": map[string]any{
+			"image": map[string]any{"uri": "minio://" + bucket + "/images/rpm.qcow2", "format": "qcow2"},
+		}},
+	})
+	// What a runner is given: the URL names the version, and so does
+	// --image-version, which the runner pins every read to.
+	x := &Executor{cfg: Config{Store: st, Stores: &store.Stores{Home: bucketURL}}}
+	args, err := x.runnerArgs(t.Context(), e, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	granted := strings.Join(args, " ")
+	if !strings.Contains(granted, "versionId="+obj.VersionID) || !strings.Contains(granted, "--image-version "+obj.VersionID) {
+		t.Errorf("runner args %q: want the image URL and --image-version naming version %s", granted, obj.VersionID)
+	}
+	r := runSpec(t, runner, bucketURL, st, e)
+	if r.Status != result.StatusCompleted || r.Image == nil {
+		t.Fatalf("rpm: %s, error %+v", r.Status, r.Error)
+	}
+	if img := r.Image; img.Access != result.AccessStream || img.VersionID != obj.VersionID || img.ETag != obj.ETag {
+		t.Errorf("image %+v: want streamed, version %s, ETag %s", img, obj.VersionID, obj.ETag)
+	}
+}

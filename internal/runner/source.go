@@ -292,8 +292,10 @@ func (at *remoteAt) sign(ctx context.Context, job *spec.Job, cfg *Config) error 
 	if job.Image().Checksum != "" {
 		at.attested = store.Attest(ctx, st, key, o)
 	}
+	// In a versioned bucket the URL names the version just seen: a key
+	// overwritten during the run goes on serving the image admitted.
 	const ttl = time.Hour
-	u, err := st.PresignGet(ctx, key, ttl)
+	u, err := store.PresignGetVersion(ctx, st, key, o.VersionID, ttl)
 	if err != nil {
 		return &failure{status: result.StatusFailed, code: result.CodeInfrastructure, phase: result.PhaseFetch, retryable: true,
 			err: fmt.Errorf("sign image %s: %w", store.Redact(at.uri), err)}
@@ -303,7 +305,9 @@ func (at *remoteAt) sign(ctx context.Context, job *spec.Job, cfg *Config) error 
 		return nil
 	}
 	at.url = u
-	at.refresh = func(ctx context.Context) (string, error) { return st.PresignGet(ctx, key, ttl) }
+	at.refresh = func(ctx context.Context) (string, error) {
+		return store.PresignGetVersion(ctx, st, key, o.VersionID, ttl)
+	}
 	return nil
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"guestkit.io/batch/internal/inspect/inspecttest"
+	"guestkit.io/batch/internal/remote"
 	"guestkit.io/batch/internal/result"
 	"guestkit.io/batch/internal/runner"
 	"guestkit.io/batch/internal/runnerenv"
@@ -659,4 +660,86 @@ func TestStreamURLExpired(t *testing.T) {
 	if strings.Contains(res.Error.Message, "X-Amz-Signature") {
 		t.Errorf("the message leaks the signature: %s", res.Error.Message)
 	}
+}
+
+// TestStreamVersionPinned: in a versioned bucket the image is read by its
+// version, so a key overwritten during the run goes on serving the image
+// admitted: the job completes with that image's report and records its
+// version. Both the dispatcher's grant (a URL naming the version, and the
+// version to pin) and a runner signing with its own credentials.
+func TestStreamVersionPinned(t *testing.T) {
+	img := byName(t, "rpm") // over the size read whole at open
+	other := byName(t, "debian")
+	b := newBucket(t)
+	ctx := context.Background()
+	if err := b.m.Client(t).EnableVersioning(ctx, b.name); err != nil {
+		t.Fatal(err)
+	}
+	local := runnerExecute(t, img, 600, spec.BackendDirect)
+	target, _ := url.Parse(b.m.Endpoint)
+
+	// overwriting is a proxy to MinIO that replaces key with the other
+	// image ahead of the fourth GET; keepHost forwards the Host the
+	// client signed (the runner's own signatures name the proxy).
+	overwriting := func(t *testing.T, key string, keepHost bool) *httptest.Server {
+		rp := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+			r.SetURL(target)
+			if keepHost {
+				r.Out.Host = r.In.Host
+			}
+		}}
+		var gets atomic.Int64
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodGet && gets.Add(1) == 4 {
+				b.put(t, key, other.Path)
+			}
+			rp.ServeHTTP(w, r)
+		}))
+		t.Cleanup(srv.Close)
+		return srv
+	}
+	check := func(t *testing.T, res *result.Result, version string) {
+		t.Helper()
+		sameReport(t, local, res)
+		if res.Image.VersionID != version {
+			t.Errorf("image.version_id %q, want the version admitted, %q", res.Image.VersionID, version)
+		}
+		checkStreamed(t, img, res)
+	}
+
+	t.Run("grant", func(t *testing.T) {
+		key := "images/granted.qcow2"
+		b.put(t, key, img.Path)
+		o, err := b.st.Stat(ctx, key)
+		if err != nil || o.VersionID == "" {
+			t.Fatalf("Stat = %+v, %v: want a version", o, err)
+		}
+		u, err := store.PresignGetVersion(ctx, b.st, key, o.VersionID, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := runner.Config{Version: "test", Backend: spec.BackendDirect, ScratchDir: t.TempDir(),
+			ImageURL: viaProxy(t, u, overwriting(t, key, false)), ImageIdentity: remote.Identity{ETag: o.ETag, VersionID: o.VersionID, Size: o.Size}}
+		check(t, runner.Execute(ctx, streamJob(img, b.name, key), nil, cfg), o.VersionID)
+		if now, err := b.st.Stat(ctx, key); err != nil || now.VersionID == o.VersionID {
+			t.Fatalf("the key was not overwritten during the run: %+v, %v", now, err)
+		}
+	})
+
+	t.Run("own-credentials", func(t *testing.T) {
+		key := "images/own.qcow2"
+		b.put(t, key, img.Path)
+		o, err := b.st.Stat(ctx, key)
+		if err != nil || o.VersionID == "" {
+			t.Fatalf("Stat = %+v, %v: want a version", o, err)
+		}
+		srv := overwriting(t, key, true)
+		t.Setenv("MINIO_ENDPOINT", strings.TrimPrefix(srv.URL, "http://"))
+		job := streamJob(img, b.name, key)
+		job.Payload.Data.Image.URI = "minio://" + b.name + "/" + key
+		check(t, runner.Execute(ctx, job, nil, runner.Config{Version: "test", Backend: spec.BackendDirect, ScratchDir: t.TempDir()}), o.VersionID)
+		if now, err := b.st.Stat(ctx, key); err != nil || now.VersionID == o.VersionID {
+			t.Fatalf("the key was not overwritten during the run: %+v, %v", now, err)
+		}
+	})
 }

@@ -22,6 +22,7 @@ const (
 	// What the dispatcher saw of a bucket image when it admitted the spec:
 	// the runner pins its reads to it and trusts the attested digest.
 	ImageETag     = "GUESTKIT_IMAGE_ETAG"
+	ImageVersion  = "GUESTKIT_IMAGE_VERSION"
 	ImageSize     = "GUESTKIT_IMAGE_SIZE"
 	ImageAttested = "GUESTKIT_IMAGE_ATTESTED" // store_checksum:HEX or sidecar:HEX
 	// How the runner reads and verifies a remote image, and how much of
@@ -88,7 +89,7 @@ const (
 // PerJob lists the variables every executor sets for each job.
 func PerJob() []string {
 	return []string{Spec, Result, Report, JobID, Accel, Backend, Image, ImageURL,
-		ImageETag, ImageSize, ImageAttested, ImageAccess, Verify, DownloadLimit, ScratchDir, TmpDir,
+		ImageETag, ImageVersion, ImageSize, ImageAttested, ImageAccess, Verify, DownloadLimit, ScratchDir, TmpDir,
 		PodName, PodNamespace, NodeName, JobName, NetGuard, NetAllow}
 }
 

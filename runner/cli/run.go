@@ -31,6 +31,7 @@ type RunCmd struct {
 	DownloadLimit int64         `name:"download-limit" help:"Largest image, in bytes, to download to --scratch when it cannot be streamed (0: only --max-virtual-size bounds it; -1: never download)." default:"0" env:"GUESTKIT_DOWNLOAD_LIMIT"`
 	ReadTimeout   time.Duration `name:"read-timeout" help:"How long a read of a streamed image waits for the server's response headers, or for its next body byte, before the request is dropped and retried." default:"30s" env:"GUESTKIT_READ_TIMEOUT"`
 	ImageETag     string        `name:"image-etag" help:"The image object's ETag as the dispatcher saw it: every read is pinned to it." env:"GUESTKIT_IMAGE_ETAG"`
+	ImageVersion  string        `name:"image-version" help:"The image object's version id as the dispatcher saw it, in a versioned bucket: every read is pinned to it." env:"GUESTKIT_IMAGE_VERSION"`
 	ImageSize     int64         `name:"image-size" help:"The image object's size in bytes as the dispatcher saw it (0: unknown)." default:"0" env:"GUESTKIT_IMAGE_SIZE"`
 	ImageAttested string        `name:"image-attested" help:"The image's sha256 as its store attests it, from the dispatcher: store_checksum:HEX or sidecar:HEX." env:"GUESTKIT_IMAGE_ATTESTED"`
 	JobID         string        `name:"job-id" help:"Job id to report when the spec has no valid job_id (unreadable, malformed or invalid)." env:"GUESTKIT_JOB_ID"`
@@ -225,7 +226,7 @@ func (c *RunCmd) execute(ctx context.Context, deps Deps) (*result.Result, string
 	return runner.Execute(ctx, job, warnings, runner.Config{
 		Version: deps.Version, Backend: c.Backend, Accel: c.Accel, MemoryMB: c.Memory, ImagePath: c.Image, ImageURL: c.ImageURL, HTTP: c.imageClient(),
 		ImageAccess: c.ImageAccess, Verify: c.Verify, DownloadLimit: c.DownloadLimit, ReadTimeout: c.ReadTimeout, Attested: attested,
-		ImageIdentity: remote.Identity{ETag: c.ImageETag, Size: c.ImageSize},
+		ImageIdentity: remote.Identity{ETag: c.ImageETag, VersionID: c.ImageVersion, Size: c.ImageSize},
 		ScratchDir:    c.Scratch, MaxVirtualSize: c.MaxVirtualSize, Kubernetes: c.kubernetes(), Log: deps.Log, Launch: deps.Launch, OpenDirect: deps.OpenDirect,
 	}), job.OutputFormat()
 }
