@@ -25,6 +25,7 @@ import (
 	"guestkit.io/batch/internal/metrics"
 	"guestkit.io/batch/internal/netguard"
 	"guestkit.io/batch/internal/policy"
+	"guestkit.io/batch/internal/redact"
 	"guestkit.io/batch/internal/store"
 )
 
@@ -128,7 +129,7 @@ type engine struct {
 func newEngine(ctx context.Context, g *Globals, f *ExecutorFlags, deps Deps, log logrus.FieldLogger) (*engine, error) {
 	st, err := store.Open(ctx, g.Bucket)
 	if err != nil {
-		return nil, fmt.Errorf("bucket %s: %w", store.Redact(g.Bucket), err)
+		return nil, fmt.Errorf("bucket %s: %w", redact.URL(g.Bucket), err)
 	}
 	pol, err := f.Policy(g.Bucket, f.Executor)
 	if err != nil {
@@ -212,7 +213,7 @@ func (en *engine) kubeExecutor(ctx context.Context, g *Globals, f *ExecutorFlags
 		return nil, err
 	}
 	return kubejob.New(kubejob.Config{
-		Client: cs, Builder: b, Store: st, Stores: stores, BucketURL: store.Redact(g.Bucket),
+		Client: cs, Builder: b, Store: st, Stores: stores, BucketURL: redact.URL(g.Bucket),
 		Credentials: kubejob.Credentials(f.Credentials), Results: results, Cleanup: f.Cleanup,
 		Log: log, Metrics: en.metrics, OnFinish: en.trigger.Poke,
 	})

@@ -10,6 +10,7 @@ import (
 
 	"guestkit.io/batch/internal/controller"
 	"guestkit.io/batch/internal/inventory"
+	"guestkit.io/batch/internal/redact"
 	"guestkit.io/batch/internal/store"
 	"guestkit.io/batch/internal/sweep"
 )
@@ -36,7 +37,7 @@ func (c *InventoryCmd) Run(ctx context.Context, deps Deps) error {
 	}
 	st, err := store.Open(ctx, deps.Globals.Bucket)
 	if err != nil {
-		return fmt.Errorf("bucket %s: %w", store.Redact(deps.Globals.Bucket), err)
+		return fmt.Errorf("bucket %s: %w", redact.URL(deps.Globals.Bucket), err)
 	}
 	var rep *sweep.Report
 	if c.Date != "" {

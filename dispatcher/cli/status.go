@@ -17,6 +17,7 @@ import (
 	"guestkit.io/batch/internal/controller"
 	"guestkit.io/batch/internal/intake"
 	"guestkit.io/batch/internal/kubejob"
+	"guestkit.io/batch/internal/redact"
 	"guestkit.io/batch/internal/store"
 )
 
@@ -46,7 +47,7 @@ type StatusRow struct {
 func (c *StatusCmd) Run(ctx context.Context, deps Deps) error {
 	st, err := store.Open(ctx, deps.Globals.Bucket)
 	if err != nil {
-		return fmt.Errorf("bucket %s: %w", store.Redact(deps.Globals.Bucket), err)
+		return fmt.Errorf("bucket %s: %w", redact.URL(deps.Globals.Bucket), err)
 	}
 	snap, err := intake.NewScanner(st, 0, nil).Scan(ctx)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 
+	"guestkit.io/batch/internal/redact"
 	"guestkit.io/batch/internal/spec"
 	"guestkit.io/batch/internal/store"
 )
@@ -67,7 +68,7 @@ func (c *SubmitCmd) Run(ctx context.Context, deps Deps) error {
 	}
 	st, err := store.Open(ctx, deps.Globals.Bucket)
 	if err != nil {
-		return fmt.Errorf("bucket %s: %w", store.Redact(deps.Globals.Bucket), err)
+		return fmt.Errorf("bucket %s: %w", redact.URL(deps.Globals.Bucket), err)
 	}
 	conflicts := 0
 	for _, it := range items {

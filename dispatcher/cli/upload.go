@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 
+	"guestkit.io/batch/internal/redact"
 	"guestkit.io/batch/internal/store"
 )
 
@@ -33,14 +34,14 @@ func (c *UploadCmd) Run(ctx context.Context, deps Deps) error {
 			return err
 		}
 		if key == "" {
-			return fmt.Errorf("%s: an http(s) URL names no bucket: want s3://, minio:// or file://", store.Redact(c.Dest))
+			return fmt.Errorf("%s: an http(s) URL names no bucket: want s3://, minio:// or file://", redact.URL(c.Dest))
 		}
 	} else if err := store.ValidateKey(key); err != nil {
 		return err
 	}
 	st, err := store.Open(ctx, bucketURL)
 	if err != nil {
-		return fmt.Errorf("bucket %s: %w", store.Redact(bucketURL), err)
+		return fmt.Errorf("bucket %s: %w", redact.URL(bucketURL), err)
 	}
 	f, err := os.Open(c.File)
 	if err != nil {

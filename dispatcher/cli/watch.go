@@ -20,7 +20,7 @@ import (
 
 	"guestkit.io/batch/internal/metrics"
 	"guestkit.io/batch/internal/notify"
-	"guestkit.io/batch/internal/store"
+	"guestkit.io/batch/internal/redact"
 )
 
 // WatchCmd dispatches specs as they arrive, until stopped.
@@ -83,7 +83,7 @@ func (c *WatchCmd) Run(ctx context.Context, deps Deps) error {
 				return err
 			}
 		}
-		log.WithFields(logrus.Fields{"bucket": store.Redact(deps.Globals.Bucket), "executor": c.Executor, "interval": c.Interval.String()}).Info("dispatching")
+		log.WithFields(logrus.Fields{"bucket": redact.URL(deps.Globals.Bucket), "executor": c.Executor, "interval": c.Interval.String()}).Info("dispatching")
 		return en.controller.Run(ctx, en.trigger)
 	}
 	errc := make(chan error, 1)

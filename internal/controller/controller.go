@@ -23,6 +23,7 @@ import (
 	"guestkit.io/batch/internal/intake"
 	"guestkit.io/batch/internal/metrics"
 	"guestkit.io/batch/internal/policy"
+	"guestkit.io/batch/internal/redact"
 	"guestkit.io/batch/internal/result"
 	"guestkit.io/batch/internal/spec"
 	"guestkit.io/batch/internal/store"
@@ -401,10 +402,10 @@ func (c *Controller) checkImage(ctx context.Context, e *intake.Entry) error {
 	}
 	st, err := c.stores.Open(ctx, img.Bucket)
 	if err != nil {
-		return fmt.Errorf("image %s: %w", store.Redact(img.URI), err)
+		return fmt.Errorf("image %s: %w", redact.URL(img.URI), err)
 	}
 	if _, err := st.Stat(ctx, img.Key); err != nil {
-		return fmt.Errorf("image %s: %w", store.Redact(img.URI), err)
+		return fmt.Errorf("image %s: %w", redact.URL(img.URI), err)
 	}
 	return nil
 }

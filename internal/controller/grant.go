@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"guestkit.io/batch/internal/intake"
+	"guestkit.io/batch/internal/redact"
 	"guestkit.io/batch/internal/result"
 	"guestkit.io/batch/internal/spec"
 	"guestkit.io/batch/internal/store"
@@ -75,21 +76,21 @@ func Presign(ctx context.Context, st store.Store, stores *store.Stores, e *intak
 	}
 	ist, err := stores.Open(ctx, img.Bucket)
 	if err != nil {
-		return g, fmt.Errorf("image bucket %s: %w", store.Redact(img.Bucket), err)
+		return g, fmt.Errorf("image bucket %s: %w", redact.URL(img.Bucket), err)
 	}
 	if g.ImageURL, err = ist.PresignGet(ctx, img.Key, ttl); err != nil {
-		return g, fmt.Errorf("presign image %s: %w", store.Redact(img.URI), err)
+		return g, fmt.Errorf("presign image %s: %w", redact.URL(img.URI), err)
 	}
 	if strings.HasPrefix(g.ImageURL, "file://") {
 		return g, nil // read in place: nothing to pin
 	}
 	o, err := ist.Stat(ctx, img.Key)
 	if err != nil {
-		return g, fmt.Errorf("image %s: %w", store.Redact(img.URI), err)
+		return g, fmt.Errorf("image %s: %w", redact.URL(img.URI), err)
 	}
 	if o.VersionID != "" {
 		if g.ImageURL, err = store.PresignGetVersion(ctx, ist, img.Key, o.VersionID, ttl); err != nil {
-			return g, fmt.Errorf("presign image %s version %s: %w", store.Redact(img.URI), o.VersionID, err)
+			return g, fmt.Errorf("presign image %s version %s: %w", redact.URL(img.URI), o.VersionID, err)
 		}
 	}
 	g.Image = ImageFacts{ETag: o.ETag, VersionID: o.VersionID, Size: o.Size}
@@ -112,7 +113,7 @@ func StoreURIs(ctx context.Context, st store.Store, stores *store.Stores, e *int
 	if img.Kind == spec.ImageBucket && !store.IsBucketURI(img.URI) {
 		ist, err := stores.Open(ctx, img.Bucket)
 		if err != nil {
-			return g, fmt.Errorf("image bucket %s: %w", store.Redact(img.Bucket), err)
+			return g, fmt.Errorf("image bucket %s: %w", redact.URL(img.Bucket), err)
 		}
 		g.ImageURL = ist.URI(img.Key)
 	}

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"guestkit.io/batch/internal/policy"
+	"guestkit.io/batch/internal/redact"
 	"guestkit.io/batch/internal/spec"
 	"guestkit.io/batch/internal/store"
 )
@@ -80,7 +81,7 @@ type RejectError struct {
 }
 
 func (e *RejectError) Error() string {
-	return fmt.Sprintf("spec %s: %v", store.Redact(e.Key), e.Err)
+	return fmt.Sprintf("spec %s: %v", redact.URL(e.Key), e.Err)
 }
 
 func (e *RejectError) Unwrap() error { return e.Err }

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"guestkit.io/batch/internal/redact"
 	"guestkit.io/batch/internal/result"
 	"guestkit.io/batch/internal/spec"
 	"guestkit.io/batch/internal/store"
@@ -36,7 +37,7 @@ func (e *Entry) Refusal(err error) *result.Refusal {
 		f.Code = result.CodeSpecConflict
 	}
 	if re == nil {
-		f.Message = fmt.Sprintf("spec %s: %v", store.Redact(e.Key), err)
+		f.Message = fmt.Sprintf("spec %s: %v", redact.URL(e.Key), err)
 	}
 	if re != nil && re.Owner != "" {
 		f.Details["owner_spec_key"] = re.Owner

@@ -90,6 +90,7 @@ import (
 	"guestkit.io/batch/internal/controller"
 	"guestkit.io/batch/internal/intake"
 	"guestkit.io/batch/internal/metrics"
+	"guestkit.io/batch/internal/redact"
 	"guestkit.io/batch/internal/result"
 	"guestkit.io/batch/internal/spec"
 	"guestkit.io/batch/internal/store"
@@ -347,7 +348,7 @@ func (x *Executor) uris(ctx context.Context, e *intake.Entry, in *JobInput, now 
 
 // errNotAdmitted: only specs the dispatcher's policy admitted run.
 func errNotAdmitted(e *intake.Entry) error {
-	return fmt.Errorf("spec %s was not admitted by the dispatcher's policy", store.Redact(e.Key))
+	return fmt.Errorf("spec %s was not admitted by the dispatcher's policy", redact.URL(e.Key))
 }
 
 func (x *Executor) enqueue(obj any) {

@@ -32,6 +32,7 @@ import (
 	"guestkit.io/batch/internal/intake"
 	"guestkit.io/batch/internal/metrics"
 	"guestkit.io/batch/internal/policy"
+	"guestkit.io/batch/internal/redact"
 	"guestkit.io/batch/internal/result"
 	"guestkit.io/batch/internal/spec"
 	"guestkit.io/batch/internal/spec/spectest"
@@ -284,7 +285,7 @@ func TestJobsAsTheAPIServerStoresThem(t *testing.T) {
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
 		if resp.StatusCode != 200 {
-			t.Fatalf("GET %s: %s", store.Redact(url), resp.Status)
+			t.Fatalf("GET %s: %s", redact.URL(url), resp.Status)
 		}
 		return string(b)
 	}

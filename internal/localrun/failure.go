@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"guestkit.io/batch/internal/intake"
+	"guestkit.io/batch/internal/redact"
 	"guestkit.io/batch/internal/result"
-	"guestkit.io/batch/internal/store"
 )
 
 // resultOf is the result of a job whose runner stored none, from its last
@@ -53,7 +53,7 @@ func (x *Executor) outcomeOf(e *intake.Entry, first time.Time, o *outcome) *resu
 	if img := j.Image(); img != nil && img.Path != "" {
 		out.Image = &result.Image{URI: img.Path}
 	} else if img != nil && img.URI != "" {
-		out.Image = &result.Image{URI: store.Redact(img.URI)}
+		out.Image = &result.Image{URI: redact.URL(img.URI)}
 	}
 	final := o.signal == 0 && slices.Contains(result.NonRetryableExitCodes(), int32(o.exitCode))
 	switch {

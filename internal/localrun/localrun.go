@@ -42,6 +42,7 @@ import (
 	"guestkit.io/batch/internal/controller"
 	"guestkit.io/batch/internal/intake"
 	"guestkit.io/batch/internal/metrics"
+	"guestkit.io/batch/internal/redact"
 	"guestkit.io/batch/internal/result"
 	"guestkit.io/batch/internal/runnerenv"
 	"guestkit.io/batch/internal/spec"
@@ -283,7 +284,7 @@ func (x *Executor) Launch(ctx context.Context, e *intake.Entry) error {
 // a passed execution.deadline, as a *spec.Refused. Launch checks it too.
 func (x *Executor) Check(e *intake.Entry) error {
 	if e.Admission == nil {
-		return fmt.Errorf("spec %s was not admitted by the dispatcher's policy", store.Redact(e.Key))
+		return fmt.Errorf("spec %s was not admitted by the dispatcher's policy", redact.URL(e.Key))
 	}
 	if img := e.Admission.Image; img.Kind == spec.ImagePVC {
 		return &spec.Refused{Field: "payload.data.image.uri", Value: img.URI,

@@ -12,10 +12,11 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"strings"
 	"syscall"
 	"time"
+
+	"guestkit.io/batch/internal/redact"
 )
 
 var (
@@ -115,19 +116,7 @@ func refuseRedirect(req *http.Request, _ []*http.Request) error {
 		c := req.Response.StatusCode
 		status = fmt.Sprintf("HTTP %d %s", c, http.StatusText(c))
 	}
-	return fmt.Errorf("%w: %s to %s; name the final URL", ErrRedirect, status, redact(req.URL))
-}
-
-// redact drops userinfo, query and fragment, as store.Redact drops the
-// query: presigned signatures must not reach logs or results.
-func redact(u *url.URL) string {
-	c := *u
-	c.User, c.RawQuery, c.ForceQuery, c.Fragment, c.RawFragment = nil, "", false, "", ""
-	s := c.String()
-	if u.RawQuery != "" {
-		s += "?<redacted>"
-	}
-	return s
+	return fmt.Errorf("%w: %s to %s; name the final URL", ErrRedirect, status, redact.URL(req.URL.String()))
 }
 
 // ParseCIDRs parses a comma-separated list of CIDRs (a flag's value); a

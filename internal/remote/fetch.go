@@ -15,6 +15,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"guestkit.io/batch/internal/netguard"
+	"guestkit.io/batch/internal/redact"
 )
 
 var (
@@ -280,7 +281,7 @@ func (o *Object) check(resp *http.Response, body io.Reader, off, end int64, firs
 		}
 		return 0, &transient{err: errors.New(msg), after: retryAfter(resp.Header.Get("Retry-After"), time.Now(), maxRetryAfter)}
 	case code >= 300 && code < 400:
-		return 0, fmt.Errorf("%w: %s to %s not followed", ErrProtocol, status, redact(resp.Header.Get("Location")))
+		return 0, fmt.Errorf("%w: %s to %s not followed", ErrProtocol, status, redact.URL(resp.Header.Get("Location")))
 	}
 	return 0, fmt.Errorf("%w: unexpected %s", ErrProtocol, status)
 }

@@ -164,23 +164,6 @@ func retryAfter(h string, now time.Time, limit time.Duration) time.Duration {
 	return max(0, min(d, limit))
 }
 
-// redact names a URL without what grants access: like store.Redact, the
-// query (a presigned signature) becomes <redacted>; userinfo and fragment
-// go too, and a relative URL (a Location) is redacted as well.
-func redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "<unparseable URL>"
-	}
-	q := u.RawQuery != "" || u.ForceQuery
-	u.User, u.Fragment, u.RawFragment, u.RawQuery, u.ForceQuery = nil, "", "", "", false
-	s := printable(u.String())
-	if q {
-		s += "?<redacted>"
-	}
-	return s
-}
-
 // clip cuts s to n bytes and replaces what is not printable UTF-8: values
 // from a server end up in errors and logs.
 func clip(s string, n int) string {

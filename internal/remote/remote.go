@@ -51,6 +51,8 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+
+	"guestkit.io/batch/internal/redact"
 )
 
 // Defaults of Options.
@@ -205,7 +207,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Object, error) {
 		opts.BlockSize = DefaultBlockSize
 	}
 	if opts.BlockSize > maxBlockSize {
-		return nil, fmt.Errorf("remote %s: block size %d > %d", redact(rawURL), opts.BlockSize, maxBlockSize)
+		return nil, fmt.Errorf("remote %s: block size %d > %d", redact.URL(rawURL), opts.BlockSize, maxBlockSize)
 	}
 	if opts.ReadaheadMax == 0 {
 		opts.ReadaheadMax = DefaultReadaheadMax
@@ -232,7 +234,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Object, error) {
 		l.Out = io.Discard
 		o.log = l
 	}
-	o.log = o.log.WithField("url", redact(rawURL))
+	o.log = o.log.WithField("url", redact.URL(rawURL))
 	o.cache = lru{max: opts.CacheBytes, ll: list.New(), m: map[int64]*list.Element{}}
 	o.ctx, o.cancel = context.WithCancel(ctx)
 
@@ -244,14 +246,14 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Object, error) {
 	n, err := o.fetch(o.ctx, 0, first, true)
 	if err != nil {
 		o.cancel()
-		return nil, fmt.Errorf("remote %s: open: %w", redact(rawURL), err)
+		return nil, fmt.Errorf("remote %s: open: %w", redact.URL(rawURL), err)
 	}
 	all := first[:n]
 	if size := o.id.Size; int64(n) < size && size <= opts.WholeBelow && size <= opts.CacheBytes {
 		rest := make([]byte, size-int64(n))
 		if _, err := o.fetch(o.ctx, int64(n), rest, false); err != nil {
 			o.cancel()
-			return nil, fmt.Errorf("remote %s: read the whole %d-byte object: %w", redact(rawURL), size, err)
+			return nil, fmt.Errorf("remote %s: read the whole %d-byte object: %w", redact.URL(rawURL), size, err)
 		}
 		all = append(all, rest...)
 	}
@@ -443,7 +445,7 @@ func isContextErr(err error) bool {
 // name is the current URL, redacted, for errors.
 func (o *Object) name() string {
 	u, _ := o.currentURL()
-	return redact(u)
+	return redact.URL(u)
 }
 
 func (o *Object) currentURL() (string, int) {

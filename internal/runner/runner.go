@@ -20,6 +20,7 @@ import (
 	"guestkit.io/batch/internal/image"
 	"guestkit.io/batch/internal/inspect"
 	"guestkit.io/batch/internal/libguestfs"
+	"guestkit.io/batch/internal/redact"
 	"guestkit.io/batch/internal/remote"
 	"guestkit.io/batch/internal/result"
 	"guestkit.io/batch/internal/runnerenv"
@@ -424,7 +425,7 @@ func imageURI(job *spec.Job, cfg *Config) string {
 	img := job.Image()
 	switch {
 	case img.URI != "":
-		return store.Redact(img.URI)
+		return redact.URL(img.URI)
 	case img.Path != "":
 		return img.Path
 	}

@@ -17,6 +17,7 @@ import (
 
 	"guestkit.io/batch/internal/block"
 	"guestkit.io/batch/internal/netguard"
+	"guestkit.io/batch/internal/redact"
 	"guestkit.io/batch/internal/remote"
 	"guestkit.io/batch/internal/result"
 	"guestkit.io/batch/internal/runnerenv"
@@ -167,13 +168,13 @@ func openSource(ctx context.Context, job *spec.Job, cfg *Config, log *logrus.Ent
 		at.url = cfg.ImageURL
 		if strings.HasPrefix(at.url, "file://") {
 			p := strings.TrimPrefix(at.url, "file://")
-			return &source{name: store.Redact(uri), path: p, access: result.AccessLocal}, nil
+			return &source{name: redact.URL(uri), path: p, access: result.AccessLocal}, nil
 		}
 	case !strings.Contains(uri, "://"):
 		// A key of the dispatcher's bucket: only the dispatcher knows the
 		// bucket. Never a path relative to this process's folder.
 		return nil, &failure{status: result.StatusRejected, code: result.CodeImageNotFound, phase: result.PhaseFetch,
-			err: fmt.Errorf("image %s: a key in the dispatcher's bucket; run with --image-url or --image", store.Redact(uri))}
+			err: fmt.Errorf("image %s: a key in the dispatcher's bucket; run with --image-url or --image", redact.URL(uri))}
 	case isHTTP(uri):
 		at.url, at.client, at.stranger = uri, cfg.HTTP, true
 		at.pin, at.attested = remote.Identity{}, store.Attestation{}
@@ -187,7 +188,7 @@ func openSource(ctx context.Context, job *spec.Job, cfg *Config, log *logrus.Ent
 			return nil, err
 		}
 		if at.local != "" {
-			return &source{name: store.Redact(uri), path: at.local, access: result.AccessLocal}, nil
+			return &source{name: redact.URL(uri), path: at.local, access: result.AccessLocal}, nil
 		}
 	}
 	if cfg.ImageAccess == runnerenv.AccessDownload {
@@ -217,7 +218,7 @@ func openSource(ctx context.Context, job *spec.Job, cfg *Config, log *logrus.Ent
 	if err != nil {
 		return nil, fetchFailure(at, err)
 	}
-	src := &source{name: store.Redact(uri), obj: obj, access: result.AccessStream, attested: at.attested, ctx: ctx}
+	src := &source{name: redact.URL(uri), obj: obj, access: result.AccessStream, attested: at.attested, ctx: ctx}
 	if size := obj.Size(); size > 0 && size <= wholeBelow {
 		// Read whole at open: qemu and the readers get it as a file in
 		// memory, which spares them the NBD hop a larger image needs.
@@ -282,11 +283,11 @@ func (at *remoteAt) sign(ctx context.Context, job *spec.Job, cfg *Config) error 
 	st, err := store.Open(ctx, bucket)
 	if err != nil {
 		return &failure{status: result.StatusFailed, code: result.CodeInfrastructure, phase: result.PhaseFetch, retryable: true,
-			err: fmt.Errorf("image bucket %s: %w", store.Redact(bucket), err)}
+			err: fmt.Errorf("image bucket %s: %w", redact.URL(bucket), err)}
 	}
 	o, err := st.Stat(ctx, key)
 	if err != nil {
-		return fetchFailure(*at, fmt.Errorf("image %s: %w", store.Redact(at.uri), err))
+		return fetchFailure(*at, fmt.Errorf("image %s: %w", redact.URL(at.uri), err))
 	}
 	at.pin = remote.Identity{ETag: o.ETag, VersionID: o.VersionID, Size: o.Size}
 	if job.Image().Checksum != "" {
@@ -298,7 +299,7 @@ func (at *remoteAt) sign(ctx context.Context, job *spec.Job, cfg *Config) error 
 	u, err := store.PresignGetVersion(ctx, st, key, o.VersionID, ttl)
 	if err != nil {
 		return &failure{status: result.StatusFailed, code: result.CodeInfrastructure, phase: result.PhaseFetch, retryable: true,
-			err: fmt.Errorf("sign image %s: %w", store.Redact(at.uri), err)}
+			err: fmt.Errorf("sign image %s: %w", redact.URL(at.uri), err)}
 	}
 	if strings.HasPrefix(u, "file://") {
 		at.local = strings.TrimPrefix(u, "file://")
@@ -332,7 +333,7 @@ func download(ctx context.Context, job *spec.Job, cfg *Config, at remoteAt, why 
 	}
 	if cfg.DownloadLimit < 0 {
 		return nil, &failure{status: result.StatusFailed, code: result.CodeImageUnreadable, phase: result.PhaseFetch,
-			err: fmt.Errorf("image %s cannot be streamed (%s) and downloads are off (--download-limit -1)", store.Redact(at.uri), why)}
+			err: fmt.Errorf("image %s cannot be streamed (%s) and downloads are off (--download-limit -1)", redact.URL(at.uri), why)}
 	}
 	dst := filepath.Join(cfg.ScratchDir, "image-"+sanitize(job.JobID))
 	src := &source{name: dst, path: dst, access: result.AccessDownload, reason: why}
@@ -361,7 +362,7 @@ func fetchFailure(at remoteAt, err error) error {
 		// The spec names a URL this runner will not fetch; no retry
 		// changes that.
 		return &failure{status: result.StatusRejected, code: result.CodeSpecInvalid, phase: result.PhaseFetch,
-			err: &spec.ValidationError{Problems: []result.FieldError{{Field: "payload.data.image.uri", Value: store.Redact(at.uri), Message: err.Error()}}}}
+			err: &spec.ValidationError{Problems: []result.FieldError{{Field: "payload.data.image.uri", Value: redact.URL(at.uri), Message: err.Error()}}}}
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, remote.ErrNotFound):
 		return fail(result.StatusRejected, result.CodeImageNotFound, false)
 	case errors.Is(err, store.ErrTooLarge), errors.Is(err, remote.ErrTooLarge):
@@ -370,7 +371,7 @@ func fetchFailure(at remoteAt, err error) error {
 		return fail(result.StatusRejected, result.CodeImageNotFound, false)
 	case errors.Is(err, remote.ErrNoRange):
 		return &failure{status: result.StatusFailed, code: result.CodeImageUnreadable, phase: result.PhaseFetch,
-			err: fmt.Errorf("image %s: its server does not serve byte ranges, and --image-access stream never downloads: %w", store.Redact(at.uri), err)}
+			err: fmt.Errorf("image %s: its server does not serve byte ranges, and --image-access stream never downloads: %w", redact.URL(at.uri), err)}
 	}
 	if f := remoteFailure(err, result.PhaseFetch); f != nil {
 		return f

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"guestkit.io/batch/internal/redact"
 	"guestkit.io/batch/internal/result"
 )
 
@@ -45,10 +46,10 @@ func ParseAttestation(s string) (Attestation, error) {
 	}
 	method, digest, ok := strings.Cut(s, ":")
 	if !ok || (method != result.VerifiedStoreChecksum && method != result.VerifiedSidecar) {
-		return Attestation{}, fmt.Errorf("attestation %q: want %s:HEX or %s:HEX", printable(s), result.VerifiedStoreChecksum, result.VerifiedSidecar)
+		return Attestation{}, fmt.Errorf("attestation %q: want %s:HEX or %s:HEX", redact.Printable(s), result.VerifiedStoreChecksum, result.VerifiedSidecar)
 	}
 	if len(digest) != 64 || strings.Trim(strings.ToLower(digest), "0123456789abcdef") != "" {
-		return Attestation{}, fmt.Errorf("attestation %q: the digest is not 64 hex digits", printable(s))
+		return Attestation{}, fmt.Errorf("attestation %q: the digest is not 64 hex digits", redact.Printable(s))
 	}
 	return Attestation{SHA256: strings.ToLower(digest), Method: method}, nil
 }

@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+
+	"guestkit.io/batch/internal/redact"
 )
 
 // A backend is one kind of bucket, named by its URL scheme. Each backend's
@@ -81,7 +83,7 @@ func splitRemote(uri string, u *url.URL) (string, string, error) {
 	key := strings.TrimPrefix(u.Path, "/")
 	b := url.URL{Scheme: u.Scheme, Host: u.Host, RawQuery: u.RawQuery}
 	if key == "" {
-		return "", "", fmt.Errorf("object URI %q: no key", printable(uri))
+		return "", "", fmt.Errorf("object URI %q: no key", redact.Printable(uri))
 	}
 	return b.String(), key, ValidateKey(key)
 }

@@ -14,6 +14,8 @@ import (
 	"path"
 	"strings"
 	"time"
+
+	"guestkit.io/batch/internal/redact"
 )
 
 // fullObjectSHA256 turns a store's x-amz-checksum-sha256 (base64) into hex,
@@ -151,7 +153,7 @@ func Upload(ctx context.Context, st Store, key string, r io.Reader, size int64, 
 	if opts.SHA256 != "" {
 		sum, err := hex.DecodeString(opts.SHA256)
 		if err != nil || len(sum) != sha256.Size {
-			return Object{}, fmt.Errorf("upload %s: sha256 %q: want 64 hex digits", st.URI(key), printable(opts.SHA256))
+			return Object{}, fmt.Errorf("upload %s: sha256 %q: want 64 hex digits", st.URI(key), redact.Printable(opts.SHA256))
 		}
 		copy(u.sum[:], sum)
 	} else {
@@ -299,14 +301,14 @@ func ParseSHA256Sum(data []byte) (string, error) {
 		digest, rest = line[:i], line[i:]
 	}
 	if len(digest) != 2*sha256.Size {
-		return "", fmt.Errorf("first field %q: want 64 hex digits", printable(string(digest)))
+		return "", fmt.Errorf("first field %q: want 64 hex digits", redact.Printable(string(digest)))
 	}
 	sum := make([]byte, sha256.Size)
 	if _, err := hex.Decode(sum, digest); err != nil {
-		return "", fmt.Errorf("first field %q: want 64 hex digits", printable(string(digest)))
+		return "", fmt.Errorf("first field %q: want 64 hex digits", redact.Printable(string(digest)))
 	}
 	if len(rest) > 0 && !(bytes.HasPrefix(rest, []byte("  ")) || bytes.HasPrefix(rest, []byte(" *"))) || len(rest) == 2 {
-		return "", fmt.Errorf("after the digest %q: want two spaces (or \" *\") and a file name", printable(string(rest)))
+		return "", fmt.Errorf("after the digest %q: want two spaces (or \" *\") and a file name", redact.Printable(string(rest)))
 	}
 	return hex.EncodeToString(sum), nil
 }
@@ -326,7 +328,7 @@ func PresignGetVersion(ctx context.Context, st Store, key, version string, ttl t
 	}
 	vp, ok := st.(versionPresigner)
 	if !ok {
-		return "", fmt.Errorf("presign get %s version %q: this store has no versions", st.URI(key), printable(version))
+		return "", fmt.Errorf("presign get %s version %q: this store has no versions", st.URI(key), redact.Printable(version))
 	}
 	return vp.presignGetVersion(ctx, key, version, ttl)
 }

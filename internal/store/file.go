@@ -18,6 +18,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"guestkit.io/batch/internal/redact"
 )
 
 // fileStore is a local folder. os.Root keeps every access inside it, even
@@ -48,7 +50,7 @@ func splitFile(uri string, u *url.URL) (string, string, error) {
 	}
 	dir, key := path.Split(u.Path)
 	if key == "" {
-		return "", "", fmt.Errorf("object URI %q: no file name", printable(uri))
+		return "", "", fmt.Errorf("object URI %q: no file name", redact.Printable(uri))
 	}
 	// The bucket URL is parsed again by Open: escape it like URI does.
 	return "file://" + escapePath(path.Clean(dir)), key, ValidateKey(key)
@@ -228,7 +230,7 @@ func (f *fileStore) checkWrite(op, key string) (*os.Root, error) {
 		return nil, err
 	}
 	if isTemp(path.Base(key)) {
-		return nil, fmt.Errorf("%w %q: the file store keeps names ending in %s<hex> for temporary files", ErrInvalidKey, printable(key), tmpMark)
+		return nil, fmt.Errorf("%w %q: the file store keeps names ending in %s<hex> for temporary files", ErrInvalidKey, redact.Printable(key), tmpMark)
 	}
 	root, err := f.openRoot(true)
 	if err != nil {

@@ -135,19 +135,6 @@ func TestURIRoundTrip(t *testing.T) {
 	}
 }
 
-func TestRedact(t *testing.T) {
-	for in, want := range map[string]string{
-		"https://h/b/k?X-Amz-Signature=secret&X-Amz-Credential=c": "https://h/b/k?<redacted>",
-		"http://h/k?sig=secret":                                   "http://h/k?<redacted>",
-		"s3://b/k?endpoint=http://h:9000":                         "s3://b/k?endpoint=http://h:9000",
-		"/tmp/x\ny":                                               "/tmp/x?y",
-	} {
-		if got := Redact(in); got != want {
-			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func TestOpenURL(t *testing.T) {
 	for _, u := range []string{"", "ftp://h/b", "file://otherhost/x", "s3://", "s3:///prefix"} {
 		if st, err := Open(t.Context(), u); err == nil {

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"guestkit.io/batch/internal/redact"
 )
 
 // An object URI names one object: a local path, file:///path,
@@ -28,12 +30,12 @@ func SplitURI(uri string) (bucketURL, key string, err error) {
 	if strings.Contains(uri, "://") {
 		var err error
 		if u, err = url.Parse(uri); err != nil {
-			return "", "", fmt.Errorf("object URI %q: %w", printable(uri), err)
+			return "", "", fmt.Errorf("object URI %q: %w", redact.Printable(uri), err)
 		}
 	} else {
 		abs, err := filepath.Abs(uri)
 		if err != nil {
-			return "", "", fmt.Errorf("object URI %q: %w", printable(uri), err)
+			return "", "", fmt.Errorf("object URI %q: %w", redact.Printable(uri), err)
 		}
 		if strings.HasSuffix(uri, "/") {
 			abs += "/" // Abs cleans it away; it marks a folder, not an object
@@ -45,7 +47,7 @@ func SplitURI(uri string) (bucketURL, key string, err error) {
 	}
 	b, ok := backends[u.Scheme]
 	if !ok {
-		return "", "", fmt.Errorf("object URI %q: unsupported scheme %q", printable(uri), u.Scheme)
+		return "", "", fmt.Errorf("object URI %q: unsupported scheme %q", redact.Printable(uri), u.Scheme)
 	}
 	return b.split(uri, u)
 }
@@ -119,9 +121,9 @@ func (u URIs) Get(ctx context.Context, uri string, max int64) ([]byte, error) {
 	}
 	defer r.Close()
 	if size > max {
-		return nil, fmt.Errorf("get %s: %d bytes > %d: %w", Redact(uri), size, max, ErrTooLarge)
+		return nil, fmt.Errorf("get %s: %d bytes > %d: %w", redact.URL(uri), size, max, ErrTooLarge)
 	}
-	return readBounded(r, Redact(uri), max)
+	return readBounded(r, redact.URL(uri), max)
 }
 
 // Open streams one object and returns its size (-1 when unknown).
@@ -154,20 +156,20 @@ func (u URIs) getHTTP(ctx context.Context, uri string) (io.ReadCloser, *http.Res
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, uri, nil)
 	if err != nil {
 		cancel()
-		return nil, nil, fmt.Errorf("get %s: %w", Redact(uri), bare(err))
+		return nil, nil, fmt.Errorf("get %s: %w", redact.URL(uri), bare(err))
 	}
 	resp, err := u.client().Do(req)
 	if err != nil {
 		cancel()
-		return nil, nil, fmt.Errorf("get %s: %w", Redact(uri), bare(err))
+		return nil, nil, fmt.Errorf("get %s: %w", redact.URL(uri), bare(err))
 	}
 	if resp.StatusCode != http.StatusOK {
 		resp.Body.Close()
 		cancel()
 		if resp.StatusCode == http.StatusNotFound {
-			return nil, nil, fmt.Errorf("get %s: %w", Redact(uri), ErrNotFound)
+			return nil, nil, fmt.Errorf("get %s: %w", redact.URL(uri), ErrNotFound)
 		}
-		return nil, nil, fmt.Errorf("get %s: %s", Redact(uri), status(resp))
+		return nil, nil, fmt.Errorf("get %s: %s", redact.URL(uri), status(resp))
 	}
 	stall := u.Stall
 	if stall <= 0 {
@@ -205,18 +207,18 @@ func (u URIs) Put(ctx context.Context, uri string, data []byte) error {
 	if isHTTP(uri) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPut, uri, bytes.NewReader(data))
 		if err != nil {
-			return fmt.Errorf("put %s: %w", Redact(uri), bare(err))
+			return fmt.Errorf("put %s: %w", redact.URL(uri), bare(err))
 		}
 		req.ContentLength = int64(len(data))
 		resp, err := u.client().Do(req)
 		if err != nil {
-			return fmt.Errorf("put %s: %w", Redact(uri), bare(err))
+			return fmt.Errorf("put %s: %w", redact.URL(uri), bare(err))
 		}
 		defer resp.Body.Close()
 		if resp.StatusCode/100 != 2 {
 			// The body is the server's: it is not echoed into logs or
 			// results.
-			return fmt.Errorf("put %s: %s", Redact(uri), status(resp))
+			return fmt.Errorf("put %s: %s", redact.URL(uri), status(resp))
 		}
 		return nil
 	}
@@ -276,11 +278,11 @@ func (u URIs) Fetch(ctx context.Context, uri, dst string) (Object, error) {
 	}
 	defer r.Close()
 	if u.MaxBytes > 0 && size > u.MaxBytes {
-		return o, fmt.Errorf("download %s: %d bytes, over %d: %w", Redact(uri), size, u.MaxBytes, ErrTooLarge)
+		return o, fmt.Errorf("download %s: %d bytes, over %d: %w", redact.URL(uri), size, u.MaxBytes, ErrTooLarge)
 	}
 	f, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".part-*")
 	if err != nil {
-		return o, fmt.Errorf("download %s: %w", Redact(uri), err)
+		return o, fmt.Errorf("download %s: %w", redact.URL(uri), err)
 	}
 	src := r
 	if u.MaxBytes > 0 {
@@ -302,7 +304,7 @@ func (u URIs) Fetch(ctx context.Context, uri, dst string) (Object, error) {
 	o.Size = n
 	if err != nil {
 		os.Remove(f.Name())
-		return o, fmt.Errorf("download %s to %s: %w", Redact(uri), dst, err)
+		return o, fmt.Errorf("download %s to %s: %w", redact.URL(uri), dst, err)
 	}
 	return o, nil
 }
@@ -323,13 +325,4 @@ func openObject(ctx context.Context, uri string) (io.ReadCloser, int64, Object, 
 	}
 	r, size, err := st.Open(ctx, key)
 	return r, size, o, err
-}
-
-// Redact drops the query of a URL: presigned signatures must not reach logs
-// or results.
-func Redact(uri string) string {
-	if i := strings.IndexByte(uri, '?'); i >= 0 && isHTTP(uri) {
-		return uri[:i] + "?<redacted>"
-	}
-	return printable(uri)
 }

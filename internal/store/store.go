@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
+
+	"guestkit.io/batch/internal/redact"
 )
 
 // Object is one listed object.
@@ -78,7 +80,7 @@ const MaxKeyLen = 1024
 // carry control characters: keys come from strangers' listings.
 func ValidateKey(key string) error {
 	bad := func(why string) error {
-		return fmt.Errorf("%w %q: %s", ErrInvalidKey, printable(key), why)
+		return fmt.Errorf("%w %q: %s", ErrInvalidKey, redact.Printable(key), why)
 	}
 	switch {
 	case key == "":
@@ -153,11 +155,11 @@ func parseURL(s string) (*url.URL, error) {
 func checkFileURL(u *url.URL) error {
 	switch {
 	case u.Host != "" && u.Host != "localhost":
-		return fmt.Errorf("file URL %q: host %q: want file:///ABS/PATH", printable(u.String()), u.Host)
+		return fmt.Errorf("file URL %q: host %q: want file:///ABS/PATH", redact.Printable(u.String()), u.Host)
 	case u.Opaque != "":
-		return fmt.Errorf("file URL %q: relative: want file:///ABS/PATH or a plain path", printable(u.String()))
+		return fmt.Errorf("file URL %q: relative: want file:///ABS/PATH or a plain path", redact.Printable(u.String()))
 	case u.RawQuery != "" || u.Fragment != "":
-		return fmt.Errorf("file URL %q: has a query or fragment (escape ? as %%3F, # as %%23)", printable(u.String()))
+		return fmt.Errorf("file URL %q: has a query or fragment (escape ? as %%3F, # as %%23)", redact.Printable(u.String()))
 	}
 	return nil
 }
@@ -185,20 +187,6 @@ func joinKey(prefix, key string) string {
 		return key
 	}
 	return strings.TrimSuffix(prefix, "/") + "/" + key
-}
-
-func printable(s string) string {
-	if len(s) > 200 {
-		s = s[:200] + "..."
-	}
-	// Control characters, C1 included, and bytes that are not UTF-8 (which
-	// reach here as RuneError) must not reach a log or terminal raw.
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == utf8.RuneError {
-			return '?'
-		}
-		return r
-	}, s)
 }
 
 // readBounded reads at most max bytes and fails with ErrTooLarge past it.

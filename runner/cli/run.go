@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"guestkit.io/batch/internal/netguard"
+	"guestkit.io/batch/internal/redact"
 	"guestkit.io/batch/internal/remote"
 	"guestkit.io/batch/internal/result"
 	"guestkit.io/batch/internal/runner"
@@ -97,7 +98,7 @@ func (c *RunCmd) storeReports(ctx context.Context, log *logrus.Entry, res *resul
 		if err := store.PutURI(ctx, uri, d); err != nil {
 			return err
 		}
-		log.WithField("report", store.Redact(uri)).Info("report stored")
+		log.WithField("report", redact.URL(uri)).Info("report stored")
 	}
 	return nil
 }
@@ -145,7 +146,7 @@ func (c *RunCmd) imageClient() *http.Client {
 // which case the result is written to stderr, as one JSON line, so that it
 // is not lost: it is in the pod's log.
 func (c *RunCmd) Run(ctx context.Context, deps Deps) error {
-	log := deps.Log.WithFields(logrus.Fields{"spec": store.Redact(c.Spec), "result": store.Redact(c.Result)})
+	log := deps.Log.WithFields(logrus.Fields{"spec": redact.URL(c.Spec), "result": redact.URL(c.Result)})
 	res, specFormat := c.execute(ctx, deps)
 	b, err := json.MarshalIndent(res, "", "  ")
 	if err != nil {
