@@ -417,9 +417,7 @@ type file struct {
 	r    ref
 	fi   fileInfo
 	name string
-
-	mu  sync.Mutex
-	off int64
+	cur  filesystem.Cursor
 }
 
 func (fl *file) Stat() (fs.FileInfo, error) { return fl.fi, nil }
@@ -446,32 +444,8 @@ func (fl *file) ReadAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
-func (fl *file) Read(p []byte) (int, error) {
-	fl.mu.Lock()
-	defer fl.mu.Unlock()
-	n, err := fl.ReadAt(p, fl.off)
-	fl.off += int64(n)
-	if err == io.EOF && n > 0 {
-		err = nil
-	}
-	return n, err
-}
+func (fl *file) Read(p []byte) (int, error) { return fl.cur.Read(fl, p) }
 
 func (fl *file) Seek(offset int64, whence int) (int64, error) {
-	fl.mu.Lock()
-	defer fl.mu.Unlock()
-	switch whence {
-	case io.SeekStart:
-	case io.SeekCurrent:
-		offset += fl.off
-	case io.SeekEnd:
-		offset += fl.fi.Size()
-	default:
-		return 0, pathErr("seek", fl.name, fs.ErrInvalid)
-	}
-	if offset < 0 {
-		return 0, pathErr("seek", fl.name, fs.ErrInvalid)
-	}
-	fl.off = offset
-	return offset, nil
+	return fl.cur.Seek(fl.name, fl.fi.Size(), offset, whence)
 }

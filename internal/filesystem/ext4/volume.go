@@ -215,9 +215,7 @@ type file struct {
 	f    *FS
 	info fileInfo
 	path string
-
-	mu  sync.Mutex
-	off int64
+	cur  filesystem.Cursor
 }
 
 func (h *file) Stat() (fs.FileInfo, error) { return h.info, nil }
@@ -231,37 +229,10 @@ func (h *file) ReadAt(p []byte, off int64) (int, error) {
 	return n, err
 }
 
-func (h *file) Read(p []byte) (int, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if len(p) == 0 {
-		return 0, nil
-	}
-	n, err := h.ReadAt(p, h.off)
-	h.off += int64(n)
-	if err == io.EOF && n > 0 {
-		err = nil
-	}
-	return n, err
-}
+func (h *file) Read(p []byte) (int, error) { return h.cur.Read(h, p) }
 
 func (h *file) Seek(offset int64, whence int) (int64, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	switch whence {
-	case io.SeekStart:
-	case io.SeekCurrent:
-		offset += h.off
-	case io.SeekEnd:
-		offset += h.info.Size()
-	default:
-		return 0, pathError("seek", h.path, fs.ErrInvalid)
-	}
-	if offset < 0 {
-		return 0, pathError("seek", h.path, fs.ErrInvalid)
-	}
-	h.off = offset
-	return offset, nil
+	return h.cur.Seek(h.path, h.info.Size(), offset, whence)
 }
 
 // dirFile is an open directory.

@@ -488,7 +488,7 @@ func (f *FS) Open(name string) (fs.File, error) {
 	if d.attr&attrDir != 0 {
 		return &dir{f: f, name: name, d: d, fi: fi}, nil
 	}
-	file := &file{f: f, fi: fi, size: int64(d.size)}
+	file := &file{f: f, fi: fi, name: name, size: int64(d.size)}
 	if d.size > 0 {
 		need := (int64(d.size) + f.clusterSize - 1) / f.clusterSize
 		if need > int64(f.clusters) {

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"time"
 
+	"guestkit.io/batch/internal/filesystem"
 	"guestkit.io/batch/internal/guest"
 )
 
@@ -71,43 +72,23 @@ func makeRuns(cl []uint32) []run {
 	return runs
 }
 
-// file is an open regular file. ReadAt is safe for concurrent use; Read
-// and Seek share an offset, as with os.File.
+// file is an open regular file.
 type file struct {
 	f    *FS
 	fi   *fileInfo
+	name string
 	size int64
 	runs []run
-	off  int64
+	cur  filesystem.Cursor
 }
 
 func (fl *file) Stat() (fs.FileInfo, error) { return fl.fi, nil }
 func (fl *file) Close() error               { return nil }
 
-func (fl *file) Read(p []byte) (int, error) {
-	n, err := fl.ReadAt(p, fl.off)
-	fl.off += int64(n)
-	if err == io.EOF && n > 0 {
-		err = nil
-	}
-	return n, err
-}
+func (fl *file) Read(p []byte) (int, error) { return fl.cur.Read(fl, p) }
 
 func (fl *file) Seek(offset int64, whence int) (int64, error) {
-	switch whence {
-	case io.SeekStart:
-	case io.SeekCurrent:
-		offset += fl.off
-	case io.SeekEnd:
-		offset += fl.size
-	default:
-		return 0, errors.New("seek: invalid whence")
-	}
-	if offset < 0 {
-		return 0, errors.New("seek: negative position")
-	}
-	fl.off = offset
-	return offset, nil
+	return fl.cur.Seek(fl.name, fl.size, offset, whence)
 }
 
 func (fl *file) ReadAt(p []byte, off int64) (int, error) {

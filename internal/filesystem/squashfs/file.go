@@ -55,12 +55,13 @@ type file struct {
 	bs     int64
 	sizes  []uint32 // each block's size field
 	checks []int64  // position of block i*checkpointEvery
-	off    int64
+	name   string
+	cur    filesystem.Cursor
 }
 
 // openFile reads the block list of a regular file and checks it: every
 // block within the block size and all of them inside the filesystem.
-func (f *FS) openFile(in *inode, fi *fileInfo) (*file, error) {
+func (f *FS) openFile(name string, in *inode, fi *fileInfo) (*file, error) {
 	bs := int64(f.sb.blockSize)
 	n := in.size / bs
 	if in.frag == invalidFrag && in.size%bs != 0 {
@@ -69,7 +70,7 @@ func (f *FS) openFile(in *inode, fi *fileInfo) (*file, error) {
 	if n > maxBlocks {
 		return nil, fmt.Errorf("file of %d blocks: %w", n, filesystem.ErrUnsupported)
 	}
-	fl := &file{f: f, fi: fi, size: in.size, bs: bs, sizes: make([]uint32, n)}
+	fl := &file{f: f, fi: fi, name: name, size: in.size, bs: bs, sizes: make([]uint32, n)}
 	if n > 0 {
 		r, err := f.metaReaderPos(int64(f.sb.inodeTable), in.tailPos, in.tailOff)
 		if err != nil {
@@ -106,30 +107,10 @@ func (f *FS) openFile(in *inode, fi *fileInfo) (*file, error) {
 func (fl *file) Stat() (fs.FileInfo, error) { return fl.fi, nil }
 func (fl *file) Close() error               { return nil }
 
-func (fl *file) Read(p []byte) (int, error) {
-	n, err := fl.ReadAt(p, fl.off)
-	fl.off += int64(n)
-	if err == io.EOF && n > 0 {
-		err = nil
-	}
-	return n, err
-}
+func (fl *file) Read(p []byte) (int, error) { return fl.cur.Read(fl, p) }
 
 func (fl *file) Seek(offset int64, whence int) (int64, error) {
-	switch whence {
-	case io.SeekStart:
-	case io.SeekCurrent:
-		offset += fl.off
-	case io.SeekEnd:
-		offset += fl.size
-	default:
-		return 0, errors.New("seek: invalid whence")
-	}
-	if offset < 0 {
-		return 0, errors.New("seek: negative position")
-	}
-	fl.off = offset
-	return offset, nil
+	return fl.cur.Seek(fl.name, fl.size, offset, whence)
 }
 
 func (fl *file) ReadAt(p []byte, off int64) (int, error) {

@@ -319,7 +319,7 @@ func (f *FS) Open(name string) (fs.File, error) {
 	case in.isDir():
 		return &dir{f: f, name: name, in: in, fi: fi}, nil
 	case in.isRegular():
-		fl, err := f.openFile(in, fi)
+		fl, err := f.openFile(name, in, fi)
 		if err != nil {
 			return nil, &fs.PathError{Op: "open", Path: name, Err: err}
 		}

@@ -221,42 +221,16 @@ type file struct {
 	fi   *fileInfo
 	name string
 	exts []extent
-
-	mu  sync.Mutex
-	off int64
+	cur  filesystem.Cursor
 }
 
 func (r *file) Stat() (fs.FileInfo, error) { return r.fi, nil }
 func (r *file) Close() error               { return nil }
 
-func (r *file) Read(p []byte) (int, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	n, err := r.ReadAt(p, r.off)
-	r.off += int64(n)
-	if err == io.EOF && n > 0 {
-		err = nil
-	}
-	return n, err
-}
+func (r *file) Read(p []byte) (int, error) { return r.cur.Read(r, p) }
 
 func (r *file) Seek(offset int64, whence int) (int64, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	switch whence {
-	case io.SeekStart:
-	case io.SeekCurrent:
-		offset += r.off
-	case io.SeekEnd:
-		offset += r.fi.n.size
-	default:
-		return 0, pathErr("seek", r.name, fs.ErrInvalid)
-	}
-	if offset < 0 {
-		return 0, pathErr("seek", r.name, fs.ErrInvalid)
-	}
-	r.off = offset
-	return offset, nil
+	return r.cur.Seek(r.name, r.fi.n.size, offset, whence)
 }
 
 // ReadAt reads the file's bytes; holes, unwritten extents and the part
