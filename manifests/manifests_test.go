@@ -902,7 +902,7 @@ func ptrValue[T any](p *T) T {
 // flags to the commands that read it ("" for the global flags).
 func dispatcherEnvVars(t *testing.T) map[string][]string {
 	t.Helper()
-	p, err := kong.New(&cli.CLI{}, kong.Name("guestkit-dispatcher"))
+	p, err := kong.New(&cli.CLI{}, kong.Name("guestkit-dispatcher"), cli.Vars())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -966,7 +966,7 @@ func parseDispatcher(t *testing.T, r *rendering, kind, name string) *cli.CLI {
 		t.Setenv(k, v)
 	}
 	var out cli.CLI
-	p, err := kong.New(&out, kong.Name("guestkit-dispatcher"), kong.Exit(func(code int) { t.Errorf("exit %d", code) }))
+	p, err := kong.New(&out, kong.Name("guestkit-dispatcher"), cli.Vars(), kong.Exit(func(code int) { t.Errorf("exit %d", code) }))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,12 +9,15 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
+	"strings"
 	"sync/atomic"
 
 	"github.com/alecthomas/kong"
 	"github.com/sirupsen/logrus"
 
 	"guestkit.io/batch/internal/exitcode"
+	"guestkit.io/batch/internal/runnerenv"
+	"guestkit.io/batch/internal/spec"
 )
 
 // Exit codes of guestkit-dispatcher; their meanings are in package exitcode.
@@ -115,6 +118,7 @@ func Run(ctx context.Context, args []string, deps Deps) (err error) {
 		kong.Description("Turn a bucket of guestkit job specs into guestkit-runner runs (Kubernetes Jobs or local processes), with exactly one result per spec."),
 		kong.Writers(deps.Stdout, deps.Stderr),
 		kong.Exit(func(code int) { exited = code }),
+		Vars(),
 	)
 	if err != nil {
 		return err
@@ -154,3 +158,13 @@ type atomicBool struct{ v atomic.Bool }
 
 func (b *atomicBool) set(v bool) { b.v.Store(v) }
 func (b *atomicBool) get() bool  { return b.v.Load() }
+
+// Vars fill the ${...} of the flags' tags from the lists the runner and
+// the spec validation use, so that the enums cannot drift from them.
+func Vars() kong.Vars {
+	return kong.Vars{
+		"backends": strings.Join(spec.Backends(), ","),
+		"accesses": strings.Join(runnerenv.ImageAccesses(), ","),
+		"verifies": strings.Join(runnerenv.Verifies(), ","),
+	}
+}

@@ -40,7 +40,7 @@ func TestMain(m *testing.M) {
 
 func flags(t *testing.T) map[string]*kong.Flag {
 	var c cli.CLI
-	p, err := kong.New(&c, kong.Name("guestkit-dispatcher"))
+	p, err := kong.New(&c, kong.Name("guestkit-dispatcher"), cli.Vars())
 	if err != nil {
 		if t != nil {
 			t.Fatal(err)
