@@ -2,9 +2,11 @@ package rpmdb
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"testing/fstest"
 )
@@ -96,13 +98,25 @@ func TestMacroExpand(t *testing.T) {
 		"%{!?_usr:unset}": "",
 		"%{indented}":     "yes",
 	} {
-		if got, ok := m.expand(in, 0); !ok || got != want {
+		if got, ok := m.expandAll(in); !ok || got != want {
 			t.Errorf("expand(%q) = %q, %v; want %q", in, got, ok, want)
 		}
 	}
 	for _, in := range []string{"%{loop}", "%(echo x)", "%{lua:print(1)}", "%{undefined}", "%{cont}", "%", "%{notdef}"} {
-		if got, ok := m.expand(in, 0); ok {
+		if got, ok := m.expandAll(in); ok {
 			t.Errorf("expand(%q) = %q, want a failure", in, got)
 		}
+	}
+	// Each body names the next macro ten times: 10^8 references within
+	// the depth bound, and no output to bound by length. Refused after
+	// maxExpandSteps, at once (fuzzing found a hang here).
+	wide := macros{}
+	var defs strings.Builder
+	for i := range 8 {
+		fmt.Fprintf(&defs, "%%w%d %s\n", i, strings.Repeat(fmt.Sprintf("%%{?w%d}", i+1), 10))
+	}
+	wide.parse(defs.String())
+	if got, ok := wide.expandAll("%{w0}"); ok {
+		t.Errorf("a 10^8-reference expansion = %q, want a failure", got)
 	}
 }

@@ -100,12 +100,23 @@ func isMacroChar(c byte, first bool) bool {
 	return c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || !first && '0' <= c && c <= '9'
 }
 
+// maxExpandSteps bounds the macro references one expansion follows in
+// all: depth alone does not bound the work of bodies that name another
+// macro several times ("%a %{b}%{b}", "%b %{c}%{c}"...: 2^depth).
+const maxExpandSteps = 4096
+
+// expandAll expands s (see expand) within maxExpandSteps.
+func (m macros) expandAll(s string) (string, bool) {
+	steps := 0
+	return m.expand(s, 0, &steps)
+}
+
 // expand expands s with the subset of rpm's macro language that paths
 // use: %name, %{name}, %{?name}, %{?name:x}, %{!?name:x} and %%. It
 // reports false for anything else (shell, lua, builtins, undefined
-// names) and past its depth and length bounds.
-func (m macros) expand(s string, depth int) (string, bool) {
-	if depth > 16 {
+// names) and past its depth, length and step bounds.
+func (m macros) expand(s string, depth int, steps *int) (string, bool) {
+	if *steps++; depth > 16 || *steps > maxExpandSteps {
 		return "", false
 	}
 	var b strings.Builder
@@ -134,7 +145,7 @@ func (m macros) expand(s string, depth int) (string, bool) {
 			}
 			inner := s[i+2 : i+end]
 			i += end + 1
-			v, ok := m.expandBraced(inner, depth)
+			v, ok := m.expandBraced(inner, depth, steps)
 			if !ok {
 				return "", false
 			}
@@ -152,7 +163,7 @@ func (m macros) expand(s string, depth int) (string, bool) {
 		if !ok {
 			return "", false
 		}
-		v, ok := m.expand(body, depth+1)
+		v, ok := m.expand(body, depth+1, steps)
 		if !ok {
 			return "", false
 		}
@@ -178,7 +189,7 @@ func closingBrace(s string) int {
 	return -1
 }
 
-func (m macros) expandBraced(inner string, depth int) (string, bool) {
+func (m macros) expandBraced(inner string, depth int, steps *int) (string, bool) {
 	neg := false
 	cond := false
 	if strings.HasPrefix(inner, "!?") {
@@ -199,12 +210,12 @@ func (m macros) expandBraced(inner string, depth int) (string, bool) {
 			return "", true
 		}
 		if hasAlt {
-			return m.expand(alt, depth+1)
+			return m.expand(alt, depth+1, steps)
 		}
 	} else if !defined {
 		return "", false
 	}
-	return m.expand(body, depth+1)
+	return m.expand(body, depth+1, steps)
 }
 
 // dbpath is %{_dbpath} as an io/fs path, when it expands to an absolute
@@ -214,7 +225,7 @@ func (m macros) dbpath() (string, bool) {
 	if !ok {
 		return "", false
 	}
-	p, ok := m.expand(body, 0)
+	p, ok := m.expandAll(body)
 	if !ok || !strings.HasPrefix(p, "/") {
 		return "", false
 	}
@@ -223,7 +234,7 @@ func (m macros) dbpath() (string, bool) {
 
 // backend is %{?_db_backend}.
 func (m macros) backend() string {
-	v, ok := m.expand("%{?_db_backend}", 0)
+	v, ok := m.expandAll("%{?_db_backend}")
 	if !ok {
 		return ""
 	}
