@@ -11,6 +11,7 @@
 package pkgversion
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"strconv"
@@ -406,9 +407,18 @@ func isLower(c byte) bool { return c >= 'a' && c <= 'z' }
 
 // apkLexer walks one version string.
 type apkLexer struct {
-	s string
-	t int // kind of the next token
+	s   string
+	t   int    // kind of the next token
+	big string // the digits of the last number, when it was apkBig
 }
+
+// A number of more than apkMaxDigits digits is returned as apkBig and
+// compared by its digits: apk-tools overflows there, and an int would
+// too, making the order depend on which side is compared first.
+const (
+	apkMaxDigits = 18
+	apkBig       = 1 << 62
+)
 
 // advance reads the separator before the next token and sets its kind.
 func (l *apkLexer) advance() {
@@ -463,8 +473,15 @@ func (l *apkLexer) next() int {
 			break
 		}
 		for i < len(l.s) && isDigit(l.s[i]) {
-			v = v*10 + int(l.s[i]-'0')
 			i++
+		}
+		l.big = ""
+		if d := strings.TrimLeft(l.s[:i], "0"); len(d) > apkMaxDigits {
+			v, l.big = apkBig, d
+			break
+		}
+		for _, c := range []byte(l.s[:i]) {
+			v = v*10 + int(c-'0')
 		}
 	case tokLetter:
 		v, i = int(l.s[0]), 1
@@ -514,13 +531,22 @@ func apkValid(s string) bool {
 
 func compareAPK(a, b string) int {
 	la, lb := apkLexer{s: a, t: tokDigit}, apkLexer{s: b, t: tokDigit}
-	av, bv := 0, 0
-	for la.t == lb.t && la.t != tokEnd && la.t != tokInvalid && av == bv {
-		av = la.next()
-		bv = lb.next()
-	}
-	if av != bv {
-		return sign(av - bv)
+	for la.t == lb.t && la.t != tokEnd && la.t != tokInvalid {
+		av, bv := la.next(), lb.next()
+		if av == apkBig && bv == apkBig {
+			// Equal-length digit strings without leading zeros
+			// compare as numbers.
+			if c := cmp.Compare(len(la.big), len(lb.big)); c != 0 {
+				return c
+			}
+			if c := strings.Compare(la.big, lb.big); c != 0 {
+				return c
+			}
+			continue
+		}
+		if av != bv {
+			return sign(av - bv)
+		}
 	}
 	if la.t == lb.t {
 		return 0
