@@ -86,7 +86,7 @@ func (g Guard) Dialer() *net.Dialer {
 // redirects. timeout bounds each whole exchange, body included; 0 leaves
 // that to the request's context (an image download takes as long as its
 // job allows). Errors from http.Client carry the URL unredacted: callers
-// name it themselves (store.URIs does, with store.Redact).
+// name it themselves (store.URIs does, with redact.URL).
 func (g Guard) HTTPClient(timeout time.Duration) *http.Client {
 	t := &http.Transport{
 		// No proxy from the environment: the proxy would be dialled, and

@@ -698,6 +698,21 @@ func TestStreamVersionPinned(t *testing.T) {
 		t.Cleanup(srv.Close)
 		return srv
 	}
+	// admit puts the image at key and returns the version admitted;
+	// overwritten requires that the run saw the key replaced.
+	admit := func(t *testing.T, key string) store.Object {
+		b.put(t, key, img.Path)
+		o, err := b.st.Stat(ctx, key)
+		if err != nil || o.VersionID == "" {
+			t.Fatalf("Stat = %+v, %v: want a version", o, err)
+		}
+		return o
+	}
+	overwritten := func(t *testing.T, key string, o store.Object) {
+		if now, err := b.st.Stat(ctx, key); err != nil || now.VersionID == o.VersionID {
+			t.Fatalf("the key was not overwritten during the run: %+v, %v", now, err)
+		}
+	}
 	check := func(t *testing.T, res *result.Result, version string) {
 		t.Helper()
 		sameReport(t, local, res)
@@ -709,11 +724,7 @@ func TestStreamVersionPinned(t *testing.T) {
 
 	t.Run("grant", func(t *testing.T) {
 		key := "images/granted.qcow2"
-		b.put(t, key, img.Path)
-		o, err := b.st.Stat(ctx, key)
-		if err != nil || o.VersionID == "" {
-			t.Fatalf("Stat = %+v, %v: want a version", o, err)
-		}
+		o := admit(t, key)
 		u, err := store.PresignGetVersion(ctx, b.st, key, o.VersionID, time.Hour)
 		if err != nil {
 			t.Fatal(err)
@@ -721,25 +732,17 @@ func TestStreamVersionPinned(t *testing.T) {
 		cfg := runner.Config{Version: "test", Backend: spec.BackendDirect, ScratchDir: t.TempDir(),
 			ImageURL: viaProxy(t, u, overwriting(t, key, false)), ImageIdentity: remote.Identity{ETag: o.ETag, VersionID: o.VersionID, Size: o.Size}}
 		check(t, runner.Execute(ctx, streamJob(img, b.name, key), nil, cfg), o.VersionID)
-		if now, err := b.st.Stat(ctx, key); err != nil || now.VersionID == o.VersionID {
-			t.Fatalf("the key was not overwritten during the run: %+v, %v", now, err)
-		}
+		overwritten(t, key, o)
 	})
 
 	t.Run("own-credentials", func(t *testing.T) {
 		key := "images/own.qcow2"
-		b.put(t, key, img.Path)
-		o, err := b.st.Stat(ctx, key)
-		if err != nil || o.VersionID == "" {
-			t.Fatalf("Stat = %+v, %v: want a version", o, err)
-		}
+		o := admit(t, key)
 		srv := overwriting(t, key, true)
 		t.Setenv("MINIO_ENDPOINT", strings.TrimPrefix(srv.URL, "http://"))
 		job := streamJob(img, b.name, key)
 		job.Payload.Data.Image.URI = "minio://" + b.name + "/" + key
 		check(t, runner.Execute(ctx, job, nil, runner.Config{Version: "test", Backend: spec.BackendDirect, ScratchDir: t.TempDir()}), o.VersionID)
-		if now, err := b.st.Stat(ctx, key); err != nil || now.VersionID == o.VersionID {
-			t.Fatalf("the key was not overwritten during the run: %+v, %v", now, err)
-		}
+		overwritten(t, key, o)
 	})
 }
