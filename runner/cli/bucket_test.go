@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"sync"
 	"testing"
 	"time"
 
@@ -76,13 +77,24 @@ func TestRunAgainstMinIO(t *testing.T) {
 		// it back after 10 s: longer than aws-sdk-go-v2's own retries of one
 		// call (3 attempts, at most about 6 s of backoff), so that the
 		// runner's retry loop has to carry the upload.
+		// Once, and joined before the subtest ends: a restart after it
+		// would fail a finished test.
+		var once sync.Once
+		restarted := make(chan struct{})
 		l.app.onClose = func() {
-			m.Stop()
-			go func() {
-				time.Sleep(10 * time.Second)
-				m.Restart()
-			}()
+			once.Do(func() {
+				m.Stop()
+				go func() {
+					defer close(restarted)
+					time.Sleep(10 * time.Second)
+					m.Restart()
+				}()
+			})
 		}
+		t.Cleanup(func() {
+			once.Do(func() { close(restarted) }) // never closed: nothing to wait for
+			<-restarted
+		})
 		o := runCLI(t, ctx, l, "run", "--spec", "s3://"+m.Bucket+"/jobs/retry.json",
 			"--result", "s3://"+m.Bucket+"/results/retry.json", "--upload-attempts", "10", "--upload-backoff", "1s")
 		if o.code != 0 {
